@@ -1,0 +1,4 @@
+"""gradvar's harness: the lab's setups, the command line, and (soon) grids, runs and reports.
+
+``bench`` imports ``estimators``, never the reverse.
+"""

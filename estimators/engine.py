@@ -1,0 +1,235 @@
+"""The replicate engine: R independent gradient estimates in one compiled call.
+
+θ is tiled to ``[R, d]`` and every estimator's surrogate returns ``[R]``; replicate r
+depends only on θ[r], so one gradient of the summed surrogates yields all R estimates
+(shared/DESIGN.md, core idea 3). An estimate from ``n_samples`` is the mean of
+``n_samples / batch_size`` batch estimates; the loop over batches is a ``tf.while_loop``
+inside the compiled program, so memory stays O(batch_size · R) (core idea 4). Batch b
+draws with the key ``fold_in(seed, b)`` (core idea 5).
+
+Programs are cached per (estimator, problem, n_samples, n_replicates, batch_size,
+backend) and take θ, the key and the window as tensors of fixed shape, so calling again
+with new values never retraces or recompiles.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+import weakref
+
+import numpy as np
+
+from estimators import _rng
+from estimators._tf import GPUS, tf
+from estimators.estimator import Estimator, get as get_estimator
+from estimators.problem import Problem
+
+BACKENDS = ("xla", "graph", "eager")
+"""``xla``: ``tf.function(jit_compile=True)`` (default); ``graph``: ``tf.function``
+without XLA; ``eager``: plain Python, for debugging."""
+
+DEVICE = "GPU:0" if GPUS else "CPU:0"
+
+_programs: "weakref.WeakKeyDictionary[Problem, dict]" = weakref.WeakKeyDictionary()
+_checked: "weakref.WeakKeyDictionary[Problem, bool]" = weakref.WeakKeyDictionary()
+
+
+class BiasedEstimatorWarning(UserWarning):
+    """The estimator is biased on this problem (e.g. naive_mc when p depends on θ)."""
+
+
+class Program:
+    """A compiled estimator for fixed sizes; call it with θ, a key and a window.
+
+    Attributes:
+      trace_count: How many times TensorFlow traced the program (1 after the first call).
+      compile_time_s: Seconds the first call took (tracing plus XLA compilation), or
+        None before it.
+    """
+
+    def __init__(self, estimator: Estimator, problem: Problem, n_samples: int,
+                 n_replicates: int, batch_size: int, backend: str):
+        self.estimator, self.problem, self.backend = estimator, problem, backend
+        self.n_samples, self.n_replicates, self.batch_size = n_samples, n_replicates, batch_size
+        self.trace_count = 0
+        self.compile_time_s = None
+        def estimates(theta, key, window):  # a fresh function per program: see _estimates
+            return self._estimates(theta, key, window)
+
+        if backend == "eager":
+            self._function = estimates
+        else:
+            # TensorFlow's "frequent retracing" heuristic counts traces per Python function;
+            # one bound method shared by all programs would trip it although no program
+            # ever retraces (tests/estimators/test_engine.py counts traces).
+            self._function = tf.function(
+                estimates, jit_compile=(backend == "xla"), reduce_retracing=False,
+                input_signature=[tf.TensorSpec([problem.dim], tf.float32),
+                                 tf.TensorSpec([2], tf.int32),
+                                 tf.TensorSpec([2], tf.float32)])
+
+    def _estimates(self, theta, key, window):
+        self.trace_count += 1
+        n_replicates, dim = self.n_replicates, self.problem.dim
+        n_batches = self.n_samples // self.batch_size
+        theta_r = tf.tile(theta[tf.newaxis, :], [n_replicates, 1])  # [R, d]
+
+        def batch(index, total):
+            with tf.GradientTape() as tape:
+                tape.watch(theta_r)
+                surrogate = self.estimator.surrogate(
+                    self.problem, theta_r, self.batch_size, _rng.fold_in(key, index), window)
+                surrogate = surrogate + tf.zeros([n_replicates], surrogate.dtype)  # [R]
+            grads = tape.gradient(surrogate, theta_r,
+                                  unconnected_gradients=tf.UnconnectedGradients.ZERO)  # [R, d]
+            return index + 1, total + grads
+
+        start = (tf.constant(0), tf.zeros([n_replicates, dim], tf.float32))
+        if n_batches == 1:
+            _, total = batch(*start)
+        else:
+            # parallel_iterations=1 keeps one batch alive at a time: memory O(batch · R).
+            _, total = tf.while_loop(lambda index, _: index < n_batches, batch, start,
+                                     parallel_iterations=1)
+        return total / n_batches  # [R, d]
+
+    def __call__(self, theta: np.ndarray, key: np.ndarray, window) -> np.ndarray:
+        """Estimates ``[R, d]`` (float64) at θ ``[d]`` with key ``[2]``."""
+        args = (tf.constant(theta, tf.float32), tf.constant(key, tf.int32),
+                tf.constant(window, tf.float32))
+        first = self.compile_time_s is None
+        started = time.perf_counter()
+        with _rng.philox_by_default():
+            result = self._function(*args).numpy()
+        if first:
+            self.compile_time_s = time.perf_counter() - started
+        return result.astype(np.float64)
+
+
+def program(name: str, problem: Problem, theta, n_samples: int, n_replicates: int = 1,
+            batch_size: int | None = None, backend: str = "xla") -> Program:
+    """Validates the arguments and returns the (cached) compiled program.
+
+    θ is needed to check that the estimator applies (e.g. that the distribution is
+    reparameterized); the program itself takes θ as an input. See :func:`estimate`.
+    """
+    estimator = get_estimator(name)
+    if not isinstance(problem, Problem):
+        raise TypeError("problem must be an estimators.Problem (e.g. "
+                        f"estimators.problems.get('seed_dependence')), got {problem!r}.")
+    n_samples = _positive_int("n_samples", n_samples)
+    n_replicates = _positive_int("n_replicates", n_replicates)
+    batch_size = n_samples if batch_size is None else _positive_int("batch_size", batch_size)
+    if batch_size > n_samples:
+        raise ValueError(f"batch_size must be at most n_samples={n_samples}, got {batch_size}.")
+    if n_samples % batch_size:
+        raise ValueError(f"batch_size must divide n_samples={n_samples}, got {batch_size}.")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}.")
+    vector = problem.theta_vector(theta)
+    _check_problem(problem, vector)
+    estimator.check(problem, vector, batch_size)
+    cache = _programs.setdefault(problem, {})
+    key = (estimator.name, n_samples, n_replicates, batch_size, backend)
+    if key not in cache:
+        cache[key] = Program(estimator, problem, n_samples, n_replicates, batch_size, backend)
+    return cache[key]
+
+
+def estimate(name: str, problem: Problem, theta, n_samples: int, n_replicates: int = 1,
+             batch_size: int | None = None, seed=0, backend: str = "xla") -> np.ndarray:
+    """R independent estimates of ``∇θ E_{p(x|θ)}[f(x, θ)]`` from one compiled call.
+
+    Args:
+      name: An estimator in ``estimators.ESTIMATORS``.
+      problem: An :class:`estimators.Problem`.
+      theta: θ: a number for one-parameter problems, else ``d`` numbers or a mapping
+        from parameter name to value.
+      n_samples: Samples (or grid points) behind each estimate.
+      n_replicates: Number R of independent estimates.
+      batch_size: Samples drawn and differentiated per step; each estimate is the mean
+        of ``n_samples / batch_size`` batch estimates. Default: ``n_samples``.
+      seed: A non-negative integer or a pair of them. Same arguments, seed and backend
+        give identical numbers.
+      backend: "xla" (default), "graph" or "eager".
+
+    Returns:
+      ``np.ndarray`` of shape ``[n_replicates, d]``, float64. Non-finite estimates are
+      returned as they are, not raised.
+
+    Raises:
+      ValueError: a size that is not positive, ``batch_size`` not dividing
+        ``n_samples``, θ of the wrong length, non-finite or out of bounds, an unknown
+        estimator or backend, or an estimator that does not apply to the problem
+        (:class:`estimators.NotApplicableError`).
+      TypeError: a non-integer size or seed, or a problem that is not a ``Problem``.
+
+    Example:
+
+    >>> import estimators as E
+    >>> p = E.problems.get("seed_dependence")
+    >>> g = E.estimate("reparameterization", p, theta=-2.0, n_samples=1000,
+    ...                n_replicates=500, seed=0)
+    >>> g.shape
+    (500, 1)
+    """
+    compiled = program(name, problem, theta, n_samples, n_replicates, batch_size, backend)
+    vector = problem.theta_vector(theta)
+    key = _rng.seed_pair(seed)
+    estimator = compiled.estimator
+    if estimator.ignores_measure_gradient and _measure_depends(problem, vector):
+        warnings.warn(f"{estimator.name} ignores how p(x|θ) depends on θ, so it is biased "
+                      f"on problem '{problem.name}'.", BiasedEstimatorWarning, stacklevel=2)
+    return compiled(vector, key, window_for(estimator, problem, vector))
+
+
+def window_for(estimator: Estimator, problem: Problem, vector: np.ndarray):
+    """The integration window the estimator reads (zeros when it reads none)."""
+    return problem.integration_window(vector) if estimator.uses_window else (0.0, 0.0)
+
+
+def _measure_depends(problem: Problem, vector) -> bool:
+    depends = _checked.get(problem)
+    if depends is None:
+        depends = _checked[problem] = problem.measure_depends_on_theta(vector)
+    return depends
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            return _positive_int(name, int(value))
+        raise TypeError(f"{name} must be a positive integer, got {value!r}.")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value}.")
+    return int(value)
+
+
+_smoke_tested: "weakref.WeakSet[Problem]" = weakref.WeakSet()
+
+
+def _check_problem(problem: Problem, vector: np.ndarray) -> None:
+    """Evaluates dist and cost once on a small batch, so a mistake in a user's problem
+    is reported as one sentence instead of a stack trace from inside a traced program."""
+    if problem in _smoke_tested:
+        return
+    theta = tf.tile(tf.constant(vector, tf.float32)[tf.newaxis, :], [2, 1])  # [R=2, d]
+    step = "dist(theta)"
+    try:
+        dist = problem.dist(problem.unpack(theta))
+        step = "sampling from dist(theta)"
+        shape = [3] if dist.batch_shape.rank != 0 else [3, 2]
+        x = tf.stop_gradient(dist.sample(shape, seed=tf.constant([0, 0], tf.int32)))
+        step = "cost(x, theta)"
+        values = tf.convert_to_tensor(problem.cost(x, problem.unpack(theta)), dtype=x.dtype)
+        tf.broadcast_static_shape(values.shape, tf.TensorShape([3, 2]))
+        if values.shape.rank is not None and values.shape.rank > 2:
+            raise ValueError(f"it returned shape {values.shape.as_list()}")
+    except Exception as error:  # noqa: BLE001 - a user's function may raise anything
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"problem '{problem.name}': {step} failed on a batch of θ of shape "
+            f"{theta.shape.as_list()} ({detail}); dist and cost must broadcast over a "
+            "leading replicate axis (see estimators.Problem).") from None
+    _smoke_tested.add(problem)
