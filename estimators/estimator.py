@@ -117,6 +117,13 @@ def cost(problem: Problem, x, theta):
     return values + tf.zeros_like(x)
 
 
+def cost_of_draws(problem: Problem, dist, x, theta):
+    """Surrogate of single draws ``f(x, θ)``: fixed draws differentiate f in θ only,
+    reparameterized draws also carry ∂x/∂θ (naive_mc, dependence, reparameterization)."""
+    del dist
+    return cost(problem, x, theta)
+
+
 def draw(problem: Problem, theta, n: int, key, pathwise: bool):
     """``n`` draws per replicate from ``p(x|θ)``: returns ``(dist, x)``, x ``[n, R]``.
 

@@ -10,13 +10,10 @@ bias (``estimators.estimate`` warns with :class:`BiasedEstimatorWarning`).
 """
 
 from estimators._tf import tf
-from estimators.estimator import Estimator, cost, draw, register
+from estimators.estimator import Estimator, cost_of_draws, draw, register
 
 
-def per_sample(problem, dist, x, theta):
-    """Surrogate of single fixed draws: ``f(x, θ)``."""
-    del dist
-    return cost(problem, x, theta)
+per_sample = cost_of_draws  # f(x, θ): the draws are cut from θ
 
 
 def surrogate(problem, theta, n, key, window):

@@ -15,13 +15,10 @@ Mohamed et al., JMLR 2020, Section 5.
 """
 
 from estimators._tf import tf
-from estimators.estimator import Estimator, cost, draw, register
+from estimators.estimator import Estimator, cost_of_draws, draw, register
 
 
-def per_sample(problem, dist, x, theta):
-    """Surrogate of single draws: ``f(x(θ), θ)`` with x carrying its path to θ."""
-    del dist  # the path is carried by x itself
-    return cost(problem, x, theta)
+per_sample = cost_of_draws  # f(x, θ): x carries its path to θ
 
 
 def surrogate(problem, theta, n, key, window):
