@@ -15,12 +15,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run: the main job (for now the lab's setups against exact values, with timing)
+## run: the main job: the default grid into results/<run_id>.parquet, then its summary
 run: $(STAMP)
-	$(BIN)/gradvar lab --timing
+	$(BIN)/gradvar run
 
+## lab: the PPDL lab's setups against exact values, with the batches timing
 lab: $(STAMP)
-	$(BIN)/gradvar lab
+	$(BIN)/gradvar lab --timing
 
 ## test: the test suite
 test: $(STAMP)

@@ -1,7 +1,9 @@
 """The ``gradvar`` command line.
 
+    gradvar run [--grid FILE] [--out DIR] [--resume RUN]   sweep a grid into a results table
+    gradvar show RESULTS                                   print a run's table compactly
     gradvar lab [--seed N] [--timing]   the PPDL lab's setups against exact values
-    gradvar list                        problems and estimators
+    gradvar list                        problems, estimators and bundled grids
 
 TensorFlow is imported only by the subcommands that need it, so ``gradvar --help``
 answers at once.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 
 def _format(value, spec, width):
@@ -43,8 +46,82 @@ def cmd_lab(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from bench import grid as grids, runner
+    from bench.store import ResultsError
+
+    try:
+        if args.resume:
+            print(f"resuming {args.resume}", file=sys.stderr)
+            path = runner.resume(args.resume, Path(args.out), progress=not args.no_progress)
+        else:
+            grid = grids.load(args.grid)
+            print(f"grid {grid.name} ({grid.path}): {len(grid.cells)} cells, "
+                  f"{grid.n_replicates} replicates each, backend {grid.backend}", file=sys.stderr)
+            if grid.skipped:
+                print(f"skipped {len(grid.skipped)} combinations that do not apply:",
+                      file=sys.stderr)
+                for label, reason in _group_skipped(grid.skipped):
+                    print(f"  {label}: {reason}", file=sys.stderr)
+            path = runner.run(grid, Path(args.out), progress=not args.no_progress)
+    except (grids.GridError, ResultsError) as error:
+        print(f"gradvar: error: {error}", file=sys.stderr)
+        return 2
+    except runner.RunInterrupted as stop:
+        print(f"\n{stop}; finished cells are saved in {stop.store.parts}. Resume with:\n"
+              f"  gradvar run --out {stop.store.out_dir} --resume {stop.store.run_id}",
+              file=sys.stderr)
+        return 130
+    import pandas as pd
+
+    from bench.store import read_results
+
+    frame, _ = read_results(path)
+    print(f"\nresults: {path}  ({len(frame)} rows)")
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(runner.summary(frame).to_string(index=False, float_format="{:.3g}".format))
+    return 0
+
+
+def _group_skipped(skipped):
+    """One line per (estimator, reason), with a count, so long grids stay readable."""
+    groups = {}
+    for label, reason in skipped:
+        groups.setdefault((label.split(" ")[1], reason), []).append(label)
+    for (estimator, reason), labels in groups.items():
+        yield f"{estimator} ({len(labels)} cells, e.g. {labels[0]})", reason
+
+
+def cmd_show(args) -> int:
+    import pandas as pd
+
+    from bench.store import ResultsError, read_results
+
+    try:
+        frame, meta = read_results(args.results)
+    except ResultsError as error:
+        print(f"gradvar: error: {error}", file=sys.stderr)
+        return 2
+    print(f"run {meta.get('run_id')}  grid {meta.get('grid_name')}  backend {meta.get('backend')}"
+          f"  device {meta.get('device')}  TF {meta.get('tensorflow')}  "
+          f"started {meta.get('started')}  finished {meta.get('finished')}")
+    columns = ["problem", "estimator", "param", "theta", "n_samples", "batch_size", "truth",
+               "bias", "bias_se", "variance", "variance_ci_rel", "mse", "time_per_estimate_s",
+               "n_nonfinite"]
+    shown = frame[columns].rename(columns={"n_samples": "n", "batch_size": "batch",
+                                           "variance_ci_rel": "ci_rel",
+                                           "time_per_estimate_s": "s/estimate",
+                                           "n_nonfinite": "nonfinite"})
+    with pd.option_context("display.width", 250, "display.max_columns", 30,
+                           "display.max_rows", None if args.all else 60):
+        print(shown.to_string(index=False, float_format="{:.4g}".format) if args.all
+              else shown.to_string(index=False, float_format="{:.4g}".format, max_rows=60))
+    return 0
+
+
 def cmd_list(args) -> int:
     import estimators as E
+    from bench import grid as grids
 
     print("Problems (estimators.problems.get(name, **kwargs)):")
     for name in E.problems.names():
@@ -53,6 +130,10 @@ def cmd_list(args) -> int:
     print("\nEstimators (estimators.ESTIMATORS):")
     for name, estimator in sorted(E.ESTIMATORS.items()):
         print(f"  {name:26} {estimator.summary}")
+    print("\nBundled grids (gradvar run --grid NAME):")
+    for path in grids.bundled():
+        first = path.read_text().splitlines()[0].lstrip("# ")
+        print(f"  {path.stem:26} {first}")
     return 0
 
 
@@ -61,6 +142,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gradvar",
         description="Benchmark Monte Carlo gradient estimators against exact ground truth.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser("run", help="run a grid into results/<run_id>.parquet")
+    run.add_argument("--grid", default="default",
+                     help="grid file or bundled grid name (default: default)")
+    run.add_argument("--out", default="results", help="results directory (default: results)")
+    run.add_argument("--resume", metavar="RUN",
+                     help="finish an interrupted run (its id, or its .parts directory)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(handler=cmd_run)
+    show = commands.add_parser("show", help="print a results table compactly")
+    show.add_argument("results", help="a results .parquet file")
+    show.add_argument("--all", action="store_true", help="print every row")
+    show.set_defaults(handler=cmd_show)
     lab = commands.add_parser("lab", help="run the PPDL lab's setups against exact values")
     lab.add_argument("--seed", type=_non_negative_int, default=0,
                      help="base seed for the Monte Carlo setups (default 0)")

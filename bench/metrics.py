@@ -1,0 +1,74 @@
+"""Metrics of one cell from its R replicate estimates of one gradient component.
+
+* bias = mean - truth, with standard error sd / sqrt(R);
+* variance (ddof=1) with a 95% confidence interval that stays honest for heavy-tailed
+  estimators: score-function estimates are far from normal, so no chi-square interval.
+  We use the kurtosis-aware asymptotic interval on the log scale (delta method):
+
+      Var(s²) ≈ (m4 - (R-3)/(R-1) s⁴) / R,   se(log s²) = sqrt(Var(s²)) / s²,
+      CI = s² · exp(± z_{0.975} · se(log s²)),
+
+  which never goes below zero. Measured coverage (tests/bench/test_metrics.py, and
+  20,000 simulations per row): normal 94.7% (R=1000); Student-t(5) 93.0% (R=1000),
+  93.5% (R=2000). Heavier tails than t(5) undercover: look at ``variance_ci_rel``;
+* per_sample_variance = variance × n_samples (comparable across n for iid averages);
+* mse = mean((estimate - truth)²).
+
+Non-finite estimates are counted (``n_nonfinite``) and left out of the statistics.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+Z95 = float(stats.norm.ppf(0.975))
+
+
+def variance_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Sample variance and its kurtosis-aware log-scale confidence interval."""
+    values = np.asarray(values, dtype=np.float64)
+    count = values.size
+    if count < 2:
+        return math.nan, math.nan, math.nan
+    deviations = values - values.mean()
+    variance = float(deviations @ deviations / (count - 1))
+    if variance == 0.0:
+        return 0.0, 0.0, 0.0
+    fourth = float(np.mean(deviations**4))
+    var_of_variance = max(fourth - (count - 3) / (count - 1) * variance**2, 0.0) / count
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    half = z * math.sqrt(var_of_variance) / variance
+    return variance, variance * math.exp(-half), variance * math.exp(half)
+
+
+def cell_metrics(estimates: np.ndarray, truth: float, n_samples: int) -> dict:
+    """Metrics of R estimates (one component) against the exact value."""
+    estimates = np.asarray(estimates, dtype=np.float64)
+    finite = estimates[np.isfinite(estimates)]
+    count = finite.size
+    mean = float(finite.mean()) if count else math.nan
+    sd = float(finite.std(ddof=1)) if count > 1 else math.nan
+    variance, low, high = variance_ci(finite)
+    return {
+        "truth": float(truth),
+        "mean": mean,
+        "bias": mean - truth,
+        "bias_se": sd / math.sqrt(count) if count > 1 else math.nan,
+        "variance": variance,
+        "variance_ci_low": low,
+        "variance_ci_high": high,
+        "variance_ci_rel": _relative_half_width(variance, low, high),
+        "per_sample_variance": variance * n_samples,
+        "mse": float(np.mean((finite - truth) ** 2)) if count else math.nan,
+        "n_nonfinite": int(estimates.size - count),
+    }
+
+
+def _relative_half_width(variance, low, high):
+    """CI half-width relative to the variance (0 for deterministic cells)."""
+    if variance == 0:
+        return 0.0
+    return (high - low) / (2 * variance) if variance > 0 else math.nan

@@ -1,0 +1,156 @@
+"""Runs a grid: every cell's replicate estimates -> metrics rows -> durable store.
+
+Per cell: fetch the compiled program (compiling on first use of its shapes; that time is
+reported as ``compile_time_s``, outside the timed region), compute the R estimates once at
+the cell's seed (derived from the run seed and the cell's key, so numbers do not depend on
+cell order or resumption), then time ``timing_repeats`` further identical calls and keep
+the median. One row per parameter component.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+import estimators as E
+from bench import metrics
+from bench.grid import Cell, Grid, parse
+from bench.store import RunStore
+from estimators import _rng, engine
+from estimators._tf import tf, tfp
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C during a run; every finished cell is already stored."""
+
+    def __init__(self, store: RunStore, done: int, total: int):
+        super().__init__(f"interrupted after {done} of {total} cells")
+        self.store, self.done, self.total = store, done, total
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def run_metadata(grid: Grid, run_id: str) -> dict:
+    return {
+        "run_id": run_id, "grid_name": grid.name, "grid_path": grid.path, "grid": grid.source,
+        "seed": grid.seed, "backend": grid.backend, "n_replicates": grid.n_replicates,
+        "n_cells": len(grid.cells), "skipped": [list(s) for s in grid.skipped],
+        "gradvar": E.__version__, "tensorflow": tf.__version__,
+        "tensorflow_probability": tfp.__version__, "numpy": np.__version__,
+        "python": platform.python_version(), "platform": platform.platform(),
+        "device": engine.DEVICE, "git_commit": _git_commit(), "started": _now(),
+    }
+
+
+def measure(cell: Cell, grid: Grid) -> list[dict]:
+    """The metric rows (one per parameter component) of one cell."""
+    problem = cell.problem_obj
+    program = E.program(cell.estimator, problem, cell.theta, cell.n_samples,
+                        grid.n_replicates, cell.batch_size, grid.backend)
+    theta = np.asarray(cell.theta)
+    seed = cell.seed(grid.seed)
+    key = _rng.seed_pair(seed)
+    window = engine.window_for(program.estimator, problem, theta)
+    estimates = program(theta, key, window)  # compiles on the first call of these shapes
+    times = []
+    for _ in range(grid.timing_repeats):
+        started = time.perf_counter()
+        program(theta, key, window)
+        times.append(time.perf_counter() - started)
+    per_call = statistics.median(times)
+    truth = problem.true_gradient(theta)
+    label = ", ".join(f"{n}={v:g}" for n, v in zip(problem.param_names, theta))
+    rows = []
+    for index, param in enumerate(problem.param_names):
+        rows.append({
+            "problem": problem.name, "problem_family": cell.problem,
+            "estimator": cell.estimator, "param": param, "theta": float(theta[index]),
+            "theta_label": label, "n_samples": cell.n_samples, "batch_size": cell.batch_size,
+            "n_replicates": grid.n_replicates,
+            **metrics.cell_metrics(estimates[:, index], truth[index], cell.n_samples),
+            "time_per_estimate_s": per_call / grid.n_replicates,
+            "time_per_call_s": per_call,
+            "compile_time_s": program.compile_time_s,
+            "samples_per_s": cell.n_samples * grid.n_replicates / per_call,
+            "backend": grid.backend, "device": engine.DEVICE, "seed": seed, "cell": cell.key,
+        })
+    return rows
+
+
+def run(grid: Grid, out_dir: Path, run_id: str | None = None, progress: bool = True) -> Path:
+    """Runs (or, for an existing ``run_id``'s store, resumes) every cell of ``grid``."""
+    out_dir = Path(out_dir)
+    if run_id is None:
+        run_id = f"{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{grid.name}"
+        store = RunStore(out_dir, run_id)
+        store.start(run_metadata(grid, run_id))
+    else:
+        store = RunStore(out_dir, run_id)
+    todo = [cell for cell in grid.cells if not store.done(cell.key)]
+    done_before = len(grid.cells) - len(todo)
+    with tqdm(total=len(grid.cells), initial=done_before, unit="cell", disable=not progress,
+              dynamic_ncols=True, file=sys.stderr) as bar:
+        try:
+            for cell in todo:
+                bar.set_postfix_str(cell.label, refresh=True)
+                store.write_cell(cell.key, measure(cell, grid))
+                bar.update()
+        except KeyboardInterrupt:
+            raise RunInterrupted(store, bar.n, len(grid.cells)) from None
+    metadata = {**store.metadata(), "finished": _now()}
+    return store.finish([cell.key for cell in grid.cells], metadata)
+
+
+def resume(run_ref: str, out_dir: Path, progress: bool = True) -> Path:
+    """Finishes an interrupted run (its id or ``.parts`` path) with the grid it started with."""
+    store = RunStore.locate(run_ref, out_dir)
+    metadata = store.metadata()
+    grid = parse(metadata["grid"], metadata["grid_path"])
+    return run(grid, store.out_dir, store.run_id, progress)
+
+
+def summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per problem: the best estimator by MSE and by variance × time per estimate.
+
+    Compared at each problem's largest n_samples (and, of its batch sizes, the largest),
+    averaging over θ and parameter components. Variance × time only ranks estimators
+    with no detected bias (every |bias| < 4 SE) and non-zero variance: a biased or
+    deterministic estimator's variance says nothing about its error.
+    """
+    rows = []
+    for problem, group in frame.groupby("problem", sort=False):
+        largest = group[group.n_samples == group.n_samples.max()]
+        largest = largest[largest.batch_size == largest.batch_size.max()]
+        largest = largest.assign(efficiency=largest.variance * largest.time_per_estimate_s,
+                                 biased=~(largest.bias.abs() < 4 * largest.bias_se))
+        by = largest.groupby("estimator").agg(mse=("mse", "mean"),
+                                              efficiency=("efficiency", "mean"),
+                                              biased=("biased", "any"))
+        stochastic = by[(by.efficiency > 0) & ~by.biased]
+        rows.append({
+            "problem": problem, "n_samples": int(largest.n_samples.iloc[0]),
+            "best_by_mse": by.mse.idxmin(), "mse": by.mse.min(),
+            "best_by_variance_x_time": stochastic.efficiency.idxmin() if len(stochastic) else "—",
+            "variance_x_time": stochastic.efficiency.min() if len(stochastic) else float("nan"),
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,137 @@
+"""Durable result storage: one file per finished cell, one table per finished run.
+
+While a run is in progress every finished cell is written to
+``<out>/<run_id>.parts/<cell-hash>.parquet`` by write-to-temporary, fsync and atomic
+rename, before the next cell starts; so a run killed at any moment (even SIGKILL) loses at
+most the cell in flight. ``--resume`` skips the cells whose files exist. At the end the
+parts are combined, in grid order, into ``<out>/<run_id>.parquet``, whose schema metadata
+(key ``gradvar``) holds the run metadata and the grid itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+METADATA_KEY = b"gradvar"
+REQUIRED_COLUMNS = (
+    "problem", "estimator", "param", "theta", "n_samples", "batch_size", "n_replicates",
+    "truth", "mean", "bias", "bias_se", "variance", "variance_ci_low", "variance_ci_high",
+    "per_sample_variance", "mse", "time_per_estimate_s", "compile_time_s", "samples_per_s",
+    "backend", "device", "seed")
+
+
+class ResultsError(ValueError):
+    """A file is not a readable gradvar results table."""
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Writes via ``write(tmp_path)``, fsyncs, then renames over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _write_text(path: Path, text: str) -> None:
+    _atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def _write_table(path: Path, frame: pd.DataFrame, metadata: dict | None = None) -> None:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if metadata is not None:
+        table = table.replace_schema_metadata(
+            {**(table.schema.metadata or {}), METADATA_KEY: json.dumps(metadata).encode()})
+    _atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+
+
+class RunStore:
+    """The files of one run under ``out_dir``."""
+
+    def __init__(self, out_dir: Path, run_id: str):
+        self.out_dir, self.run_id = Path(out_dir), run_id
+        self.parts = self.out_dir / f"{run_id}.parts"
+        self.table = self.out_dir / f"{run_id}.parquet"
+
+    @classmethod
+    def locate(cls, run: str, out_dir: Path) -> "RunStore":
+        """The store of an unfinished run, by run id or path to its ``.parts`` directory."""
+        path = Path(run)
+        if path.name.endswith(".parts") and path.is_dir():
+            return cls(path.parent, path.name[: -len(".parts")])
+        if path.suffix == ".parquet":
+            path = path.with_suffix("")
+        store = cls(path.parent if path.parent != Path(".") else out_dir, path.name)
+        if not (store.parts / "run.json").exists():
+            if store.table.exists():
+                raise ResultsError(f"run {store.run_id} is already complete: {store.table}.")
+            raise ResultsError(f"no unfinished run {run!r} in {store.out_dir} (looked for "
+                               f"{store.parts}/run.json).")
+        return store
+
+    def start(self, metadata: dict) -> None:
+        self.parts.mkdir(parents=True, exist_ok=True)
+        _write_text(self.parts / "run.json", json.dumps(metadata, indent=1))
+
+    def metadata(self) -> dict:
+        return json.loads((self.parts / "run.json").read_text())
+
+    @staticmethod
+    def _name(cell_key: str) -> str:
+        return hashlib.sha256(cell_key.encode()).hexdigest()[:20] + ".parquet"
+
+    def done(self, cell_key: str) -> bool:
+        return (self.parts / self._name(cell_key)).exists()
+
+    def write_cell(self, cell_key: str, rows: list[dict]) -> None:
+        _write_table(self.parts / self._name(cell_key), pd.DataFrame(rows))
+
+    def finish(self, cell_keys: list[str], metadata: dict) -> Path:
+        frames = [pd.read_parquet(self.parts / self._name(key)) for key in cell_keys]
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+            columns=list(REQUIRED_COLUMNS))
+        _write_table(self.table, frame, metadata)
+        return self.table
+
+
+def read_results(path) -> tuple[pd.DataFrame, dict]:
+    """A results table and its run metadata.
+
+    Raises:
+      ResultsError: missing file, not parquet, not written by gradvar, or missing columns.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ResultsError(f"{path}: no such results file.")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise ResultsError(f"{path}: not a parquet results table ({error}).") from None
+    raw = (table.schema.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise ResultsError(f"{path}: a parquet file, but not a gradvar results table "
+                           "(no gradvar metadata).")
+    frame = table.to_pandas()
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ResultsError(f"{path}: results table lacks columns {missing}.")
+    return frame, json.loads(raw)

@@ -1,0 +1,46 @@
+"""Cell metrics on known distributions, and the coverage of the variance interval."""
+
+import numpy as np
+import pytest
+
+from bench import metrics
+
+
+@pytest.mark.parametrize("name, draw, variance", [
+    ("normal", lambda rng, shape: rng.standard_normal(shape), 1.0),
+    ("student_t5", lambda rng, shape: rng.standard_t(5, shape), 5.0 / 3.0),
+])
+def test_variance_ci_coverage(name, draw, variance):
+    # 400 simulated samples of R = 2000 (a grid's replicate count scale), fixed seed.
+    rng = np.random.default_rng(2026)
+    samples = draw(rng, (400, 2000))
+    hits = 0
+    for sample in samples:
+        _, low, high = metrics.variance_ci(sample)
+        hits += low <= variance <= high
+    coverage = hits / len(samples)
+    print(f"{name}: coverage {coverage:.3f}")
+    assert coverage >= 0.93
+
+
+def test_cell_metrics_on_a_known_sample():
+    estimates = np.array([1.0, 2.0, 3.0, 4.0])
+    m = metrics.cell_metrics(estimates, truth=2.0, n_samples=10)
+    assert m["mean"] == 2.5 and m["bias"] == 0.5
+    assert m["variance"] == pytest.approx(5 / 3)
+    assert m["bias_se"] == pytest.approx(np.sqrt(5 / 3) / 2)
+    assert m["per_sample_variance"] == pytest.approx(50 / 3)
+    assert m["mse"] == pytest.approx(np.mean((estimates - 2.0) ** 2))
+    assert m["variance_ci_low"] < m["variance"] < m["variance_ci_high"]
+    assert m["n_nonfinite"] == 0
+
+
+def test_non_finite_estimates_are_counted_and_left_out():
+    m = metrics.cell_metrics(np.array([1.0, np.nan, 3.0, np.inf]), truth=2.0, n_samples=1)
+    assert m["n_nonfinite"] == 2 and m["mean"] == 2.0
+
+
+def test_deterministic_estimates_have_zero_variance_and_interval():
+    m = metrics.cell_metrics(np.full(10, 0.5), truth=0.4, n_samples=5)
+    assert m["variance"] == 0 and m["variance_ci_low"] == 0 and m["variance_ci_high"] == 0
+    assert m["bias"] == pytest.approx(0.1) and m["mse"] == pytest.approx(0.01)
