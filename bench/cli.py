@@ -12,6 +12,7 @@ answers at once.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -93,8 +94,6 @@ def _group_skipped(skipped):
 
 
 def cmd_show(args) -> int:
-    import pandas as pd
-
     from bench.store import ResultsError, read_results
 
     try:
@@ -112,10 +111,8 @@ def cmd_show(args) -> int:
                                            "variance_ci_rel": "ci_rel",
                                            "time_per_estimate_s": "s/estimate",
                                            "n_nonfinite": "nonfinite"})
-    with pd.option_context("display.width", 250, "display.max_columns", 30,
-                           "display.max_rows", None if args.all else 60):
-        print(shown.to_string(index=False, float_format="{:.4g}".format) if args.all
-              else shown.to_string(index=False, float_format="{:.4g}".format, max_rows=60))
+    print(shown.to_string(index=False, float_format="{:.4g}".format,
+                          max_rows=None if args.all else 60))
     return 0
 
 
@@ -182,6 +179,10 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Output piped into a reader that stopped early (`gradvar show ... | head`).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
