@@ -9,11 +9,14 @@ the median. One row per parameter component.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import platform
+import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +38,31 @@ class RunInterrupted(Exception):
     def __init__(self, store: RunStore, done: int, total: int):
         super().__init__(f"interrupted after {done} of {total} cells")
         self.store, self.done, self.total = store, done, total
+
+
+@contextlib.contextmanager
+def _stop_between_cells():
+    """First Ctrl-C: finish the cell in flight, then stop. A second one stops at once.
+
+    Letting the cell finish keeps the interrupt out of TensorFlow and pyarrow calls, where
+    it could surface as some other exception or leave a half-written file.
+    """
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def on_interrupt(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nstopping after the current cell (Ctrl-C again to stop now)", file=sys.stderr)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _now() -> str:
@@ -107,16 +135,19 @@ def run(grid: Grid, out_dir: Path, run_id: str | None = None, progress: bool = T
     else:
         store = RunStore(out_dir, run_id)
     todo = [cell for cell in grid.cells if not store.done(cell.key)]
-    done_before = len(grid.cells) - len(todo)
-    with tqdm(total=len(grid.cells), initial=done_before, unit="cell", disable=not progress,
-              dynamic_ncols=True, file=sys.stderr) as bar:
+    done = len(grid.cells) - len(todo)
+    with tqdm(total=len(grid.cells), initial=done, unit="cell", disable=not progress,
+              dynamic_ncols=True, file=sys.stderr) as bar, _stop_between_cells() as stop:
         try:
             for cell in todo:
+                if stop.is_set():
+                    raise KeyboardInterrupt
                 bar.set_postfix_str(cell.label, refresh=True)
                 store.write_cell(cell.key, measure(cell, grid))
+                done += 1
                 bar.update()
         except KeyboardInterrupt:
-            raise RunInterrupted(store, bar.n, len(grid.cells)) from None
+            raise RunInterrupted(store, done, len(grid.cells)) from None
     metadata = {**store.metadata(), "finished": _now()}
     return store.finish([cell.key for cell in grid.cells], metadata)
 
