@@ -1,6 +1,5 @@
 """The lab's setups (shared/lab/LAB.md) through estimators.lab, against exact values."""
 
-import numpy as np
 import pytest
 
 from bench import lab_setups

@@ -1,12 +1,10 @@
 """The runner end to end: determinism, cell order, kill -9 and resume, the CLI."""
 
 import dataclasses
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest

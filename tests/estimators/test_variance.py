@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import estimators as E
-from estimators._tf import tf, tfd
+from estimators._tf import tfd
 
 GAUSSIAN_CASES = [
     pytest.param(problem, k, theta, id=f"{problem}-k{k}-{theta}")
