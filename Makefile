@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run lab test clean
+.PHONY: install run lab report report-check paper test clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "gradvar needs Python >= 3.11 (set PYTHON=...)")'
@@ -15,9 +15,35 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run: the main job: the default grid into results/<run_id>.parquet, then its summary
+## run: the main job: the default grid into results/<run_id>.parquet, its summary, and its
+## report in reports/<run_id>/index.html (the path is printed last)
 run: $(STAMP)
-	$(BIN)/gradvar run
+	$(BIN)/gradvar run --report
+
+## report: the report of the newest results table (or RESULTS=path)
+RESULTS ?= $(shell ls -t results/*.parquet 2>/dev/null | head -1)
+report: $(STAMP)
+	@test -n "$(RESULTS)" || { echo "no results/*.parquet yet: run 'make run' first"; exit 2; }
+	$(BIN)/gradvar report $(RESULTS)
+
+## report-check: render a report's index.html in headless Chromium into screenshot.png
+## beside it, to look at it as a reader would (REPORT=reports/<run_id>; default: newest)
+REPORT ?= $(shell ls -td reports/*/ 2>/dev/null | grep -v -e '/asv/' | head -1)
+CHROMIUM := $(shell command -v chromium || command -v chromium-browser)
+report-check:
+	@test -n "$(REPORT)" || { echo "no reports/*/ yet: run 'make run' or 'make report' first"; exit 2; }
+	@test -n "$(CHROMIUM)" || { echo "installing Debian's chromium (needs root)"; \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y chromium; }
+	$$(command -v chromium || command -v chromium-browser) --headless --no-sandbox --disable-gpu \
+	  --disable-background-networking --hide-scrollbars --force-device-scale-factor=1 \
+	  --window-size=1500,$${HEIGHT:-9000} --screenshot=$(abspath $(REPORT))/screenshot.png \
+	  file://$(abspath $(REPORT))/index.html
+	@echo "look at $(REPORT)screenshot.png"
+
+## paper: rerun bench/grids/paper.toml and rebuild the committed reports/paper/
+paper: $(STAMP)
+	$(BIN)/gradvar run --grid paper --out results
+	$(BIN)/gradvar report $$(ls -t results/*-paper.parquet | head -1) --out reports/paper
 
 ## lab: the PPDL lab's setups against exact values, with the batches timing
 lab: $(STAMP)

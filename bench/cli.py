@@ -1,7 +1,9 @@
 """The ``gradvar`` command line.
 
-    gradvar run [--grid FILE] [--out DIR] [--resume RUN]   sweep a grid into a results table
-    gradvar show RESULTS                                   print a run's table compactly
+    gradvar run [--grid FILE] [--out DIR] [--resume RUN] [--report]
+                                        sweep a grid into a results table (and report it)
+    gradvar report RESULTS [--out DIR]  figures + self-contained HTML (reports/<run_id>/)
+    gradvar show RESULTS                print a run's table compactly
     gradvar lab [--seed N] [--timing]   the PPDL lab's setups against exact values
     gradvar list                        problems, estimators and bundled grids
 
@@ -81,7 +83,28 @@ def cmd_run(args) -> int:
     print(f"\nresults: {path}  ({len(frame)} rows)")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(runner.summary(frame).to_string(index=False, float_format="{:.3g}".format))
+    if args.report:
+        return _report(path, None, progress=not args.no_progress)
     return 0
+
+
+def _report(results, out, progress: bool) -> int:
+    from bench import report
+    from bench.store import ResultsError
+
+    print(f"building the report of {results} ...", file=sys.stderr)
+    try:
+        built = report.build(results, out, progress=progress)
+    except (report.ReportError, ResultsError) as error:
+        print(f"gradvar: error: {error}", file=sys.stderr)
+        return 2
+    print(f"report: {built.index}  ({len(built.figures)} figures, PNG and SVG beside it, "
+          f"summary.md; built in {built.seconds:.1f} s)")
+    return 0
+
+
+def cmd_report(args) -> int:
+    return _report(args.results, args.out, progress=not args.no_progress)
 
 
 def _group_skipped(skipped):
@@ -145,8 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default="results", help="results directory (default: results)")
     run.add_argument("--resume", metavar="RUN",
                      help="finish an interrupted run (its id, or its .parts directory)")
+    run.add_argument("--report", action="store_true",
+                     help="then build its report in reports/<run_id>/ and print the path")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(handler=cmd_run)
+    report = commands.add_parser(
+        "report", help="figures and a self-contained HTML report of a results table")
+    report.add_argument("results", help="a results .parquet file (from gradvar run)")
+    report.add_argument("--out", metavar="DIR",
+                        help="directory to write into (default: reports/<run_id>)")
+    report.add_argument("--no-progress", action="store_true", help="no progress bar")
+    report.set_defaults(handler=cmd_report)
     show = commands.add_parser("show", help="print a results table compactly")
     show.add_argument("results", help="a results .parquet file")
     show.add_argument("--all", action="store_true", help="print every row")

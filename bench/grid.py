@@ -10,6 +10,8 @@ A grid is a TOML file (``bench/grids/*.toml``)::
     estimators = ["score_function", "reparameterization"]   # default: all registered
     n_samples = [1, 10, 100, 1000, 10000]
     batch_sizes = ["all", 100]  # integers, or "all" (= n_samples)
+    lab_setups = false          # also run the lab's own functions on its setups (LAB.md);
+                                # the report then redraws the lab's three figures
 
     [[problems]]
     name = "gaussian_cos"
@@ -36,7 +38,7 @@ import estimators as E
 GRID_DIR = Path(__file__).parent / "grids"
 TOP_KEYS = {"name": str, "seed": int, "backend": str, "n_replicates": int,
             "timing_repeats": int, "estimators": list, "n_samples": list,
-            "batch_sizes": list, "problems": list, "description": str}
+            "batch_sizes": list, "problems": list, "description": str, "lab_setups": bool}
 PROBLEM_KEYS = {"name", "theta", "estimators"}
 REQUIRED = ("n_samples", "problems")
 
@@ -87,6 +89,7 @@ class Grid:
     timing_repeats: int
     cells: tuple[Cell, ...]
     skipped: tuple[tuple[str, str], ...]   # (cell label, reason)
+    lab_setups: bool = False
 
 
 def bundled() -> list[Path]:
@@ -128,8 +131,9 @@ def parse(text: str, where: str = "<grid>") -> Grid:
             fail(key, f"unknown key; allowed keys are {', '.join(sorted(TOP_KEYS))}.")
         expected = TOP_KEYS[key]
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            fail(key, f"must be {'an integer' if expected is int else 'a ' + expected.__name__}, "
-                      f"got {value!r}.")
+            kind = {int: "an integer", bool: "true or false"}.get(expected,
+                                                                  "a " + expected.__name__)
+            fail(key, f"must be {kind}, got {value!r}.")
     for key in REQUIRED:
         if key not in data:
             fail(key, "is required.")
@@ -198,7 +202,8 @@ def parse(text: str, where: str = "<grid>") -> Grid:
                     cells.append(cell)
     return Grid(name=data.get("name", Path(where).stem), source=text, path=where, seed=seed,
                 backend=backend, n_replicates=n_replicates, timing_repeats=repeats,
-                cells=tuple(cells), skipped=tuple(skipped))
+                cells=tuple(cells), skipped=tuple(skipped),
+                lab_setups=data.get("lab_setups", False))
 
 
 def _not_applicable(cell: Cell, problem: E.Problem, b) -> str | None:

@@ -35,6 +35,8 @@ class LabSetup:
       run: ``seed -> value`` calling the lab's function.
       exact: ``() -> exact value``.
       standard_error: ``() -> SE of run's result``, or None for deterministic setups.
+      key: A stable name for the row ("t1_uniform", "t2_mc_-50", ...), which the report
+        uses to redraw the lab's figures.
     """
 
     task: str
@@ -43,13 +45,14 @@ class LabSetup:
     run: Callable[[int], float]
     exact: Callable[[], float]
     standard_error: Callable[[], float] | None = None
+    key: str = ""
 
 
-def _t1_cost(x):
+def t1_cost(x):
     return tf.exp(-0.01 * tf.abs(x)) * tf.cos(0.1 * x)
 
 
-def _t2_cost(x):
+def t2_cost(x):
     return tf.exp(-0.05 * tf.abs(x))
 
 
@@ -98,39 +101,50 @@ def lab_setups() -> tuple[LabSetup, ...]:
     uniform = tfd.Uniform(-100.0, 100.0)
     setups = [LabSetup(
         "T1", "trapz, f=exp(-0.01|x|)cos(0.1x), p=U(-100,100), 1,000 points", -0.01,
-        run=lambda seed: float(lab.expected_value_trapz(_t1_cost, uniform, (-100.0, 100.0), 1000)),
-        exact=lambda: truth.value(_fixed_measure("t1", uniform, _t1_cost, (-100.0, 100.0)),
-                                  0.0, "quadrature"))]
+        run=lambda seed: float(lab.expected_value_trapz(t1_cost, uniform, (-100.0, 100.0), 1000)),
+        exact=lambda: truth.value(_fixed_measure("t1", uniform, t1_cost, (-100.0, 100.0)),
+                                  0.0, "quadrature"),
+        key="t1_uniform")]
     for mu, shows in zip(MU_VALUES, (0.14, -0.54, 0.85, -0.54, 0.14)):
         normal = tfd.Normal(mu, 5.0)
         setups.append(LabSetup(
             "T1", f"trapz, same f, p=N({mu:g},5), range (-100,100), 1,000 points", shows,
-            run=lambda seed, d=normal: float(lab.expected_value_trapz(_t1_cost, d, (-100.0, 100.0))),
+            run=lambda seed, d=normal: float(lab.expected_value_trapz(t1_cost, d, (-100.0, 100.0))),
             exact=lambda d=normal, m=mu: truth.value(
-                _fixed_measure("t1", d, _t1_cost, (m - 60.0, m + 60.0)), 0.0, "quadrature")))
+                _fixed_measure("t1", d, t1_cost, (m - 60.0, m + 60.0)), 0.0, "quadrature"),
+            key=f"t1_normal_{mu:g}"))
     normal_1 = tfd.Normal(1.0, 1.0)
-    exact_t2 = functools.partial(truth.value, _fixed_measure("t2", normal_1, _t2_cost, (-11.0, 13.0)),
+    exact_t2 = functools.partial(truth.value, _fixed_measure("t2", normal_1, t2_cost, (-11.0, 13.0)),
                                  0.0, "quadrature")
     setups += [
         LabSetup("T2", "MC, f=exp(-0.05|x|), p=N(1,1), 10,000 samples", 0.94495,
-                 run=lambda seed: float(lab.expected_value_mc(_t2_cost, normal_1, 10_000,
+                 run=lambda seed: float(lab.expected_value_mc(t2_cost, normal_1, 10_000,
                                                               seed=_seed(seed, 20))),
                  exact=exact_t2,
-                 standard_error=lambda: _mc_standard_error(normal_1, _t2_cost, (-11.0, 13.0), 10_000)),
+                 standard_error=lambda: _mc_standard_error(normal_1, t2_cost, (-11.0, 13.0), 10_000),
+                 key="t2_mc_normal_1"),
         LabSetup("T2", "trapz, same f and p, range (-10,10), 10,000 points", 0.94408,
-                 run=lambda seed: float(lab.expected_value_trapz(_t2_cost, normal_1, (-10.0, 10.0),
+                 run=lambda seed: float(lab.expected_value_trapz(t2_cost, normal_1, (-10.0, 10.0),
                                                                  10_000)),
-                 exact=exact_t2),
+                 exact=exact_t2, key="t2_trapz_normal_1"),
     ]
     for row, (mu, shows) in enumerate(zip(MU_VALUES, (0.08, 0.30, 0.83, 0.30, 0.08))):
         normal, window = tfd.Normal(mu, 5.0), (mu - 60.0, mu + 60.0)
-        setups.append(LabSetup(
-            "T2", f"MC, same f, p=N({mu:g},5), 10,000 samples", shows,
-            run=lambda seed, d=normal, r=row: float(lab.expected_value_mc(
-                _t2_cost, d, 10_000, seed=_seed(seed, 21 + r))),
-            exact=lambda d=normal, w=window: truth.value(_fixed_measure("t2", d, _t2_cost, w),
-                                                         0.0, "quadrature"),
-            standard_error=lambda d=normal, w=window: _mc_standard_error(d, _t2_cost, w, 10_000)))
+        exact = functools.partial(truth.value, _fixed_measure("t2", normal, t2_cost, window),
+                                  0.0, "quadrature")
+        setups += [
+            LabSetup("T2", f"MC, same f, p=N({mu:g},5), 10,000 samples", shows,
+                     run=lambda seed, d=normal, r=row: float(lab.expected_value_mc(
+                         t2_cost, d, 10_000, seed=_seed(seed, 21 + r))),
+                     exact=exact,
+                     standard_error=lambda d=normal, w=window: _mc_standard_error(
+                         d, t2_cost, w, 10_000),
+                     key=f"t2_mc_{mu:g}"),
+            LabSetup("T2", f"trapz, same f, p=N({mu:g},5), range (-100,100), 10,000 points", shows,
+                     run=lambda seed, d=normal: float(lab.expected_value_trapz(
+                         t2_cost, d, (-100.0, 100.0), 10_000)),
+                     exact=exact, key=f"t2_trapz_{mu:g}"),
+        ]
     theta_t3 = -0.05
     setups += [
         LabSetup("T3", "grad, f=exp(θ|x|), θ=-0.05, p=N(0,1), 1,000 samples", 0.73847,
@@ -139,18 +153,21 @@ def lab_setups() -> tuple[LabSetup, ...]:
                      seed=_seed(seed, 30))),
                  exact=lambda: float(seed_fixed_0.true_gradient(theta_t3)[0]),
                  standard_error=lambda: _estimator_standard_error(seed_fixed_0, "naive_mc",
-                                                                  theta_t3, 1000)),
+                                                                  theta_t3, 1000),
+                 key="t3_normal_0"),
         LabSetup("T3", "same f, θ=-0.05, p=N(1,1), 16,000 samples in one call", 1.07131,
                  run=lambda seed: float(lab.expectation_gradients(
                      _exp_abs, tf.Variable(theta_t3), normal_1, 16_000, seed=_seed(seed, 31))),
                  exact=lambda: float(seed_fixed_1.true_gradient(theta_t3)[0]),
                  standard_error=lambda: _estimator_standard_error(seed_fixed_1, "naive_mc",
-                                                                  theta_t3, 16_000)),
+                                                                  theta_t3, 16_000),
+                 key="t3_normal_1"),
         LabSetup("T3", "same, mean of 1,000 calls of 16 samples each", 1.07629,
                  run=lambda seed: batches_loop(seed + 1),
                  exact=lambda: float(seed_fixed_1.true_gradient(theta_t3)[0]),
                  standard_error=lambda: _estimator_standard_error(seed_fixed_1, "naive_mc",
-                                                                  theta_t3, 16_000)),
+                                                                  theta_t3, 16_000),
+                 key="t3_batches"),
     ]
     for theta, shows, row in ((-1.0, 0.47678, 40), (-2.0, 0.16380, 41)):
         n = 10_000 if theta == -1.0 else 100_000
@@ -164,7 +181,8 @@ def lab_setups() -> tuple[LabSetup, ...]:
                 seed=_seed(seed, r))),
             exact=lambda t=theta: float(dependence.true_gradient(t)[0]),
             standard_error=lambda t=theta, m=n: _estimator_standard_error(
-                dependence, "dependence", t, m)))
+                dependence, "dependence", t, m),
+            key=f"{label[0].lower()}_dependence"))
     setups.insert(len(setups) - 1, LabSetup(
         "T5", "reparam, f as above, x'~N(0,1), x=x'+θ, θ=-2, 100,000 samples", 0.16392,
         run=lambda seed: float(lab.gradients_reparameterization(
@@ -172,17 +190,19 @@ def lab_setups() -> tuple[LabSetup, ...]:
             rep_f=lambda x, theta: x + theta, seed=_seed(seed, 50))),
         exact=lambda: float(dependence.true_gradient(-2.0)[0]),
         standard_error=lambda: _estimator_standard_error(dependence, "reparameterization",
-                                                         -2.0, 100_000)))
+                                                         -2.0, 100_000),
+        key="t5_reparameterization"))
     return tuple(setups)
 
 
 def run_lab(seed: int = 0) -> list[dict]:
-    """Runs every setup: rows of task, setup, lab_shows, value, exact, se, error_se."""
+    """Runs every setup: rows of task, key, setup, lab_shows, value, exact, se, error_se."""
     rows = []
     for setup in lab_setups():
         value, exact = setup.run(seed), setup.exact()
         se = setup.standard_error() if setup.standard_error else None
-        rows.append({"task": setup.task, "setup": setup.setup, "lab_shows": setup.lab_shows,
+        rows.append({"task": setup.task, "key": setup.key, "setup": setup.setup,
+                     "lab_shows": setup.lab_shows,
                      "value": value, "exact": exact, "se": se,
                      "error_se": (value - exact) / se if se else None})
     return rows

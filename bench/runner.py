@@ -25,7 +25,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import estimators as E
-from bench import metrics
+from bench import lab_setups, metrics
 from bench.grid import Cell, Grid, parse
 from bench.store import RunStore
 from estimators import _rng, engine
@@ -146,9 +146,16 @@ def run(grid: Grid, out_dir: Path, run_id: str | None = None, progress: bool = T
                 store.write_cell(cell.key, measure(cell, grid))
                 done += 1
                 bar.update()
+            if grid.lab_setups and store.read_json("lab") is None:
+                if stop.is_set():
+                    raise KeyboardInterrupt
+                bar.set_postfix_str("the lab's own setups", refresh=True)
+                store.write_json("lab", lab_setups.run_lab(grid.seed))
         except KeyboardInterrupt:
             raise RunInterrupted(store, done, len(grid.cells)) from None
     metadata = {**store.metadata(), "finished": _now()}
+    if grid.lab_setups:
+        metadata["lab"] = store.read_json("lab")
     return store.finish([cell.key for cell in grid.cells], metadata)
 
 

@@ -105,6 +105,15 @@ class RunStore:
     def write_cell(self, cell_key: str, rows: list[dict]) -> None:
         _write_table(self.parts / self._name(cell_key), pd.DataFrame(rows))
 
+    def write_json(self, name: str, value) -> None:
+        """Stores an extra part of the run (e.g. the lab's rows) as ``<name>.json``."""
+        _write_text(self.parts / f"{name}.json", json.dumps(value, indent=1))
+
+    def read_json(self, name: str):
+        """An extra part written by :meth:`write_json`, or None if there is none yet."""
+        path = self.parts / f"{name}.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
     def finish(self, cell_keys: list[str], metadata: dict) -> Path:
         frames = [pd.read_parquet(self.parts / self._name(key)) for key in cell_keys]
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(

@@ -19,7 +19,7 @@ def test_lab_prints_one_row_per_setup(capsys):
     assert cli.main(["lab"]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line[:2] in ("T1", "T2", "T3", "T4", "T5")]
-    assert len(rows) == 19
+    assert len(rows) == 24
     assert "0.481330" in out
 
 

@@ -6,7 +6,9 @@ from bench import lab_setups
 
 # LAB.md's "exact" column, in the lab's order: an independent check of our ground truth.
 LAB_EXACT = [-0.0068581, 0.13913, -0.54084, 0.85259, -0.54084, 0.13913,
-             0.944084, 0.944084, 0.08469, 0.29560, 0.82806, 0.29560, 0.08469,
+             0.944084, 0.944084,
+             0.08469, 0.08469, 0.29560, 0.29560, 0.82806, 0.82806, 0.29560, 0.29560,
+             0.08469, 0.08469,  # MC and trapz for each μ
              0.749818, 1.071658, 1.071658, 0.481330, 0.166655, 0.166655]
 
 
@@ -17,7 +19,8 @@ def rows():
 
 def test_every_setup_is_there(rows):
     assert len(rows) == len(LAB_EXACT)
-    assert [r["task"] for r in rows] == ["T1"] * 6 + ["T2"] * 7 + ["T3"] * 3 + ["T4"] + ["T5"] * 2
+    assert len({r["key"] for r in rows}) == len(rows)
+    assert [r["task"] for r in rows] == ["T1"] * 6 + ["T2"] * 12 + ["T3"] * 3 + ["T4"] + ["T5"] * 2
 
 
 def test_exact_values_match_lab_md(rows):

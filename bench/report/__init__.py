@@ -1,0 +1,145 @@
+"""Reports of a results table: seaborn figures, a self-contained HTML page, summary.md.
+
+    from bench import report
+    index = report.build("results/20261125-120000-default.parquet")  # reports/<run_id>/index.html
+
+:func:`build` reads the table, computes the exact per-sample variance curves by
+quadrature, draws every figure that the table has data for (PNG and SVG each), and
+writes ``index.html`` (figures embedded, opens from disk) and ``summary.md`` (the
+figures by file name, the ranking and the exact-vs-measured gaps).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from bench.report import data, exact, figures, page, tables
+from bench.report.data import ReportError
+from bench.store import read_results
+
+__all__ = ["ReportError", "build", "Report"]
+
+FIGURES = [
+    ("variance_vs_theta", "Variance across the sweep",
+     "Variance of the R replicate estimates at each problem's largest n_samples, per gradient "
+     "component, on a log scale, with 95% confidence intervals (kurtosis-aware, log scale). "
+     "Deterministic estimators (zero variance) are not drawn.", figures.variance_vs_theta),
+    ("variance_vs_n", "Variance vs n_samples",
+     "Variance against the number of samples per estimate (one batch), at the middle setting "
+     "of each sweep. An average of n iid terms falls as 1/n: parallel to the dashed line.",
+     figures.variance_vs_n),
+    ("bias_vs_theta", "Bias across the sweep",
+     "Mean estimate minus the exact gradient, with ±2 standard-error bands, at each "
+     "problem's largest n_samples. An unbiased estimator's band covers zero; naive_mc where "
+     "p depends on θ drops ∇θ p and misses the gradient by far more than its SE.",
+     figures.bias_vs_theta),
+    ("time_vs_n", "Time per estimate vs n_samples",
+     "Wall-clock seconds per estimate (the median of timed calls divided by R; compilation "
+     "excluded), one batch, median over the sweep.", figures.time_vs_n),
+    ("time_vs_batch", "Time per estimate vs batch size",
+     "The same time at each problem's largest n_samples, against the samples per batch: "
+     "small batches loop more, large ones need more memory.", figures.time_vs_batch),
+    ("efficiency", "Efficiency ranking",
+     "Variance × time per estimate at the largest n_samples, averaged over the sweep: the "
+     "cost of reaching a given variance. Lower is better; hatched bars are biased "
+     "estimators, whose variance understates their error.", figures.efficiency),
+]
+
+
+class Report:
+    """What :func:`build` wrote, and how long it took."""
+
+    def __init__(self, index: Path, figures: list, seconds: float, gaps):
+        self.index, self.figures, self.seconds, self.gaps = index, figures, seconds, gaps
+
+    @property
+    def directory(self) -> Path:
+        return self.index.parent
+
+
+def build(results, out_dir=None, progress: bool = True) -> Report:
+    """Builds the report of one results table.
+
+    Args:
+      results: Path of a ``results/<run_id>.parquet`` written by ``gradvar run``.
+      out_dir: Directory to write into (created); default ``reports/<run_id>``.
+      progress: Show a progress bar while exact curves are computed.
+
+    Returns:
+      A :class:`Report` (``.index`` is the path of index.html).
+
+    Raises:
+      ReportError: the file is not a gradvar results table, or lacks columns.
+    """
+    started = time.perf_counter()
+    frame, meta = read_results(results)
+    prepared = data.prepare(frame, str(results))
+    run_id = meta.get("run_id", Path(results).stem)
+    out = Path(out_dir) if out_dir is not None else Path("reports") / run_id
+    out.mkdir(parents=True, exist_ok=True)
+
+    exact_rows, notes = exact.curves(prepared, progress=progress)
+    gaps = exact.gaps(prepared, exact_rows)
+    figures.theme()
+    colours = figures.palette(data.estimator_order(prepared))
+    drawn = [(name, title, caption, draw(prepared, colours))
+             for name, title, caption, draw in FIGURES]
+    drawn.append(("exact_per_sample_variance", "Per-sample variance: exact and measured",
+                  "Exact variance of one sample's estimate, by quadrature (lines), and the "
+                  "measured per-sample variance (variance × n_samples) with its 95% CI (points), "
+                  "at each problem's largest n_samples. A point whose CI misses its line is a "
+                  "discrepancy worth a look.",
+                  figures.exact_per_sample_variance(prepared, exact_rows, colours)))
+    if meta.get("lab"):
+        from bench.report import lab_figures
+
+        drawn += [(name, title, caption, draw(meta["lab"]))
+                  for name, (draw, title, caption) in lab_figures.FIGURES.items()]
+    files = []
+    for name, title, caption, fig in drawn:
+        if fig is None:
+            notes.append(f"figure {name} not drawn: the table has no data for it "
+                         "(e.g. a single n_samples or batch size).")
+            continue
+        png, svg = out / f"{name}.png", out / f"{name}.svg"
+        fig.savefig(png, dpi=100)
+        fig.savefig(svg)
+        plt.close(fig)
+        files.append(page.FigureFile(name, title, caption, png, svg))
+
+    report_tables = [page.Table("ranking", "Ranking per problem",
+                                "Each problem at its largest n_samples and batch size, averaged "
+                                "over the sweep and gradient components; ranked by MSE. biased: "
+                                "|bias| ≥ 4 SE at some setting.", tables.ranking(prepared))]
+    summary = tables.gap_summary(gaps)
+    if summary:
+        report_tables.append(page.Table(
+            "exact_gaps", "Measured vs exact per-sample variance",
+            f"{summary['points']} measured points; exact inside the 95% CI at "
+            f"{summary['inside_ci']} of them; median |relative gap| "
+            f"{summary['median_abs_gap']:.1%}; largest {summary['largest_abs_gap']:+.1%} "
+            f"({summary['largest_at']}, exact {'inside' if summary['largest_inside_ci'] else 'outside'}"
+            " the CI). Rows: the 15 largest gaps.",
+            gaps.reindex(gaps.relative_gap.abs().sort_values(ascending=False).index).head(15)))
+    if meta.get("lab"):
+        report_tables.append(page.Table(
+            "lab", "The lab's setups", "The lab's five functions (estimators.lab) on the setups "
+            "of its notebook, run with this grid's seed; error / SE is (value − exact) / "
+            "standard error.", tables.lab(meta["lab"])))
+    report_tables.append(page.Table("metadata", "Run metadata", "Where and how the table was "
+                                    "measured.", tables.metadata(meta, frame)))
+    skipped = meta.get("skipped", [])
+    if skipped:
+        notes.append(f"{len(skipped)} combinations of the grid do not apply and were skipped "
+                     f"(e.g. {skipped[0][0]}: {skipped[0][1]}).")
+    title = f"gradvar report: {run_id}"
+    lede = (f"Grid '{meta.get('grid_name')}': {prepared.cell.nunique()} cells, "
+            f"{meta.get('n_replicates')} replicate estimates each, backend {meta.get('backend')} "
+            f"on {meta.get('device')}. Each figure is faceted by problem family and the "
+            "gradient component (∂/∂parameter); x is the coordinate the grid sweeps.")
+    page.write_html(out / "index.html", title, lede, files, report_tables, notes)
+    page.write_markdown(out / "summary.md", title, lede, files, report_tables, notes)
+    return Report(out / "index.html", files, time.perf_counter() - started, gaps)

@@ -1,0 +1,296 @@
+"""The report's figures, one function each: prepared results table -> matplotlib Figure.
+
+Every function takes the table from :func:`bench.report.data.prepare` and returns a
+figure, or None when the table has nothing to show for it (a grid with one n_samples has
+no variance-vs-n figure). Panels are "problem family · ∂/∂parameter"; colours are fixed
+per estimator across figures; log axes drop non-positive values (deterministic
+estimators have zero variance), which each caption says.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on CI machines
+
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+from bench.report.data import at_largest_n, middle_setting  # noqa: E402
+
+PANEL_WIDTH, PANEL_HEIGHT = 4.6, 3.3
+
+
+def theme() -> None:
+    sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
+
+
+def palette(estimators: list[str]) -> dict[str, tuple]:
+    colours = sns.color_palette("tab10", max(len(estimators), 3))
+    return dict(zip(estimators, colours))
+
+
+def facets(panels: list[str], ncols: int, suptitle: str):
+    """A figure with one axes per panel, no empty axes; returns (fig, {panel: ax})."""
+    ncols = max(1, min(ncols, len(panels)))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(PANEL_WIDTH * ncols, PANEL_HEIGHT * nrows + 0.9),
+                             squeeze=False, layout="constrained")
+    for ax in axes.flat[len(panels):]:
+        ax.remove()
+    fig.suptitle(suptitle, fontsize="large")
+    return fig, dict(zip(panels, axes.flat))
+
+
+def legend(fig, colours: dict, extra: list[Line2D] = ()) -> None:
+    handles = [Line2D([], [], color=c, marker="o", label=name) for name, c in colours.items()]
+    handles += list(extra)
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5),
+               frameon=False)
+
+
+def panel_columns(frame: pd.DataFrame) -> int:
+    """Parameters per family (≤ 3): mean and std side by side, as in Mohamed et al."""
+    per_family = frame.groupby("problem_family").param.nunique()
+    return int(min(max(per_family.max(), 2), 3))
+
+
+def _panels(data: pd.DataFrame, suptitle: str):
+    """One axes per panel of ``data``: returns (fig, [(panel, ax, rows of that panel)])."""
+    fig, axes = facets(list(dict.fromkeys(data.panel)), panel_columns(data), suptitle)
+    return fig, [(panel, ax, data[data.panel == panel]) for panel, ax in axes.items()]
+
+
+def _axis_labels(ax, group: pd.DataFrame, ylabel: str) -> None:
+    sweep = group.sweep.iloc[0]
+    ax.set_xlabel(sweep)
+    ax.set_ylabel(ylabel)
+    if group.categorical.iloc[0]:
+        labels = group.drop_duplicates("x").sort_values("x")
+        ax.set_xticks(labels.x, labels.theta_label, rotation=20, fontsize="small")
+    elif _log_x(group.x):
+        ax.set_xscale("log")
+
+
+def _log_x(values) -> bool:
+    values = np.asarray(values, dtype=float)
+    return bool(values.min() > 0 and values.max() / values.min() >= 20)
+
+
+def _dodge(x: np.ndarray, index: int, count: int, log: bool) -> np.ndarray:
+    """Shifts an estimator's points sideways so error bars of equal x do not overlap."""
+    if count < 2 or x.size == 0:
+        return x
+    offset = (index - (count - 1) / 2) * 0.012
+    if log:
+        return x * np.exp(offset * max(np.log(x.max() / x.min()), 1.0))
+    span = x.max() - x.min() or 1.0
+    return x + offset * span
+
+
+def _errorbars(ax, group, x, y, low, high, colours, log_x=False, connect=True):
+    names = [n for n in colours if n in set(group.estimator)]
+    for index, name in enumerate(names):
+        rows = group[group.estimator == name].sort_values(x)
+        keep = (rows[y] > 0) if ax.get_yscale() == "log" else np.isfinite(rows[y])
+        rows = rows[keep]
+        if rows.empty:
+            continue
+        xs = _dodge(rows[x].to_numpy(float), index, len(names), log_x)
+        values = rows[y].to_numpy(float)
+        yerr = np.vstack([values - rows[low].to_numpy(float), rows[high].to_numpy(float) - values])
+        ax.errorbar(xs, values, yerr=np.clip(yerr, 0, None), color=colours[name], marker="o",
+                    markersize=4, capsize=2.5, linewidth=1.2 if connect else 0,
+                    elinewidth=1, label=name)
+
+
+def variance_vs_theta(frame, colours):
+    data = at_largest_n(frame[~frame.deterministic])
+    if data.empty:
+        return None
+    fig, panels = _panels(data, "Variance of the gradient estimate across each problem's sweep "
+                                "(log scale; bars: 95% CI)")
+    for panel, ax, group in panels:
+        ax.set_yscale("log")
+        _errorbars(ax, group, "x", "variance", "variance_ci_low", "variance_ci_high", colours,
+                   log_x=_log_x(group.x))
+        _axis_labels(ax, group, "variance")
+        ax.set_title(f"{panel}   (n = {int(group.n_samples.iloc[0]):,})", fontsize="medium")
+    legend(fig, {k: v for k, v in colours.items() if k in set(data.estimator)})
+    return fig
+
+
+def variance_vs_n(frame, colours):
+    data = middle_setting(frame[~frame.deterministic & (frame.batch_size == frame.n_samples)])
+    if data.empty or data.n_samples.nunique() < 2:
+        return None
+    fig, panels = _panels(data, "Variance vs n_samples (log-log, one batch) at the middle of each "
+                                "sweep; dashed: slope 1/n")
+    for panel, ax, group in panels:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _errorbars(ax, group, "n_samples", "variance", "variance_ci_low", "variance_ci_high",
+                   colours, log_x=True)
+        positive = group[group.variance > 0]
+        if not positive.empty:
+            level = float(np.median(positive.variance * positive.n_samples))
+            ns = np.array([group.n_samples.min(), group.n_samples.max()], dtype=float)
+            ax.plot(ns, level / ns, color="0.45", linestyle="--", linewidth=1)
+        ax.set_xlabel("n_samples")
+        ax.set_ylabel("variance")
+        row = group.iloc[0]
+        ax.set_title(f"{panel}   ({row.sweep} = {_setting(row)})", fontsize="medium")
+    legend(fig, {k: v for k, v in colours.items() if k in set(data.estimator)},
+           [Line2D([], [], color="0.45", linestyle="--", label="∝ 1/n")])
+    return fig
+
+
+def _setting(row) -> str:
+    return row.theta_label if row.categorical else f"{row.x:g}"
+
+
+def bias_vs_theta(frame, colours):
+    data = at_largest_n(frame)
+    fig, panels = _panels(data, "Bias (mean estimate − exact gradient) with ±2 SE bands")
+    for panel, ax, group in panels:
+        log_x = _log_x(group.x) and not group.categorical.iloc[0]
+        names = [n for n in colours if n in set(group.estimator)]
+        for index, name in enumerate(names):
+            rows = group[group.estimator == name].sort_values("x")
+            xs = _dodge(rows.x.to_numpy(float), index, len(names), log_x)
+            bias, band = rows.bias.to_numpy(float), 2 * rows.bias_se.fillna(0).to_numpy(float)
+            ax.plot(xs, bias, color=colours[name], marker="o", markersize=4, linewidth=1.2)
+            ax.fill_between(xs, bias - band, bias + band, color=colours[name], alpha=0.18,
+                            linewidth=0)
+        ax.axhline(0.0, color="0.3", linewidth=0.8)
+        _axis_labels(ax, group, "bias")
+        ax.set_title(f"{panel}   (n = {int(group.n_samples.iloc[0]):,})", fontsize="medium")
+        biased = sorted(group[group.biased].estimator.unique())
+        if biased:
+            ax.text(0.02, 0.97, "biased: " + ", ".join(biased),
+                    transform=ax.transAxes, va="top", fontsize="small", color="firebrick",
+                    bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
+    legend(fig, {k: v for k, v in colours.items() if k in set(data.estimator)})
+    return fig
+
+
+def _per_cell(frame):
+    """One row per cell (timing is per cell, not per gradient component)."""
+    return frame.drop_duplicates("cell")
+
+
+def _timing(data, axis: str, families: list[str], suptitle: str, xlabel: str, colours):
+    """Median seconds per estimate against ``axis``, one panel per family, log-log."""
+    data = data.groupby(["problem_family", "estimator", axis], as_index=False,
+                        sort=False).time_per_estimate_s.median()
+    fig, axes = facets(families, 3, suptitle)
+    for family, ax in axes.items():
+        group = data[data.problem_family == family]
+        for name, rows in group.groupby("estimator"):
+            ax.plot(rows[axis], rows.time_per_estimate_s, marker="o", markersize=4,
+                    color=colours[name])
+        ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="seconds per estimate",
+               title=family)
+    legend(fig, {k: v for k, v in colours.items() if k in set(data.estimator)})
+    return fig
+
+
+def time_vs_n(frame, colours):
+    data = _per_cell(frame[frame.batch_size == frame.n_samples])
+    if data.n_samples.nunique() < 2:
+        return None
+    return _timing(data, "n_samples", list(dict.fromkeys(data.problem_family)),
+                   "Time per estimate vs n_samples (one batch; median over the sweep)",
+                   "n_samples", colours)
+
+
+def time_vs_batch(frame, colours):
+    data = _per_cell(at_largest_n_all_batches(frame))
+    families = [f for f, g in data.groupby("problem_family", sort=False)
+                if g.batch_size.nunique() > 1]
+    if not families:
+        return None
+    return _timing(data, "batch_size", families, "Time per estimate vs batch size at each "
+                   "problem's largest n_samples (median over the sweep)",
+                   "batch size (samples per batch)", colours)
+
+
+def at_largest_n_all_batches(frame):
+    return pd.concat([g[g.n_samples == g.n_samples.max()]
+                      for _, g in frame.groupby("problem_family", sort=False)])
+
+
+def efficiency_table(frame) -> pd.DataFrame:
+    """Per family and estimator at the largest n: mean variance × time per estimate."""
+    data = at_largest_n(frame[~frame.deterministic])
+    data = data.assign(efficiency=data.variance * data.time_per_estimate_s)
+    table = data.groupby(["problem_family", "estimator"], as_index=False, sort=False).agg(
+        efficiency=("efficiency", "mean"), biased=("biased", "any"), n_samples=("n_samples", "first"))
+    return table.sort_values(["problem_family", "efficiency"], kind="stable")
+
+
+def efficiency(frame, colours):
+    table = efficiency_table(frame)
+    if table.empty:
+        return None
+    families = list(dict.fromkeys(frame.problem_family))
+    families = [f for f in families if f in set(table.problem_family)]
+    fig, axes = facets(families, 3, "Efficiency: variance × time per estimate (lower is better), "
+                                    "ranked; hatched: biased")
+    for family, ax in axes.items():
+        group = table[table.problem_family == family].reset_index(drop=True)
+        # Bars from a whole decade below the best, on whole decades, so lengths compare
+        # on the log scale and the axis has labelled major ticks only.
+        low = 10.0 ** (np.floor(np.log10(group.efficiency.min())) - 1)
+        high = 10.0 ** np.ceil(np.log10(group.efficiency.max()) + 0.3)
+        ax.barh(group.estimator, group.efficiency - low, left=low,
+                color=[colours[n] for n in group.estimator],
+                hatch=["//" if b else "" for b in group.biased], edgecolor="0.25", linewidth=0.5)
+        for position, value in enumerate(group.efficiency):
+            ax.text(value * 1.15, position, f"{value:.2g}", va="center", fontsize="small")
+        ax.invert_yaxis()  # best on top
+        ax.set(xscale="log", xlim=(low, high), xlabel="variance × seconds per estimate",
+               title=f"{family}   (n = {int(group.n_samples.iloc[0]):,})")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.grid(axis="y", visible=False)
+    return fig
+
+
+def exact_per_sample_variance(frame, exact, colours):
+    if exact.empty:
+        return None
+    data = at_largest_n(frame[~frame.deterministic])
+    exact = exact[exact.exact_per_sample_variance > 0]
+    panels = [p for p in dict.fromkeys(data.panel)
+              if not exact[(exact.problem_family + " · ∂/∂" + exact.param) == p].empty]
+    if not panels:
+        return None
+    fig, axes = facets(panels, panel_columns(data),
+                       "Per-sample variance: exact by quadrature (lines) and measured "
+                       "(points, 95% CI)")
+    for panel, ax in axes.items():
+        group = data[data.panel == panel]
+        lines = exact[(exact.problem_family + " · ∂/∂" + exact.param) == panel]
+        ax.set_yscale("log")
+        log_x = _log_x(group.x)
+        names = [n for n in colours if n in set(lines.estimator)]
+        for name in names:
+            curve = lines[lines.estimator == name].sort_values("x")
+            ax.plot(curve.x, curve.exact_per_sample_variance, color=colours[name], linewidth=1.4,
+                    marker="_" if len(curve) == 1 else None, markersize=18)
+        points = group[group.estimator.isin(names)].assign(
+            low=group.variance_ci_low * group.n_samples, high=group.variance_ci_high * group.n_samples)
+        _errorbars(ax, points, "x", "per_sample_variance", "low", "high",
+                   {n: colours[n] for n in names}, log_x=log_x, connect=False)
+        _axis_labels(ax, group, "per-sample variance (variance × n)")
+        ax.set_title(f"{panel}   (n = {int(group.n_samples.iloc[0]):,})", fontsize="medium")
+    legend(fig, {k: v for k, v in colours.items() if k in set(exact.estimator)},
+           [Line2D([], [], color="0.3", label="exact (quadrature)"),
+            Line2D([], [], color="0.3", marker="o", linestyle="none", label="measured ± 95% CI")])
+    return fig

@@ -1,0 +1,173 @@
+"""The report: figures, the self-contained HTML page and summary.md from a results table."""
+
+import html.parser
+import json
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from bench import cli, grid, report, runner
+from bench.report import data, exact, lab_figures
+from bench.store import METADATA_KEY, read_results
+
+TINY = """
+name = "report-test"
+seed = 3
+n_replicates = 200
+timing_repeats = 1
+estimators = ["score_function", "reparameterization", "naive_mc", "trapz"]
+n_samples = [10, 100]
+batch_sizes = ["all", 10]
+lab_setups = true
+
+[[problems]]
+name = "seed_dependence"
+theta = [-1.0, -0.5]
+
+[[problems]]
+name = "gaussian_cos"
+k = [1.0, 2.0]
+theta = [[1.0, 1.0]]
+"""
+GENERIC = ["variance_vs_theta", "variance_vs_n", "bias_vs_theta", "time_vs_n", "time_vs_batch",
+           "efficiency", "exact_per_sample_variance"]
+LAB = ["lab_expectation_value", "lab_expectation_value_dists", "lab_comparison_expected"]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return runner.run(grid.parse(TINY, "report-test.toml"), tmp_path_factory.mktemp("results"),
+                      progress=False)
+
+
+@pytest.fixture(scope="module")
+def built(results, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(exact, "CURVE_POINTS", 5)  # the curves' density is not under test
+        return report.build(results, tmp_path_factory.mktemp("report") / "out", progress=False)
+
+
+def test_every_figure_is_written_as_png_and_svg(built):
+    assert [f.name for f in built.figures] == GENERIC + LAB
+    for figure in built.figures:
+        for path in (figure.png, figure.svg):
+            assert path.parent == built.directory and path.stat().st_size > 1000, path
+        assert figure.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert figure.svg.read_text().lstrip().startswith("<?xml")
+
+
+class _References(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.refs = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.refs += [(tag, name, value) for name, value in attrs if name in ("src", "href")]
+
+
+def test_index_html_is_self_contained(built):
+    text = built.index.read_text()
+    parser = _References()
+    parser.feed(text)
+    images = [value for tag, name, value in parser.refs if name == "src"]
+    assert len(images) == len(built.figures)
+    assert all(value.startswith("data:image/png;base64,") for value in images)
+    for tag, name, value in parser.refs:
+        if name == "href":  # in-page anchors and the figure files beside index.html only
+            assert value.startswith("#") or (built.directory / value).is_file(), value
+    assert not {"script", "link", "iframe", "object"} & set(parser.tags)
+    assert "http://" not in text and "https://" not in text and "url(" not in text
+
+
+def test_html_has_the_ranking_and_metadata_tables(built, results):
+    text = built.index.read_text()
+    _, meta = read_results(results)
+    for anchor in ('id="ranking"', 'id="metadata"', 'id="exact_gaps"', 'id="lab"'):
+        assert anchor in text
+    assert meta["run_id"] in text and "seed_dependence" in text
+
+
+def test_summary_md_lists_every_figure_and_the_ranking(built):
+    text = (built.directory / "summary.md").read_text()
+    for figure in built.figures:
+        assert f"]({figure.name}.png)" in text
+    assert "## Ranking per problem" in text and "| problem_family" in text
+
+
+def test_naive_mc_is_flagged_biased_where_p_depends_on_theta(built, results):
+    frame = data.prepare(read_results(results)[0])
+    ranking = report.tables.ranking(frame).set_index(["problem_family", "estimator"])
+    assert ranking.loc[("seed_dependence", "naive_mc"), "biased"]
+    assert not ranking.loc[("seed_dependence", "score_function"), "biased"]
+    assert not ranking.loc[("seed_dependence", "reparameterization"), "biased"]
+
+
+def test_exact_curves_pass_through_every_measured_point(built):
+    gaps = built.gaps
+    # seed_dependence: 3 stochastic estimators x 2 θ; gaussian_cos: 2 x 2 k x 2 components.
+    assert len(gaps) == 3 * 2 + 2 * 2 * 2
+    assert (gaps.exact > 0).all() and gaps.relative_gap.notna().all()
+
+
+def test_sweep_axis_is_the_coordinate_that_varies(results):
+    frame = data.prepare(read_results(results)[0])
+    sweeps = frame.groupby("problem_family").sweep.first().to_dict()
+    assert sweeps == {"seed_dependence": "theta", "gaussian_cos": "k"}
+    assert sorted(frame[frame.problem_family == "gaussian_cos"].x.unique()) == [1.0, 2.0]
+
+
+def test_lab_figure_titles_carry_measured_and_exact_values(results):
+    rows = read_results(results)[1]["lab"]
+    keyed = {row["key"]: row for row in rows}
+    fig = lab_figures.comparison_expected(rows)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 5
+    for title, mu in zip(titles, (-50, -25, 0, 25, 50)):
+        assert f"{keyed[f't2_mc_{mu}']['exact']:.5f}" in title
+        assert f"MC={keyed[f't2_mc_{mu}']['value']:.4f}" in title
+        assert f"TRAPZ={keyed[f't2_trapz_{mu}']['value']:.4f}" in title
+
+
+def _rewrite(results, path, drop):
+    table = pq.read_table(results)
+    pq.write_table(table.drop_columns(drop), path)
+    return path
+
+
+@pytest.mark.parametrize("column", ["variance_ci_low", "cell"])
+def test_table_missing_columns_is_a_one_line_error(results, tmp_path, capsys, column):
+    broken = _rewrite(results, tmp_path / "broken.parquet", [column])
+    assert cli.main(["report", str(broken), "--out", str(tmp_path / "r"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("gradvar: error:") and column in err
+    assert not (tmp_path / "r" / "index.html").exists()
+
+
+def test_foreign_parquet_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"a": [1, 2]}), path)
+    assert cli.main(["report", str(path), "--no-progress"]) == 2
+    assert "not a gradvar results table" in capsys.readouterr().err
+
+
+def test_cli_report_prints_the_index_path(results, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(exact, "CURVE_POINTS", 3)
+    out = tmp_path / "cli"
+    assert cli.main(["report", str(results), "--out", str(out), "--no-progress"]) == 0
+    assert f"report: {out / 'index.html'}" in capsys.readouterr().out
+    assert (out / "index.html").is_file()
+
+
+def test_empty_table_is_an_error(results, tmp_path):
+    table = pq.read_table(results)
+    empty = table.slice(0, 0).replace_schema_metadata(table.schema.metadata)
+    pq.write_table(empty, tmp_path / "empty.parquet")
+    with pytest.raises(report.ReportError, match="no rows"):
+        report.build(tmp_path / "empty.parquet", tmp_path / "r", progress=False)
+
+
+def test_bundled_report_grids_are_valid():
+    assert grid.load("paper").cells and grid.load("lab").lab_setups
