@@ -13,6 +13,7 @@ gradients, per-sample variances) and :mod:`lab` (the PPDL lab's five functions).
 
 from estimators import _tf  # noqa: F401  (quiet TensorFlow import comes first)
 from estimators import dependence, naive_mc, reparameterization, score_function, trapz  # noqa: F401  (register)
+from estimators import antithetic, baselines, measure_valued, qmc  # noqa: F401  (register)
 from estimators import lab, problems, truth
 from estimators.engine import BACKENDS, BiasedEstimatorWarning, Program, estimate, program
 from estimators.estimator import ESTIMATORS, Estimator, NotApplicableError, register

@@ -49,6 +49,13 @@ class Estimator:
       ignores_measure_gradient: It drops ∇θ p, so it is biased when p depends on θ.
       deterministic: It draws nothing (its replicates are identical, variance zero).
       summary: One line for listings.
+      extra_check: Optional further applicability test ``(estimator, problem, theta [d],
+        batch_size) -> None`` raising :class:`NotApplicableError` (e.g. "p must be a
+        Normal", "batch_size must be even"); :meth:`check` calls it last.
+      exact_moments: Optional exact form ``(problem, theta [d], batch_size) -> (mean [d],
+        per-sample variance [d])`` for estimators that are not a mean of iid
+        ``per_sample`` terms (``estimators.truth.single_sample_moments`` uses it; it
+        raises NotImplementedError where there is none).
     """
 
     name: str
@@ -63,6 +70,8 @@ class Estimator:
     unbiased: bool = True
     ignores_measure_gradient: bool = False
     deterministic: bool = False
+    extra_check: Callable | None = None
+    exact_moments: Callable | None = None
 
     def check(self, problem: Problem, theta, batch_size: int) -> None:
         """Raises NotApplicableError if this estimator cannot run on ``problem``."""
@@ -81,6 +90,8 @@ class Estimator:
             raise NotApplicableError(
                 f"{self.name} differentiates through samples, but TFP does not "
                 f"reparameterize {kind} (problem '{problem.name}'); use score_function.")
+        if self.extra_check is not None:
+            self.extra_check(self, problem, theta, batch_size)
 
 
 ESTIMATORS: dict[str, Estimator] = {}
