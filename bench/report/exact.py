@@ -17,6 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import estimators as E
+from bench.report.data import at_largest_n
 from estimators import truth
 
 CURVE_POINTS = 25
@@ -65,23 +66,26 @@ def curves(frame: pd.DataFrame, progress: bool = True) -> tuple[pd.DataFrame, li
             continue
         sweep, coords = group.sweep.iloc[0], group.coords.iloc[0]
         measured = np.unique(group.x.to_numpy(dtype=float))
+        # The batch the figures show; only batch-dependent estimators (LOO baseline) use it.
+        batch = int(at_largest_n(group).batch_size.iloc[0])
         for name in sorted(group.estimator.unique()):
             if name not in E.ESTIMATORS:
                 notes.append(f"{family} · {name}: no exact curve, estimator not registered.")
                 continue
-            jobs += [(family, sweep, coords, name, x, x in measured) for x in dense_axis(measured)]
+            jobs += [(family, sweep, coords, name, batch, x, x in measured)
+                     for x in dense_axis(measured)]
     rows, skipped = [], set()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", truth.QuadratureWarning)
-        for family, sweep, coords, name, x, measured in tqdm(
+        for family, sweep, coords, name, batch, x, measured in tqdm(
                 jobs, desc="exact per-sample variances", unit="point", disable=not progress,
                 leave=False):
             if (family, name) in skipped:
                 continue
             problem, theta = _problem_at(family, coords, sweep, x)
             try:
-                variance = truth.per_sample_variance(problem, E.ESTIMATORS[name], theta)
-            except NotImplementedError as error:
+                variance = truth.per_sample_variance(problem, E.ESTIMATORS[name], theta, batch)
+            except (NotImplementedError, E.NotApplicableError) as error:
                 skipped.add((family, name))
                 notes.append(f"{family} · {name}: no exact curve ({error})")
                 continue
@@ -103,8 +107,6 @@ def gaps(frame: pd.DataFrame, exact: pd.DataFrame) -> pd.DataFrame:
     batch size, with the relative gap (measured - exact) / exact and whether exact lies
     inside the measured variance's 95% CI (scaled by n_samples).
     """
-    from bench.report.data import at_largest_n
-
     measured = at_largest_n(frame[~frame.deterministic])
     joined = measured.merge(exact[exact.measured], on=["problem_family", "estimator", "param",
                                                        "x"])

@@ -51,7 +51,9 @@ def facets(panels: list[str], ncols: int, suptitle: str):
 def legend(fig, colours: dict, extra: list[Line2D] = ()) -> None:
     handles = [Line2D([], [], color=c, marker="o", label=name) for name, c in colours.items()]
     handles += list(extra)
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5),
+    # As many columns as fit the figure's width (estimator names are long).
+    fit = max(1, int(fig.get_figwidth() // 2.6))
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), fit),
                frameon=False)
 
 
@@ -170,12 +172,13 @@ def bias_vs_theta(frame, colours):
                             linewidth=0)
         ax.axhline(0.0, color="0.3", linewidth=0.8)
         _axis_labels(ax, group, "bias")
-        ax.set_title(f"{panel}   (n = {int(group.n_samples.iloc[0]):,})", fontsize="medium")
         biased = sorted(group[group.biased].estimator.unique())
-        if biased:
-            ax.text(0.02, 0.97, "biased: " + ", ".join(biased),
-                    transform=ax.transAxes, va="top", fontsize="small", color="firebrick",
-                    bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"})
+        title = f"{panel}   (n = {int(group.n_samples.iloc[0]):,})"
+        if biased:  # named under the title, in red, where no data can hide it
+            title += "\n"
+            ax.text(0.5, 1.0, "biased: " + ", ".join(biased), transform=ax.transAxes,
+                    ha="center", va="bottom", fontsize="small", color="firebrick")
+        ax.set_title(title, fontsize="medium")
     legend(fig, {k: v for k, v in colours.items() if k in set(data.estimator)})
     return fig
 

@@ -42,6 +42,7 @@ def test_bundled_grids_are_valid():
     ("n_sample = [1]\n" + VALID, r"g.toml: n_sample: unknown key; allowed keys are"),
     (VALID.replace("n_replicates = 10", "n_replicates = 'ten'"),
      r"g.toml: n_replicates: must be an integer, got 'ten'"),
+    ('lab_setups = "yes"\n' + VALID, r"g.toml: lab_setups: must be true or false, got 'yes'"),
     (VALID.replace("n_replicates = 10", "n_replicates = 0"),
      r"g.toml: n_replicates: must be a positive integer, got 0"),
     (VALID.replace('"trapz"', '"trapezoid"'),
