@@ -269,7 +269,10 @@ def exact_per_sample_variance(frame, exact, colours):
     if exact.empty:
         return None
     data = at_largest_n(frame[~frame.deterministic])
-    exact = exact[exact.exact_per_sample_variance > 0]
+    zero = exact[exact.zero & exact.measured][["problem_family", "estimator", "param", "x"]]
+    data = data.merge(zero, how="left", indicator=True)
+    data = data[data.pop("_merge") == "left_only"]  # rounding noise where exact is zero
+    exact = exact[~exact.zero]
     panels = [p for p in dict.fromkeys(data.panel)
               if not exact[(exact.problem_family + " · ∂/∂" + exact.param) == p].empty]
     if not panels:
