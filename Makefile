@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run lab report report-check paper test clean
+.PHONY: install run lab report report-check paper test clean asv-quick asv-publish benchmarks
+
+ASV_STAMP := $(VENV)/.asv-installed
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "gradvar needs Python >= 3.11 (set PYTHON=...)")'
@@ -53,5 +55,22 @@ lab: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+## benchmarks: the pytest-benchmark speed gates (ratios to the RNG floor); JSON in results/benchmarks/
+benchmarks: $(STAMP)
+	$(BIN)/python -m pytest tests/benchmarks -q
+
+$(ASV_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	touch $(ASV_STAMP)
+
+## asv-quick: every asv benchmark once in .venv: a smoke run (~5 min on 2 cores), nothing saved
+asv-quick: $(ASV_STAMP)
+	$(BIN)/asv machine --yes >/dev/null
+	$(BIN)/asv run --python=same --quick --show-stderr
+
+## asv-publish: HTML of the saved asv results (e.g. from `asv run HEAD~5..HEAD`) in reports/asv/
+asv-publish: $(ASV_STAMP)
+	$(BIN)/asv publish
+
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .asv .pytest_cache build *.egg-info

@@ -1,0 +1,62 @@
+"""Time of one compiled call of R = 1,000 estimates, and the RNG floor beside it.
+
+Compilation and a warm-up call are in ``setup``, so the times are steady-state calls;
+compilation cost is reported separately by the engine (``Program.compile_time_s``).
+XLA should be at least as fast as graph mode at every shape here, and the core within a
+small factor of the floor.
+
+asv runs every parameter combination in a fresh process that imports TensorFlow (~5 s),
+so the grids are kept lean: every estimator at one shape, batching on two of them, and
+the GPU column only where there is a GPU (a skipped combination costs a process too).
+"""
+
+from estimators._tf import GPUS
+
+from . import workloads
+
+N_REPLICATES = 1000
+BACKENDS = ["xla", "graph"]
+DEVICES = ["cpu", "gpu"] if GPUS else ["cpu"]
+
+
+class Estimators:
+    """Every estimator (workloads.ESTIMATORS), all n samples in one batch."""
+
+    params = (list(workloads.ESTIMATORS), [1000], BACKENDS, DEVICES)
+    param_names = ["estimator", "n_samples", "backend", "device"]
+
+    def setup(self, estimator, n_samples, backend, device):
+        self.run = workloads.core(estimator, n_samples, N_REPLICATES, None, backend, device)
+        self.run()  # compiles
+
+    def time_estimates(self, estimator, n_samples, backend, device):
+        self.run()
+
+
+class Batching:
+    """The same n in batches: the batch loop runs inside the program (core idea 4)."""
+
+    params = (["reparameterization", "score_function"], [1000], [100, 10], BACKENDS, DEVICES)
+    param_names = ["estimator", "n_samples", "batch_size", "backend", "device"]
+
+    def setup(self, estimator, n_samples, batch_size, backend, device):
+        self.run = workloads.core(estimator, n_samples, N_REPLICATES, batch_size, backend,
+                                  device)
+        self.run()  # compiles
+
+    def time_estimates(self, estimator, n_samples, batch_size, backend, device):
+        self.run()
+
+
+class RNGFloor:
+    """n × R Philox normals drawn and summed per replicate: what the draws alone cost."""
+
+    params = ([1000], BACKENDS, DEVICES)
+    param_names = ["n_samples", "backend", "device"]
+
+    def setup(self, n_samples, backend, device):
+        self.run = workloads.rng_floor(n_samples, N_REPLICATES, backend, device)
+        self.run()  # compiles
+
+    def time_draw_and_reduce(self, n_samples, backend, device):
+        self.run()

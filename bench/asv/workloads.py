@@ -1,0 +1,132 @@
+"""The workloads that the asv suite and the pytest-benchmark gate (tests/benchmarks/) time.
+
+Each builder returns a no-argument callable that runs one compiled call and returns its
+result as a NumPy array, so timing it includes the device-to-host copy that every user of
+``estimators.estimate`` pays, and nothing lazy is left unmeasured. Builders do not call
+it: the caller warms up (compiles) where it wants compilation kept out of a timing.
+
+Everything runs on problem ``seed_dependence`` (f = exp(θ|x|), p = N(θ, 1)) at θ = -1,
+where every built-in estimator applies. A combination that cannot run (an estimator that
+does not apply, a GPU that is not there) raises ``NotImplementedError``: asv's signal to
+skip it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+
+import numpy as np
+
+import estimators as E
+from estimators import _rng, engine
+from estimators._tf import GPUS, tf
+
+PROBLEM = "seed_dependence"
+THETA = -1.0
+SEED = 0
+
+# Names, not the live registry: asv hands each benchmark process a parameter *index* into
+# the lists it finds at import, so lists that differ between commits (estimators added
+# over history) would file results under the wrong estimator. A name the benchmarked
+# commit lacks is skipped; tests/benchmarks/test_asv_suite.py fails when a registered
+# estimator is missing here.
+ESTIMATORS = (
+    "dependence", "measure_valued", "naive_mc", "reparameterization",
+    "reparameterization_antithetic", "reparameterization_qmc", "score_function",
+    "score_function_batch_optimal", "score_function_loo", "trapz",
+)
+
+
+def problem() -> E.Problem:
+    return E.problems.get(PROBLEM)
+
+
+@contextlib.contextmanager
+def skip_if_not_applicable(estimator: str):
+    """Turns "no such estimator at this commit" and the library's "does not apply" into
+    asv's "skip this combination"."""
+    if estimator not in E.ESTIMATORS:
+        raise NotImplementedError(f"no estimator {estimator!r} at this commit")
+    try:
+        yield
+    except E.NotApplicableError as error:
+        raise NotImplementedError(str(error)) from None
+
+
+def device_name(device: str) -> str:
+    """``"cpu"``/``"gpu"`` as a TensorFlow device, or NotImplementedError without a GPU."""
+    if device == "gpu" and not GPUS:
+        raise NotImplementedError("no GPU on this machine")
+    return f"/{device.upper()}:0"
+
+
+def core(estimator: str, n_samples: int, n_replicates: int, batch_size: int | None = None,
+         backend: str = "xla", device: str = "cpu"):
+    """R estimates from one call of the compiled program: ``() -> [R, d]``."""
+    placement = device_name(device)
+    with skip_if_not_applicable(estimator):
+        cached = E.program(estimator, problem(), THETA, n_samples, n_replicates, batch_size,
+                           backend)
+    # A program of our own rather than the engine's cached one: it is traced under the
+    # requested device, whichever device the engine would pick by default.
+    program = E.Program(cached.estimator, problem(), n_samples, n_replicates,
+                        cached.batch_size, backend)
+    theta = problem().theta_vector(THETA)
+    key = _rng.seed_pair(SEED)
+    window = engine.window_for(cached.estimator, problem(), theta)
+
+    def run():
+        with tf.device(placement):
+            return program(theta, key, window)
+
+    return run
+
+
+def rng_floor(n_samples: int, n_replicates: int, backend: str = "xla", device: str = "cpu"):
+    """The cheapest program with the core's randomness: ``() -> [R]``.
+
+    Draws the same ``[n, R]`` Philox normals an estimator draws and sums them per
+    replicate, compiled like the core, so core time / floor time says how much an
+    estimator costs beyond generating its random numbers.
+    """
+    placement = device_name(device)
+
+    @tf.function(jit_compile=backend == "xla", input_signature=[tf.TensorSpec([2], tf.int32)])
+    def draw_and_reduce(key):
+        normals = tf.random.stateless_normal([n_samples, n_replicates], key, alg=_rng.ALG)
+        return tf.reduce_sum(normals, axis=0)
+
+    key = tf.constant(_rng.seed_pair(SEED))
+
+    def run():
+        with tf.device(placement):
+            return draw_and_reduce(key).numpy()
+
+    return run
+
+
+def seconds(run, rounds: int) -> list[float]:
+    """Wall times of ``rounds`` calls of ``run`` (call it once before, to compile)."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def per_sample_variance(estimator: str, n_samples: int = 1000, n_replicates: int = 1000,
+                        backend: str = "xla") -> float:
+    """Variance of R estimates at a fixed seed, times n (comparable across n).
+
+    The seed is fixed, so the number changes only when an estimator's draws or
+    arithmetic change: a jump in asv history points at the commit that did it.
+    """
+    with skip_if_not_applicable(estimator), warnings.catch_warnings():
+        # naive_mc is biased on this problem by design; its variance is still tracked.
+        warnings.simplefilter("ignore", E.BiasedEstimatorWarning)
+        estimates = E.estimate(estimator, problem(), THETA, n_samples, n_replicates,
+                               seed=SEED, backend=backend)
+    return float(np.var(estimates[:, 0], ddof=1) * n_samples)
