@@ -64,7 +64,13 @@ def cmd_run(args) -> int:
             if grid.skipped:
                 print(f"skipped {len(grid.skipped)} combinations that do not apply:",
                       file=sys.stderr)
-                for label, reason in _group_skipped(grid.skipped):
+                # A batch larger than n_samples is the one-batch cell again: count, don't list.
+                oversized = [s for s in grid.skipped if s[1] == "batch_size > n_samples"]
+                if oversized:
+                    print(f"  {len(oversized)} cells whose batch size exceeds n_samples",
+                          file=sys.stderr)
+                rest = [s for s in grid.skipped if s[1] != "batch_size > n_samples"]
+                for label, reason in _group_skipped(rest):
                     print(f"  {label}: {reason}", file=sys.stderr)
             path = runner.run(grid, Path(args.out), progress=not args.no_progress)
     except (grids.GridError, ResultsError) as error:

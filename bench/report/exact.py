@@ -21,9 +21,9 @@ from bench.report.data import at_largest_n
 from estimators import truth
 
 CURVE_POINTS = 25
-# An exact variance this far below the largest of its panel is zero up to rounding (the
-# antithetic mean gradient of (x-k)² is exactly constant); the float32 estimates then
-# show rounding noise, not variance, so neither is drawn nor compared.
+# An exact variance this far below the largest of its problem family is zero up to
+# rounding (the antithetic mean gradient of (x-k)² is exactly constant); the float32
+# estimates then show rounding noise, not variance, so neither is drawn nor compared.
 ZERO_RELATIVE = 1e-9
 
 
@@ -103,7 +103,7 @@ def curves(frame: pd.DataFrame, progress: bool = True) -> tuple[pd.DataFrame, li
     columns = ["problem_family", "estimator", "param", "x", "exact_per_sample_variance",
                "measured"]
     table = pd.DataFrame(rows, columns=columns)
-    scale = table.groupby(["problem_family", "param"]).exact_per_sample_variance.transform("max")
+    scale = table.groupby("problem_family").exact_per_sample_variance.transform("max")
     table["zero"] = table.exact_per_sample_variance <= ZERO_RELATIVE * scale
     zero = table[table.zero & table.measured]
     if len(zero):

@@ -30,6 +30,12 @@ theta = [-1.0, -0.5]
 name = "gaussian_cos"
 k = [1.0, 2.0]
 theta = [[1.0, 1.0]]
+
+[[problems]]
+name = "gaussian_square"           # antithetic pairs make ∂/∂mean exactly constant
+k = [0.0, 1.0]
+theta = [[1.0, 1.0]]
+estimators = ["reparameterization_antithetic"]
 """
 GENERIC = ["variance_vs_theta", "variance_vs_n", "bias_vs_theta", "time_vs_n", "time_vs_batch",
            "efficiency", "exact_per_sample_variance"]
@@ -107,15 +113,24 @@ def test_naive_mc_is_flagged_biased_where_p_depends_on_theta(built, results):
 
 def test_exact_curves_pass_through_every_measured_point(built):
     gaps = built.gaps
-    # seed_dependence: 3 stochastic estimators x 2 θ; gaussian_cos: 2 x 2 k x 2 components.
-    assert len(gaps) == 3 * 2 + 2 * 2 * 2
+    # seed_dependence: 3 stochastic estimators x 2 θ; gaussian_cos: 2 x 2 k x 2 components;
+    # gaussian_square: antithetic's ∂/∂std at 2 k (its ∂/∂mean has exact variance zero).
+    assert len(gaps) == 3 * 2 + 2 * 2 * 2 + 2
     assert (gaps.exact > 0).all() and gaps.relative_gap.notna().all()
+
+
+def test_exactly_zero_variance_is_rounding_not_compared(results):
+    frame = data.prepare(read_results(results)[0])
+    table, notes = exact.curves(frame[frame.problem_family == "gaussian_square"], progress=False)
+    by_param = table.groupby("param").zero.all()
+    assert by_param["mean"] and not table[table.param == "std"].zero.any()
+    assert any("exact per-sample variance of zero" in note for note in notes)
 
 
 def test_sweep_axis_is_the_coordinate_that_varies(results):
     frame = data.prepare(read_results(results)[0])
     sweeps = frame.groupby("problem_family").sweep.first().to_dict()
-    assert sweeps == {"seed_dependence": "theta", "gaussian_cos": "k"}
+    assert sweeps == {"seed_dependence": "theta", "gaussian_cos": "k", "gaussian_square": "k"}
     assert sorted(frame[frame.problem_family == "gaussian_cos"].x.unique()) == [1.0, 2.0]
 
 
