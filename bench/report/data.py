@@ -61,6 +61,10 @@ def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
         frame.loc[group.index, "x"] = x
         frame.loc[group.index, "categorical"] = sweep == "setting"
     frame["panel"] = frame.problem_family + " · ∂/∂" + frame.param
+    # Panels in grid order: families as they appear, components in θ's order.
+    families = {f: i for i, f in enumerate(dict.fromkeys(frame.problem_family))}
+    frame["panel_rank"] = [families[f] * 1000 + list(c).index(p) for f, c, p in
+                           zip(frame.problem_family, frame.coords, frame.param)]
     # Zero variance, or float32 rounding noise (1e-9 of the largest variance at the same
     # problem, component and n): an antithetic pair makes ∂/∂mean of (x-k)² constant.
     scale = frame.groupby(["problem_family", "param", "n_samples"]).variance.transform("max")

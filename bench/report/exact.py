@@ -79,7 +79,7 @@ def curves(frame: pd.DataFrame, progress: bool = True) -> tuple[pd.DataFrame, li
                 continue
             jobs += [(family, sweep, coords, name, batch, x, x in measured)
                      for x in dense_axis(measured)]
-    rows, skipped = [], set()
+    rows, skipped, reasons = [], set(), {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", truth.QuadratureWarning)
         for family, sweep, coords, name, batch, x, measured in tqdm(
@@ -92,11 +92,13 @@ def curves(frame: pd.DataFrame, progress: bool = True) -> tuple[pd.DataFrame, li
                 variance = truth.per_sample_variance(problem, E.ESTIMATORS[name], theta, batch)
             except (NotImplementedError, E.NotApplicableError) as error:
                 skipped.add((family, name))
-                notes.append(f"{family} · {name}: no exact curve ({error})")
+                reasons.setdefault((name, str(error)), []).append(family)
                 continue
             rows += [{"problem_family": family, "estimator": name, "param": param, "x": x,
                       "exact_per_sample_variance": float(value), "measured": measured}
                      for param, value in zip(problem.param_names, variance)]
+    notes += [f"{name}: no exact curve on {', '.join(families)} ({reason})"
+              for (name, reason), families in reasons.items()]
     if caught:
         notes.append(f"quadrature warned {len(caught)} times (e.g. {caught[0].message}); "
                      "those exact values may be inaccurate.")

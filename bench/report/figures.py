@@ -65,7 +65,8 @@ def panel_columns(frame: pd.DataFrame) -> int:
 
 def _panels(data: pd.DataFrame, suptitle: str):
     """One axes per panel of ``data``: returns (fig, [(panel, ax, rows of that panel)])."""
-    fig, axes = facets(list(dict.fromkeys(data.panel)), panel_columns(data), suptitle)
+    panels = list(dict.fromkeys(data.sort_values("panel_rank", kind="stable").panel))
+    fig, axes = facets(panels, panel_columns(data), suptitle)
     return fig, [(panel, ax, data[data.panel == panel]) for panel, ax in axes.items()]
 
 
@@ -273,7 +274,7 @@ def exact_per_sample_variance(frame, exact, colours):
     data = data.merge(zero, how="left", indicator=True)
     data = data[data.pop("_merge") == "left_only"]  # rounding noise where exact is zero
     exact = exact[~exact.zero]
-    panels = [p for p in dict.fromkeys(data.panel)
+    panels = [p for p in dict.fromkeys(data.sort_values("panel_rank", kind="stable").panel)
               if not exact[(exact.problem_family + " · ∂/∂" + exact.param) == p].empty]
     if not panels:
         return None
