@@ -28,7 +28,6 @@ integrated by cubature over W (1-D) and over (M, U) (2-D, in the coordinates of
 """
 
 import functools
-import math
 
 import numpy as np
 
@@ -38,7 +37,7 @@ from estimators._gaussian import (SQRT_2PI, location_scale, mirrored, require_no
 from estimators._tf import tf
 from estimators.estimator import Estimator, cost, register
 
-SQRT_2 = math.sqrt(2.0)
+TINY = float(np.finfo(np.float32).tiny)  # keeps log(u) finite
 
 
 def mean_part(problem, dist, theta, w):
@@ -64,10 +63,16 @@ def std_part(problem, dist, theta, m, u):
 def surrogate(problem, theta, n, key, window):
     """Mean over n coupled draws (W, M, U) of :func:`mean_part` + :func:`std_part`: [R]."""
     dist = problem.dist(problem.unpack(theta))
-    z = tf.random.stateless_normal([6, n, tf.shape(theta)[0]], seed=key, alg=_rng.ALG)  # [6, n, R]
-    w = tf.sqrt(z[0] ** 2 + z[1] ** 2)  # [n, R]: Rayleigh(1) = Weibull(2, √2)
-    m = tf.sign(z[2]) * tf.sqrt(z[2] ** 2 + z[3] ** 2 + z[4] ** 2)  # [n, R]: ±χ_3
-    u = 0.5 * tf.math.erfc(-z[5] / SQRT_2)  # [n, R]: Φ(z) ~ U(0, 1)
+    # Uniforms are far cheaper than normals under XLA on CPU, so four of the five draws
+    # per sample are uniform (six normals ran at 0.8x graph speed).
+    shape = [n, tf.shape(theta)[0]]
+    uniform = tf.random.stateless_uniform([4] + shape, seed=key, alg=_rng.ALG,
+                                          minval=TINY)  # [4, n, R] in (0, 1)
+    z = tf.random.stateless_normal(shape, seed=_rng.fold_in(key, 1), alg=_rng.ALG)  # [n, R]
+    w = tf.sqrt(-2.0 * tf.math.log(uniform[0]))  # [n, R]: Rayleigh(1) = Weibull(2, √2)
+    chi3 = tf.sqrt(-2.0 * tf.math.log(uniform[1]) + z**2)  # [n, R]: χ_3 (χ²_2 + χ²_1)
+    m = tf.where(uniform[2] < 0.5, -chi3, chi3)  # [n, R]: double-sided Maxwell
+    u = uniform[3]  # [n, R]: U(0, 1)
     return tf.reduce_mean(mean_part(problem, dist, theta, w)
                           + std_part(problem, dist, theta, m, u), axis=0)
 
