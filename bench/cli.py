@@ -104,6 +104,9 @@ def _report(results, out, progress: bool) -> int:
     except (report.ReportError, ResultsError) as error:
         print(f"gradvar: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:
+        print(f"gradvar: error: cannot write the report: {error}", file=sys.stderr)
+        return 2
     print(f"report: {built.index}  ({len(built.figures)} figures, PNG and SVG beside it, "
           f"summary.md; built in {built.seconds:.1f} s)")
     return 0

@@ -26,13 +26,13 @@ class ReportError(ValueError):
 
 
 def check_columns(frame: pd.DataFrame, where: str) -> None:
+    if frame.empty:
+        raise ReportError(f"{where}: the results table has no rows; nothing to report.")
     missing = [column for column in REPORT_COLUMNS if column not in frame.columns]
     if missing:
         raise ReportError(f"{where}: the results table lacks the columns {missing} that the "
                           "report needs; it was not written by `gradvar run` of this version "
                           "(re-run the grid).")
-    if frame.empty:
-        raise ReportError(f"{where}: the results table has no rows; nothing to report.")
 
 
 def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
@@ -42,19 +42,21 @@ def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
     ``sweep`` (name of the family's x axis), ``x`` (the cell's value on it; when no
     single coordinate varies, the position of its θ label, with ``categorical`` set and
     ``sweep`` = "setting"), ``panel`` ("family · ∂/∂param"),
-    ``deterministic`` (zero variance, up to float32 rounding) and ``biased`` (|bias| >= 4 SE, or for
-    deterministic estimators more than 0.1% of the gradient).
+    ``setting`` (every coordinate, as text), ``deterministic`` (zero variance, up to
+    float32 rounding) and ``biased`` (|bias| >= 4 SE, or for deterministic estimators
+    more than 0.1% of the gradient).
     """
     check_columns(frame, where)
     frame = frame.copy()
     frame["coords"] = [_coords(cell, group_params) for cell, group_params in
                        zip(frame["cell"], _params_per_cell(frame))]
+    frame["setting"] = [", ".join(f"{k}={v:g}" for k, v in c.items()) for c in frame.coords]
     frame["sweep"], frame["x"], frame["categorical"] = "", np.nan, False
     for family, group in frame.groupby("problem_family", sort=False):
         sweep = _sweep_axis(group.coords)
         if sweep is None:  # several coordinates vary: place settings in order of appearance
-            order = {label: i for i, label in enumerate(dict.fromkeys(group.theta_label))}
-            x, sweep = group.theta_label.map(order).astype(float), "setting"
+            order = {label: i for i, label in enumerate(dict.fromkeys(group.setting))}
+            x, sweep = group.setting.map(order).astype(float), "setting"
         else:
             x = group.coords.map(lambda coords, s=sweep: float(coords[s]))
         frame.loc[group.index, "sweep"] = sweep
@@ -65,14 +67,18 @@ def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
     families = {f: i for i, f in enumerate(dict.fromkeys(frame.problem_family))}
     frame["panel_rank"] = [families[f] * 1000 + list(c).index(p) for f, c, p in
                            zip(frame.problem_family, frame.coords, frame.param)]
-    # Zero variance, or float32 rounding noise (1e-9 of the largest variance at the same
-    # problem, component and n): an antithetic pair makes ∂/∂mean of (x-k)² constant.
-    scale = frame.groupby(["problem_family", "param", "n_samples"]).variance.transform("max")
-    frame["deterministic"] = frame.variance <= 1e-9 * scale
+    # Zero variance, or float32 rounding noise: an sd below 1e-6 of the family's largest
+    # gradient or of the largest sd at the same problem, component and n (an antithetic
+    # pair makes ∂/∂mean of (x-k)² constant; its estimates still differ in the last bits).
+    largest_sd = np.sqrt(frame.groupby(["problem_family", "param", "n_samples"])
+                         .variance.transform("max"))
+    largest_truth = frame.groupby("problem_family").truth.transform(lambda t: t.abs().max())
+    reference = np.maximum(largest_sd, largest_truth)
+    frame["deterministic"] = np.sqrt(frame.variance) <= 1e-6 * reference
     # A deterministic estimate has no SE: call it biased when it misses by more than a
     # quadrature-sized error (naive_mc returns exactly 0 where only p depends on θ).
     frame["biased"] = frame.bias.abs() >= np.where(
-        frame.deterministic, 1e-3 * frame.truth.abs() + 1e-9, 4 * frame.bias_se)
+        frame.deterministic, 1e-3 * frame.truth.abs() + 1e-6 * reference, 4 * frame.bias_se)
     return frame
 
 
@@ -106,7 +112,7 @@ def at_largest_n(frame: pd.DataFrame) -> pd.DataFrame:
     for _, group in frame.groupby("problem_family", sort=False):
         group = group[group.n_samples == group.n_samples.max()]
         parts.append(group[group.batch_size == group.batch_size.max()])
-    return pd.concat(parts, ignore_index=True)
+    return pd.concat(parts, ignore_index=True) if parts else frame.iloc[:0]
 
 
 def middle_setting(frame: pd.DataFrame) -> pd.DataFrame:
@@ -115,7 +121,7 @@ def middle_setting(frame: pd.DataFrame) -> pd.DataFrame:
     for _, group in frame.groupby("problem_family", sort=False):
         values = sorted(group.x.unique())
         parts.append(group[group.x == values[(len(values) - 1) // 2]])
-    return pd.concat(parts, ignore_index=True)
+    return pd.concat(parts, ignore_index=True) if parts else frame.iloc[:0]
 
 
 def estimator_order(frame: pd.DataFrame) -> list[str]:

@@ -27,8 +27,9 @@ CURVE_POINTS = 25
 ZERO_RELATIVE = 1e-9
 
 
-def dense_axis(measured: np.ndarray, points: int = CURVE_POINTS) -> np.ndarray:
+def dense_axis(measured: np.ndarray, points: int | None = None) -> np.ndarray:
     """Points spanning the measured values (log-spaced when they span a factor >= 20)."""
+    points = CURVE_POINTS if points is None else points
     low, high = float(measured.min()), float(measured.max())
     if low == high:
         return np.array([low])
@@ -116,6 +117,10 @@ def curves(frame: pd.DataFrame, progress: bool = True) -> tuple[pd.DataFrame, li
     return table, notes
 
 
+GAP_COLUMNS = ["problem", "estimator", "param", "sweep", "x", "n_samples", "measured", "exact",
+               "ci_low", "ci_high", "relative_gap", "exact_inside_ci"]
+
+
 def gaps(frame: pd.DataFrame, exact: pd.DataFrame) -> pd.DataFrame:
     """Measured per-sample variance against exact at each measured point.
 
@@ -124,6 +129,8 @@ def gaps(frame: pd.DataFrame, exact: pd.DataFrame) -> pd.DataFrame:
     inside the measured variance's 95% CI (scaled by n_samples).
     """
     measured = at_largest_n(frame[~frame.deterministic])
+    if measured.empty or exact.empty:
+        return pd.DataFrame(columns=GAP_COLUMNS)
     joined = measured.merge(exact[exact.measured], on=["problem_family", "estimator", "param",
                                                        "x"])
     joined = joined[~joined.zero]

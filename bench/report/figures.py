@@ -76,7 +76,7 @@ def _axis_labels(ax, group: pd.DataFrame, ylabel: str) -> None:
     ax.set_ylabel(ylabel)
     if group.categorical.iloc[0]:
         labels = group.drop_duplicates("x").sort_values("x")
-        ax.set_xticks(labels.x, labels.theta_label, rotation=20, fontsize="small")
+        ax.set_xticks(labels.x, labels.setting, rotation=20, fontsize="small")
     elif _log_x(group.x):
         ax.set_xscale("log")
 
@@ -155,7 +155,7 @@ def variance_vs_n(frame, colours):
 
 
 def _setting(row) -> str:
-    return row.theta_label if row.categorical else f"{row.x:g}"
+    return row.setting if row.categorical else f"{row.x:g}"
 
 
 def bias_vs_theta(frame, colours):
@@ -196,7 +196,7 @@ def _timing(data, axis: str, families: list[str], suptitle: str, xlabel: str, co
     fig, axes = facets(families, 3, suptitle)
     for family, ax in axes.items():
         group = data[data.problem_family == family]
-        for name, rows in group.groupby("estimator"):
+        for name, rows in group.sort_values(axis).groupby("estimator"):
             ax.plot(rows[axis], rows.time_per_estimate_s, marker="o", markersize=4,
                     color=colours[name])
         ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="seconds per estimate",
@@ -241,6 +241,7 @@ def efficiency_table(frame) -> pd.DataFrame:
 
 def efficiency(frame, colours):
     table = efficiency_table(frame)
+    table = table[np.isfinite(table.efficiency) & (table.efficiency > 0)]
     if table.empty:
         return None
     families = list(dict.fromkeys(frame.problem_family))

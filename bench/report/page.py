@@ -100,8 +100,11 @@ def write_markdown(path: Path, title: str, lede: str, figures: list[FigureFile],
         lines += [f"### {figure.title}", "", figure.caption, "",
                   f"![{figure.title}]({figure.png.name})", ""]
     for table in tables:
+        text = table.frame.apply(  # a "|" inside a cell would split it into columns
+            lambda column: column.str.replace("|", "\\|", regex=False)
+            if column.dtype == object else column)
         lines += [f"## {table.title}", "", table.caption, "",
-                  table.frame.to_markdown(index=False, floatfmt=".4g"), ""]
+                  text.to_markdown(index=False, floatfmt=".4g"), ""]
     if notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
     path.write_text("\n".join(lines), encoding="utf-8")

@@ -17,12 +17,13 @@ def ranking(frame: pd.DataFrame) -> pd.DataFrame:
     """
     data = at_largest_n(frame)
     data = data.assign(efficiency=data.variance * data.time_per_estimate_s,
-                       bias_in_se=(data.bias.abs() / data.bias_se).where(data.bias_se > 0))
+                       bias_in_se=(data.bias.abs() / data.bias_se).where(
+                           (data.bias_se > 0) & ~data.deterministic))
     table = data.groupby(["problem_family", "estimator"], sort=False, as_index=False).agg(
         n_samples=("n_samples", "first"), mse=("mse", "mean"),
         variance_x_time=("efficiency", "mean"), max_bias_in_se=("bias_in_se", "max"),
         biased=("biased", "any"), seconds_per_estimate=("time_per_estimate_s", "median"))
-    table["rank_by_mse"] = table.groupby("problem_family").mse.rank(method="min").astype(int)
+    table["rank_by_mse"] = table.groupby("problem_family").mse.rank(method="min").astype("Int64")
     return table.sort_values(["problem_family", "rank_by_mse"], kind="stable").reset_index(drop=True)
 
 
