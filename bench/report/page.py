@@ -93,6 +93,15 @@ def write_html(path: Path, title: str, lede: str, figures: list[FigureFile],
                     f"<body><main>{''.join(body)}</main></body></html>\n", encoding="utf-8")
 
 
+def _markdown_cell(value) -> str:
+    """4 significant digits, "—" for missing; a "|" inside a cell would split it."""
+    if isinstance(value, float):
+        return "—" if value != value else f"{value:.4g}"
+    if value is None or value is pd.NA:
+        return "—"
+    return str(value).replace("|", "\\|")
+
+
 def write_markdown(path: Path, title: str, lede: str, figures: list[FigureFile],
                    tables: list[Table], notes: list[str]) -> None:
     lines = [f"# {title}", "", lede, "", "## Figures", ""]
@@ -100,11 +109,9 @@ def write_markdown(path: Path, title: str, lede: str, figures: list[FigureFile],
         lines += [f"### {figure.title}", "", figure.caption, "",
                   f"![{figure.title}]({figure.png.name})", ""]
     for table in tables:
-        text = table.frame.apply(  # a "|" inside a cell would split it into columns
-            lambda column: column.str.replace("|", "\\|", regex=False)
-            if column.dtype == object else column)
         lines += [f"## {table.title}", "", table.caption, "",
-                  text.to_markdown(index=False, floatfmt=".4g"), ""]
+                  table.frame.map(_markdown_cell).to_markdown(index=False, disable_numparse=True),
+                  ""]
     if notes:
         lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
     path.write_text("\n".join(lines), encoding="utf-8")
