@@ -4,7 +4,8 @@ A grid sweeps θ (one row of the table per gradient component) and, for problem
 factories, their arguments (``gaussian_cos`` with ``k = [0.5, 1, ...]``). Within one
 problem family the report finds the coordinates that vary across cells: when exactly
 one does (θ in the lab's problems, ``mean`` in the default grid, ``k`` in the paper
-grid) it becomes the family's x axis; otherwise cells are placed by their θ label.
+grid) it becomes the family's x axis; otherwise cells are placed in order of appearance
+and labelled by all their coordinates.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
 
     Added: ``coords`` (dict of every θ component and factory argument of the cell),
     ``sweep`` (name of the family's x axis), ``x`` (the cell's value on it; when no
-    single coordinate varies, the position of its θ label, with ``categorical`` set and
-    ``sweep`` = "setting"), ``panel`` ("family · ∂/∂param"),
+    single coordinate varies, the position of its ``setting``, with ``categorical`` set
+    and ``sweep`` = "setting"), ``panel`` ("family · ∂/∂param"),
     ``setting`` (every coordinate, as text), ``deterministic`` (zero variance, up to
     float32 rounding) and ``biased`` (|bias| >= 4 SE, or for deterministic estimators
     more than 0.1% of the gradient).
@@ -126,8 +127,3 @@ def middle_setting(frame: pd.DataFrame) -> pd.DataFrame:
 
 def estimator_order(frame: pd.DataFrame) -> list[str]:
     return sorted(frame.estimator.unique())
-
-
-def positive(values) -> np.ndarray:
-    values = np.asarray(values, dtype=float)
-    return np.isfinite(values) & (values > 0)

@@ -23,6 +23,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from bench.report.data import at_largest_n, middle_setting  # noqa: E402
+from bench.report.tables import ranking  # noqa: E402
 
 PANEL_WIDTH, PANEL_HEIGHT = 4.6, 3.3
 
@@ -230,18 +231,11 @@ def at_largest_n_all_batches(frame):
                       for _, g in frame.groupby("problem_family", sort=False)])
 
 
-def efficiency_table(frame) -> pd.DataFrame:
-    """Per family and estimator at the largest n: mean variance × time per estimate."""
-    data = at_largest_n(frame[~frame.deterministic])
-    data = data.assign(efficiency=data.variance * data.time_per_estimate_s)
-    table = data.groupby(["problem_family", "estimator"], as_index=False, sort=False).agg(
-        efficiency=("efficiency", "mean"), biased=("biased", "any"), n_samples=("n_samples", "first"))
-    return table.sort_values(["problem_family", "efficiency"], kind="stable")
-
-
 def efficiency(frame, colours):
-    table = efficiency_table(frame)
+    # The ranking's variance × time, over the stochastic rows only, best first.
+    table = ranking(frame[~frame.deterministic]).rename(columns={"variance_x_time": "efficiency"})
     table = table[np.isfinite(table.efficiency) & (table.efficiency > 0)]
+    table = table.sort_values(["problem_family", "efficiency"], kind="stable")
     if table.empty:
         return None
     families = list(dict.fromkeys(frame.problem_family))
