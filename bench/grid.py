@@ -7,21 +7,30 @@ A grid is a TOML file (``bench/grids/*.toml``)::
     backend = "xla"             # "xla", "graph" or "eager"
     n_replicates = 1000         # independent estimates per cell
     timing_repeats = 3          # timed calls per cell after the compiling warm-up
-    estimators = ["score_function", "reparameterization"]   # default: all registered
     n_samples = [1, 10, 100, 1000, 10000]
     batch_sizes = ["all", 100]  # integers, or "all" (= n_samples)
-    lab_setups = false          # also run the lab's own functions on its setups (LAB.md);
-                                # the report then redraws the lab's three figures
+    lab_setups = false          # also run the lab's own functions on its setups; the
+                                # report then redraws the lab's three figures
+    # Estimators: names, labels, or tables of options (a list sweeps an option).
+    # Default: every registered name (gradvar list).
+    estimators = [
+        "reparameterization",
+        "score_function(control_variate=delta)",
+        {name = "score_function", control_variate = ["none", "loo"]},
+    ]
 
     [[problems]]
-    name = "gaussian_cos"
+    name = "gaussian_cos"       # a built-in, or "my_problems.py:factory",
+                                # or "my_package.module:factory" (bench/problem_specs.py)
     k = [0.5, 1, 2, 5]          # factory arguments; a list sweeps them
-    theta = [[1.0, 1.0], [0.0, 1.0]]   # θ values: numbers, or lists for d > 1
+    theta = [[1.0, 1.0], [0.0, 1.0]]   # θ values: numbers, flat lists, or tables:
+                                       # {mean = 1.0, std = 1.0} (a number fills a block)
     estimators = ["score_function"]     # optional override of the top-level list
 
 Everything is validated before anything runs (:class:`GridError` names the file, the key
 and what is allowed). Combinations that do not apply (an estimator on a problem it does
-not support, batch_size > n_samples or not dividing it) are skipped and listed.
+not support, an option combination that cannot work, batch_size > n_samples or not
+dividing it) are skipped and listed.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import tomllib
 from pathlib import Path
 
 import estimators as E
+from bench import problem_specs
 
 GRID_DIR = Path(__file__).parent / "grids"
 TOP_KEYS = {"name": str, "seed": int, "backend": str, "n_replicates": int,
@@ -51,22 +61,24 @@ class GridError(ValueError):
 class Cell:
     """One (problem, estimator, θ, n_samples, batch_size) combination of a grid."""
 
-    problem: str            # registry name
+    problem: str            # registered name or "file.py:factory" / "module:factory"
     kwargs: tuple           # ((key, value), ...) factory arguments
-    estimator: str
+    estimator: str          # canonical estimator label
     theta: tuple[float, ...]
     n_samples: int
     batch_size: int
+    base_dir: str = dataclasses.field(default="", compare=False)  # where user files live
 
     @property
     def problem_obj(self) -> E.Problem:
-        return E.problems.get(self.problem, **dict(self.kwargs))
+        return problem_specs.get(self.problem, dict(self.kwargs), self.base_dir or None)
 
     @property
     def key(self) -> str:
         """A stable identifier: independent of cell order, used for seeds and resumes."""
-        return json.dumps([self.problem, list(self.kwargs), self.estimator, list(self.theta),
-                           self.n_samples, self.batch_size], separators=(",", ":"))
+        return json.dumps([self.problem, [list(kv) for kv in self.kwargs], self.estimator,
+                           list(self.theta), self.n_samples, self.batch_size],
+                          separators=(",", ":"))
 
     def seed(self, run_seed: int) -> int:
         digest = hashlib.sha256(f"{run_seed}|{self.key}".encode()).digest()
@@ -74,7 +86,8 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return (f"{self.problem_obj.name} {self.estimator} θ={list(self.theta)} "
+        problem = self.problem_obj
+        return (f"{problem.name} {self.estimator} θ=[{problem.describe_theta(self.theta)}] "
                 f"n={self.n_samples} b={self.batch_size}")
 
 
@@ -88,7 +101,7 @@ class Grid:
     n_replicates: int
     timing_repeats: int
     cells: tuple[Cell, ...]
-    skipped: tuple[tuple[str, str], ...]   # (cell label, reason)
+    skipped: tuple[tuple[str, str], ...]   # (cell or combination label, reason)
     lab_setups: bool = False
 
 
@@ -100,6 +113,9 @@ def bundled() -> list[Path]:
 def resolve(name_or_path: str | Path) -> Path:
     """A grid path, or the name of a bundled grid ("default", "tiny", ...)."""
     path = Path(name_or_path)
+    if path.is_dir():
+        raise GridError(f"{name_or_path}: is a directory; give a grid file (.toml) or the "
+                        "name of a bundled grid.")
     if path.exists():
         return path
     bundled_path = GRID_DIR / f"{name_or_path}.toml"
@@ -112,7 +128,10 @@ def resolve(name_or_path: str | Path) -> Path:
 def load(name_or_path: str | Path) -> Grid:
     """Reads and validates a grid file. Raises GridError."""
     path = resolve(name_or_path)
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise GridError(f"{path}: cannot read the grid file ({error}).") from None
     return parse(text, str(path))
 
 
@@ -152,39 +171,49 @@ def parse(text: str, where: str = "<grid>") -> Grid:
     for b in batch_sizes:
         if b != "all":
             _positive(b, "batch_sizes", fail, extra=' or "all"')
-    top_estimators = _estimators(data.get("estimators", sorted(E.ESTIMATORS)), "estimators", fail)
+    skipped = []
+    top_estimators = _estimators(data.get("estimators", sorted(E.ESTIMATORS)), "estimators",
+                                 fail, skipped)
+    base_dir = str(Path(where).resolve().parent) if where != "<grid>" else ""
 
-    cells, skipped = [], []
+    cells = []
     for index, entry in enumerate(data["problems"]):
         where_p = f"problems[{index}]"
         if not isinstance(entry, dict):
             fail(where_p, "must be a table with at least name and theta.")
         name = entry.get("name")
-        if name not in E.problems.names():
-            fail(f"{where_p}.name", f"unknown problem {name!r}; choose one of: "
-                                    f"{', '.join(E.problems.names())}.")
-        arguments = E.problems.parameters(name)
+        try:
+            arguments = problem_specs.parameters(name, base_dir or None)
+        except problem_specs.ProblemSpecError as error:
+            fail(f"{where_p}.name", str(error))
         for key in entry:
             if key not in PROBLEM_KEYS and key not in arguments:
                 allowed = sorted(PROBLEM_KEYS | set(arguments))
                 fail(f"{where_p}.{key}", f"unknown key for problem '{name}'; allowed keys are "
                                          f"{', '.join(allowed)}.")
         if "theta" not in entry or not isinstance(entry["theta"], list) or not entry["theta"]:
-            fail(f"{where_p}.theta", "is required: a list of θ values.")
+            fail(f"{where_p}.theta", "is required: a list of θ values (numbers, lists or "
+                                     "tables such as {mean = 1.0, std = 1.0}).")
         sweeps = {}
         for key in arguments:
             if key in entry:
                 values = entry[key] if isinstance(entry[key], list) else [entry[key]]
                 for value in values:
-                    if isinstance(value, bool) or not isinstance(value, (int, float)):
-                        fail(f"{where_p}.{key}", f"must be a number or a list of numbers, "
-                                                 f"got {value!r}.")
-                sweeps[key] = [float(v) for v in values]
-        chosen = _estimators(entry["estimators"], f"{where_p}.estimators", fail) \
+                    if not isinstance(value, (bool, int, float, str)):
+                        fail(f"{where_p}.{key}", f"must be a number, string or boolean, or a "
+                                                 f"list of them, got {value!r}.")
+                sweeps[key] = values
+        missing = [k for k, v in arguments.items() if v is None and k not in sweeps]
+        if missing:
+            fail(where_p, f"problem '{name}' needs the argument(s) {', '.join(missing)}.")
+        chosen = _estimators(entry["estimators"], f"{where_p}.estimators", fail, skipped) \
             if "estimators" in entry else top_estimators
         for combo in itertools.product(*sweeps.values()):
             kwargs = tuple(zip(sweeps.keys(), combo))
-            problem = E.problems.get(name, **dict(kwargs))
+            try:
+                problem = problem_specs.get(name, dict(kwargs), base_dir or None)
+            except problem_specs.ProblemSpecError as error:
+                fail(where_p, str(error))
             thetas = []
             for value in entry["theta"]:
                 try:
@@ -194,8 +223,8 @@ def parse(text: str, where: str = "<grid>") -> Grid:
             for estimator, theta, n, b in itertools.product(chosen, thetas, n_samples,
                                                             batch_sizes):
                 batch = n if b == "all" else b
-                cell = Cell(name, kwargs, estimator, theta, n, batch)
-                reason = _not_applicable(cell, problem, b)
+                cell = Cell(name, kwargs, estimator, theta, n, batch, base_dir)
+                reason = _not_applicable(cell, problem, where_p, fail)
                 if reason:
                     skipped.append((cell.label, reason))
                 elif cell not in cells:  # "all" and an explicit b == n are the same cell
@@ -206,15 +235,17 @@ def parse(text: str, where: str = "<grid>") -> Grid:
                 lab_setups=data.get("lab_setups", False))
 
 
-def _not_applicable(cell: Cell, problem: E.Problem, b) -> str | None:
+def _not_applicable(cell: Cell, problem: E.Problem, where_p: str, fail) -> str | None:
     if cell.batch_size > cell.n_samples:
         return "batch_size > n_samples"
     if cell.n_samples % cell.batch_size:
         return "batch_size does not divide n_samples"
     try:
-        E.ESTIMATORS[cell.estimator].check(problem, cell.theta, cell.batch_size)
+        E.get_estimator(cell.estimator).check(problem, cell.theta, cell.batch_size)
     except E.NotApplicableError as error:
         return str(error)
+    except ValueError as error:  # the problem itself (e.g. no window can be placed)
+        fail(where_p, str(error))
     return None
 
 
@@ -224,11 +255,41 @@ def _positive(value, key, fail, extra=""):
     return value
 
 
-def _estimators(names, key, fail):
-    if not isinstance(names, list) or not names:
-        fail(key, "must be a non-empty list of estimator names.")
-    for name in names:
-        if name not in E.ESTIMATORS:
-            fail(key, f"unknown estimator {name!r}; choose one of: "
-                      f"{', '.join(sorted(E.ESTIMATORS))}.")
-    return list(names)
+def _estimators(entries, key, fail, skipped) -> list[str]:
+    """Estimator labels from names, labels and option tables; combinations of options
+    that cannot work are added to ``skipped``."""
+    if not isinstance(entries, list) or not entries:
+        fail(key, "must be a non-empty list of estimator names or option tables.")
+    labels = []
+    for index, entry in enumerate(entries):
+        where = f"{key}[{index}]"
+        if isinstance(entry, str):
+            combos = [(entry, {})]
+        elif isinstance(entry, dict):
+            if "name" not in entry:
+                fail(where, "an estimator table needs a name, e.g. {name = \"score_function\", "
+                            "control_variate = \"delta\"}.")
+            options = {k: v if isinstance(v, list) else [v] for k, v in entry.items()}
+            for option, values in options.items():
+                if not values or not all(isinstance(v, str) for v in values):
+                    fail(f"{where}.{option}", f"must be a string or a list of strings, got "
+                                              f"{entry[option]!r}.")
+            names = options.pop("name")
+            combos = [(name, dict(zip(options, values)))
+                      for name in names for values in itertools.product(*options.values())]
+        else:
+            fail(where, f"must be an estimator name or a table of options, got {entry!r}.")
+        for name, options in combos:
+            try:
+                label = E.get_estimator(name, **options).label
+            except E.NotApplicableError as error:
+                skipped.append((f"{name}({', '.join(f'{k}={v}' for k, v in options.items())})",
+                                str(error)))
+                continue
+            except (ValueError, TypeError) as error:
+                fail(where, str(error))
+            if label not in labels:
+                labels.append(label)
+    if not labels:
+        fail(key, "no estimator left: every combination of options was inapplicable.")
+    return labels

@@ -19,7 +19,10 @@ import numpy as np
 
 import estimators as E
 from estimators import lab, truth
-from estimators._tf import tf, tfd
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
 
 MU_VALUES = (-50.0, -25.0, 0.0, 25.0, 50.0)
 

@@ -1,6 +1,8 @@
 """Metrics of one cell from its R replicate estimates of one gradient component.
 
-* bias = mean - truth, with standard error sd / sqrt(R);
+* bias = mean - truth, with standard error sqrt(sd² / R + truth_se²): a Monte Carlo
+  reference truth (``truth_kind = monte_carlo``) carries its own standard error, which
+  every bias test must include;
 * variance (ddof=1) with a 95% confidence interval that stays honest for heavy-tailed
   estimators: score-function estimates are far from normal, so no chi-square interval.
   We use the kurtosis-aware asymptotic interval on the log scale (delta method):
@@ -44,8 +46,10 @@ def variance_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, 
     return variance, variance * math.exp(-half), variance * math.exp(half)
 
 
-def cell_metrics(estimates: np.ndarray, truth: float, n_samples: int) -> dict:
-    """Metrics of R estimates (one component) against the exact value."""
+def cell_metrics(estimates: np.ndarray, truth: float, n_samples: int,
+                 truth_se: float = 0.0) -> dict:
+    """Metrics of R estimates (one component) against the truth (with its standard error
+    ``truth_se``, zero for exact truths)."""
     estimates = np.asarray(estimates, dtype=np.float64)
     finite = estimates[np.isfinite(estimates)]
     count = finite.size
@@ -56,7 +60,8 @@ def cell_metrics(estimates: np.ndarray, truth: float, n_samples: int) -> dict:
         "truth": float(truth),
         "mean": mean,
         "bias": mean - truth,
-        "bias_se": sd / math.sqrt(count) if count > 1 else math.nan,
+        "bias_se": math.sqrt(sd**2 / count + truth_se**2) if count > 1 else math.nan,
+        "truth_se": float(truth_se),
         "variance": variance,
         "variance_ci_low": low,
         "variance_ci_high": high,

@@ -28,8 +28,8 @@ import estimators as E
 from bench import lab_setups, metrics
 from bench.grid import Cell, Grid, parse
 from bench.store import RunStore
-from estimators import _rng, engine
-from estimators._tf import tf, tfp
+import tensorflow as tf  # after estimators: its TensorFlow settings come first
+import tensorflow_probability as tfp
 
 
 class RunInterrupted(Exception):
@@ -86,7 +86,7 @@ def run_metadata(grid: Grid, run_id: str) -> dict:
         "gradvar": E.__version__, "tensorflow": tf.__version__,
         "tensorflow_probability": tfp.__version__, "numpy": np.__version__,
         "python": platform.python_version(), "platform": platform.platform(),
-        "device": engine.DEVICE, "git_commit": _git_commit(), "started": _now(),
+        "device": E.DEVICE, "git_commit": _git_commit(), "started": _now(),
     }
 
 
@@ -97,30 +97,35 @@ def measure(cell: Cell, grid: Grid) -> list[dict]:
                         grid.n_replicates, cell.batch_size, grid.backend)
     theta = np.asarray(cell.theta)
     seed = cell.seed(grid.seed)
-    key = _rng.seed_pair(seed)
-    window = engine.window_for(program.estimator, problem, theta)
-    estimates = program(theta, key, window)  # compiles on the first call of these shapes
+    estimates = program(theta, seed)  # compiles on the first call of these shapes
     times = []
     for _ in range(grid.timing_repeats):
         started = time.perf_counter()
-        program(theta, key, window)
+        program(theta, seed)
         times.append(time.perf_counter() - started)
     per_call = statistics.median(times)
-    truth = problem.true_gradient(theta)
-    label = ", ".join(f"{n}={v:g}" for n, v in zip(problem.param_names, theta))
+    truth = problem.truth(theta)
+    f_evals = program.estimator.f_evals_per_estimate(problem, theta, cell.n_samples,
+                                                     cell.batch_size)
+    label = problem.describe_theta(theta)
+    event_size = int(np.prod(problem.event_shape(theta), dtype=int))
     rows = []
-    for index, param in enumerate(problem.param_names):
+    for index, (param, block) in enumerate(zip(problem.param_labels, problem.param_blocks)):
         rows.append({
             "problem": problem.name, "problem_family": cell.problem,
-            "estimator": cell.estimator, "param": param, "theta": float(theta[index]),
-            "theta_label": label, "n_samples": cell.n_samples, "batch_size": cell.batch_size,
+            "estimator": cell.estimator, "param": param, "param_block": block,
+            "theta": float(theta[index]), "theta_label": label,
+            "n_samples": cell.n_samples, "batch_size": cell.batch_size,
             "n_replicates": grid.n_replicates,
-            **metrics.cell_metrics(estimates[:, index], truth[index], cell.n_samples),
+            **metrics.cell_metrics(estimates[:, index], truth.gradient[index], cell.n_samples,
+                                   truth_se=truth.gradient_se[index]),
+            "truth_kind": truth.kind,
+            "f_evals_per_estimate": f_evals, "event_size": event_size,
             "time_per_estimate_s": per_call / grid.n_replicates,
             "time_per_call_s": per_call,
             "compile_time_s": program.compile_time_s,
             "samples_per_s": cell.n_samples * grid.n_replicates / per_call,
-            "backend": grid.backend, "device": engine.DEVICE, "seed": seed, "cell": cell.key,
+            "backend": grid.backend, "device": E.DEVICE, "seed": seed, "cell": cell.key,
         })
     return rows
 

@@ -25,7 +25,8 @@ REQUIRED_COLUMNS = (
     "problem", "estimator", "param", "theta", "n_samples", "batch_size", "n_replicates",
     "truth", "mean", "bias", "bias_se", "variance", "variance_ci_low", "variance_ci_high",
     "per_sample_variance", "mse", "time_per_estimate_s", "compile_time_s", "samples_per_s",
-    "backend", "device", "seed")
+    "backend", "device", "seed", "param_block", "truth_kind", "truth_se",
+    "f_evals_per_estimate")
 
 
 class ResultsError(ValueError):

@@ -1,27 +1,45 @@
-"""gradvar's estimator library: Monte Carlo gradient estimators with exact ground truth.
+"""gradvar's estimator library: Monte Carlo gradient estimators with ground truth.
 
 >>> import estimators as E
 >>> p = E.problems.get("seed_dependence")
 >>> g = E.estimate("score_function", p, theta=-1.0, n_samples=1000, n_replicates=200)
 >>> g.shape, p.true_gradient(-1.0).round(6)
 ((200, 1), array([0.48133]))
+>>> e = E.get_estimator("score_function", control_variate="delta")
+>>> E.estimate(e, p, -1.0, n_samples=100, n_replicates=50).shape
+(50, 1)
 
-Public names: :class:`Problem`, :mod:`problems` (registry of built-in problems),
-:data:`ESTIMATORS` (registry of estimators), :func:`estimate`, :mod:`truth` (exact values,
-gradients, per-sample variances) and :mod:`lab` (the PPDL lab's five functions).
+Public names: :class:`Problem` (a user's problem: named scalars or parameter blocks,
+scalar or vector events), :mod:`problems` (registry of built-in problems),
+:data:`ESTIMATORS` (identities and presets), :func:`get_estimator` (an identity with
+sampling and control-variate options), :func:`estimate` and :func:`program` (the
+compiled replicate engine), :mod:`truth` (values, gradients and per-sample variances,
+labelled by how they were obtained) and :mod:`lab` (the PPDL lab's five functions).
+``DEVICE`` is where programs run, ``RNG_ALG`` the bit generator of every draw.
+
+Importing the package applies gradvar's process-wide TensorFlow settings (quiet start-up,
+one XLA pass off, Philox draws); :mod:`estimators._runtime` documents all three.
 """
 
-from estimators import _tf  # noqa: F401  (quiet TensorFlow import comes first)
-from estimators import dependence, naive_mc, reparameterization, score_function, trapz  # noqa: F401  (register)
-from estimators import antithetic, baselines, measure_valued, qmc  # noqa: F401  (register)
-from estimators import lab, problems, truth
-from estimators.engine import BACKENDS, BiasedEstimatorWarning, Program, estimate, program
-from estimators.estimator import ESTIMATORS, Estimator, NotApplicableError, register
-from estimators.problem import Problem
+from estimators import _runtime  # noqa: F401  (settings and the quiet TF import come first)
+from estimators import lab, measure, problems, truth
+from estimators._runtime import DEVICE, GPUS, RNG_ALG
+from estimators.control_variates import CONTROL_VARIATES
+from estimators.engine import BACKENDS, Program, estimate, program
+from estimators.errors import BiasedEstimatorWarning, NotApplicableError
+from estimators.estimator import (ESTIMATORS, OPTIONS, PRESETS, Estimator, get_estimator,
+                                  register)
+from estimators.gradients import IDENTITIES, Identity
+from estimators.problem import CostShapeError, Problem
+from estimators.sampling import SAMPLINGS
+from estimators.truth import TruthError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "BACKENDS", "BiasedEstimatorWarning", "ESTIMATORS", "Estimator", "NotApplicableError",
-    "Problem", "Program", "estimate", "lab", "problems", "program", "register", "truth",
+    "BACKENDS", "BiasedEstimatorWarning", "CONTROL_VARIATES", "CostShapeError", "DEVICE",
+    "ESTIMATORS", "Estimator", "GPUS", "IDENTITIES", "Identity", "NotApplicableError",
+    "OPTIONS", "PRESETS", "Problem", "Program", "RNG_ALG", "SAMPLINGS", "TruthError",
+    "estimate", "get_estimator", "lab", "measure", "problems", "program", "register",
+    "truth",
 ]

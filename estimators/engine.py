@@ -1,11 +1,10 @@
 """The replicate engine: R independent gradient estimates in one compiled call.
 
 θ is tiled to ``[R, d]`` and every estimator's surrogate returns ``[R]``; replicate r
-depends only on θ[r], so one gradient of the summed surrogates yields all R estimates
-(shared/DESIGN.md, core idea 3). An estimate from ``n_samples`` is the mean of
-``n_samples / batch_size`` batch estimates; the loop over batches is a ``tf.while_loop``
-inside the compiled program, so memory stays O(batch_size · R) (core idea 4). Batch b
-draws with the key ``fold_in(seed, b)`` (core idea 5).
+depends only on θ[r], so one gradient of the summed surrogates yields all R estimates.
+An estimate from ``n_samples`` is the mean of ``n_samples / batch_size`` batch
+estimates; the loop over batches is a ``tf.while_loop`` inside the compiled program, so
+memory stays O(batch_size · R). Batch b draws with the key ``fold_in(seed, b)``.
 
 Programs are cached per (estimator, problem, n_samples, n_replicates, batch_size,
 backend) and take θ, the key and the window as tensors of fixed shape, so calling again
@@ -20,29 +19,30 @@ import weakref
 
 import numpy as np
 
-from estimators import _rng
-from estimators._tf import GPUS, tf
-from estimators.estimator import Estimator, get as get_estimator
-from estimators.problem import Problem
+from estimators import _rng, measure
+from estimators._runtime import DEVICE, philox_by_default, tf
+from estimators.errors import BiasedEstimatorWarning
+from estimators.estimator import Estimator, get_estimator
+from estimators.problem import CostShapeError, Problem
 
 BACKENDS = ("xla", "graph", "eager")
 """``xla``: ``tf.function(jit_compile=True)`` (default); ``graph``: ``tf.function``
 without XLA; ``eager``: plain Python, for debugging."""
 
-DEVICE = "GPU:0" if GPUS else "CPU:0"
-
 _programs: "weakref.WeakKeyDictionary[Problem, dict]" = weakref.WeakKeyDictionary()
 _checked: "weakref.WeakKeyDictionary[Problem, bool]" = weakref.WeakKeyDictionary()
 
-
-class BiasedEstimatorWarning(UserWarning):
-    """The estimator is biased on this problem (e.g. naive_mc when p depends on θ)."""
+__all__ = ["BACKENDS", "DEVICE", "Program", "estimate", "program"]
 
 
 class Program:
-    """A compiled estimator for fixed sizes; call it with θ, a key and a window.
+    """A compiled estimator for fixed sizes.
+
+    Call it with θ (any form the problem accepts) and a seed: ``program(theta, seed=0)``
+    returns the ``[R, d]`` estimates; same θ and seed, same numbers.
 
     Attributes:
+      estimator, problem, n_samples, n_replicates, batch_size, backend: What it computes.
       trace_count: How many times TensorFlow traced the program (1 after the first call).
       compile_time_s: Seconds the first call took (tracing plus XLA compilation), or
         None before it.
@@ -54,6 +54,8 @@ class Program:
         self.n_samples, self.n_replicates, self.batch_size = n_samples, n_replicates, batch_size
         self.trace_count = 0
         self.compile_time_s = None
+        self._windows: dict[tuple, tuple] = {}
+
         def estimates(theta, key, window):  # a fresh function per program: see _estimates
             return self._estimates(theta, key, window)
 
@@ -68,6 +70,10 @@ class Program:
                 input_signature=[tf.TensorSpec([problem.dim], tf.float32),
                                  tf.TensorSpec([2], tf.int32),
                                  tf.TensorSpec([2], tf.float32)])
+
+    @property
+    def label(self) -> str:
+        return self.estimator.label
 
     def _estimates(self, theta, key, window):
         self.trace_count += 1
@@ -94,27 +100,38 @@ class Program:
                                      parallel_iterations=1)
         return total / n_batches  # [R, d]
 
-    def __call__(self, theta: np.ndarray, key: np.ndarray, window) -> np.ndarray:
-        """Estimates ``[R, d]`` (float64) at θ ``[d]`` with key ``[2]``."""
-        args = (tf.constant(theta, tf.float32), tf.constant(key, tf.int32),
-                tf.constant(window, tf.float32))
+    def window(self, theta) -> tuple[float, float]:
+        """The integration window the estimator reads at θ (zeros when it reads none)."""
+        vector = self.problem.theta_vector(theta)
+        if not self.estimator.uses_window:
+            return (0.0, 0.0)
+        key = tuple(vector.tolist())
+        if key not in self._windows:
+            self._windows[key] = self.problem.integration_window(vector)
+        return self._windows[key]
+
+    def __call__(self, theta, seed=0) -> np.ndarray:
+        """Estimates ``[R, d]`` (float64) at θ with ``seed`` (an int or a pair of ints)."""
+        vector = self.problem.theta_vector(theta)
+        args = (tf.constant(vector, tf.float32), tf.constant(_rng.seed_pair(seed), tf.int32),
+                tf.constant(self.window(vector), tf.float32))
         first = self.compile_time_s is None
         started = time.perf_counter()
-        with _rng.philox_by_default():
+        with philox_by_default():
             result = self._function(*args).numpy()
         if first:
             self.compile_time_s = time.perf_counter() - started
         return result.astype(np.float64)
 
 
-def program(name: str, problem: Problem, theta, n_samples: int, n_replicates: int = 1,
+def program(estimator, problem: Problem, theta, n_samples: int, n_replicates: int = 1,
             batch_size: int | None = None, backend: str = "xla") -> Program:
     """Validates the arguments and returns the (cached) compiled program.
 
     θ is needed to check that the estimator applies (e.g. that the distribution is
     reparameterized); the program itself takes θ as an input. See :func:`estimate`.
     """
-    estimator = get_estimator(name)
+    estimator = get_estimator(estimator)
     if not isinstance(problem, Problem):
         raise TypeError("problem must be an estimators.Problem (e.g. "
                         f"estimators.problems.get('seed_dependence')), got {problem!r}.")
@@ -131,21 +148,23 @@ def program(name: str, problem: Problem, theta, n_samples: int, n_replicates: in
     _check_problem(problem, vector)
     estimator.check(problem, vector, batch_size)
     cache = _programs.setdefault(problem, {})
-    key = (estimator.name, n_samples, n_replicates, batch_size, backend)
+    key = (estimator.label, n_samples, n_replicates, batch_size, backend)
     if key not in cache:
         cache[key] = Program(estimator, problem, n_samples, n_replicates, batch_size, backend)
     return cache[key]
 
 
-def estimate(name: str, problem: Problem, theta, n_samples: int, n_replicates: int = 1,
+def estimate(name, problem: Problem, theta, n_samples: int, n_replicates: int = 1,
              batch_size: int | None = None, seed=0, backend: str = "xla") -> np.ndarray:
     """R independent estimates of ``∇θ E_{p(x|θ)}[f(x, θ)]`` from one compiled call.
 
     Args:
-      name: An estimator in ``estimators.ESTIMATORS``.
+      name: A name in ``estimators.ESTIMATORS`` (an identity or a preset), a label
+        such as ``"score_function(control_variate=delta)"``, or an
+        :class:`estimators.Estimator` from :func:`estimators.get_estimator`.
       problem: An :class:`estimators.Problem`.
       theta: θ: a number for one-parameter problems, else ``d`` numbers or a mapping
-        from parameter name to value.
+        from parameter (or block) name to value(s).
       n_samples: Samples (or grid points) behind each estimate.
       n_replicates: Number R of independent estimates.
       batch_size: Samples drawn and differentiated per step; each estimate is the mean
@@ -155,13 +174,14 @@ def estimate(name: str, problem: Problem, theta, n_samples: int, n_replicates: i
       backend: "xla" (default), "graph" or "eager".
 
     Returns:
-      ``np.ndarray`` of shape ``[n_replicates, d]``, float64. Non-finite estimates are
-      returned as they are, not raised.
+      ``np.ndarray`` of shape ``[n_replicates, d]``, float64, columns in the order of
+      ``problem.param_labels``. Non-finite estimates are returned as they are, not raised.
 
     Raises:
       ValueError: a size that is not positive, ``batch_size`` not dividing
         ``n_samples``, θ of the wrong length, non-finite or out of bounds, an unknown
-        estimator or backend, or an estimator that does not apply to the problem
+        estimator, option or backend, a problem whose dist or cost is broken, or an
+        estimator that does not apply to the problem
         (:class:`estimators.NotApplicableError`).
       TypeError: a non-integer size or seed, or a problem that is not a ``Problem``.
 
@@ -176,17 +196,11 @@ def estimate(name: str, problem: Problem, theta, n_samples: int, n_replicates: i
     """
     compiled = program(name, problem, theta, n_samples, n_replicates, batch_size, backend)
     vector = problem.theta_vector(theta)
-    key = _rng.seed_pair(seed)
-    estimator = compiled.estimator
-    if estimator.ignores_measure_gradient and _measure_depends(problem, vector):
-        warnings.warn(f"{estimator.name} ignores how p(x|θ) depends on θ, so it is biased "
+    _rng.seed_pair(seed)  # a bad seed is the user's mistake: say so before warning
+    if compiled.estimator.ignores_measure_gradient and _measure_depends(problem, vector):
+        warnings.warn(f"{compiled.label} ignores how p(x|θ) depends on θ, so it is biased "
                       f"on problem '{problem.name}'.", BiasedEstimatorWarning, stacklevel=2)
-    return compiled(vector, key, window_for(estimator, problem, vector))
-
-
-def window_for(estimator: Estimator, problem: Problem, vector: np.ndarray):
-    """The integration window the estimator reads (zeros when it reads none)."""
-    return problem.integration_window(vector) if estimator.uses_window else (0.0, 0.0)
+    return compiled(vector, seed)
 
 
 def _measure_depends(problem: Problem, vector) -> bool:
@@ -217,19 +231,34 @@ def _check_problem(problem: Problem, vector: np.ndarray) -> None:
     theta = tf.tile(tf.constant(vector, tf.float32)[tf.newaxis, :], [2, 1])  # [R=2, d]
     step = "dist(theta)"
     try:
-        dist = problem.dist(problem.unpack(theta))
+        dist = problem.measure(theta)
+        if dist.batch_shape.rank not in (None, 0) and dist.batch_shape.as_list() != [2]:
+            raise ValueError(
+                f"problem '{problem.name}': dist(theta) must give one distribution per "
+                f"replicate, batch shape [R] = [2] for θ of shape [2, {problem.dim}], but it "
+                f"has batch shape {dist.batch_shape.as_list()} and event shape "
+                f"{dist.event_shape.as_list()}; for a vector of independent coordinates wrap "
+                "it in tfd.Independent(..., reinterpreted_batch_ndims=1).")
+        if measure.event_rank(dist) > 1:
+            raise ValueError(f"problem '{problem.name}': dist(theta) has event shape "
+                             f"{dist.event_shape.as_list()}; events must be scalars or vectors.")
         step = "sampling from dist(theta)"
-        shape = [3] if dist.batch_shape.rank != 0 else [3, 2]
-        x = tf.stop_gradient(dist.sample(shape, seed=tf.constant([0, 0], tf.int32)))
+        x = tf.stop_gradient(dist.sample(measure.sample_shape(dist, 3, 2),
+                                         seed=tf.constant([0, 0], tf.int32)))
         step = "cost(x, theta)"
-        values = tf.convert_to_tensor(problem.cost(x, problem.unpack(theta)), dtype=x.dtype)
-        tf.broadcast_static_shape(values.shape, tf.TensorShape([3, 2]))
-        if values.shape.rank is not None and values.shape.rank > 2:
-            raise ValueError(f"it returned shape {values.shape.as_list()}")
+        problem.cost_values(dist, x, theta)
+    except (CostShapeError, ValueError) as error:
+        if str(error).startswith(f"problem '{problem.name}'"):
+            raise ValueError(str(error)) from None
+        _raise_user_error(problem, step, theta, error)
     except Exception as error:  # noqa: BLE001 - a user's function may raise anything
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(
-            f"problem '{problem.name}': {step} failed on a batch of θ of shape "
-            f"{theta.shape.as_list()} ({detail}); dist and cost must broadcast over a "
-            "leading replicate axis (see estimators.Problem).") from None
+        _raise_user_error(problem, step, theta, error)
     _smoke_tested.add(problem)
+
+
+def _raise_user_error(problem, step, theta, error):
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    raise ValueError(
+        f"problem '{problem.name}': {step} failed on a batch of θ of shape "
+        f"{theta.shape.as_list()} ({detail}); dist and cost must broadcast over a "
+        "leading replicate axis (see estimators.Problem).") from None

@@ -1,4 +1,4 @@
-"""What an estimator is, the registry of them, and the pieces they share.
+"""Estimators: a gradient identity × a sampling scheme × a control variate.
 
 An estimator is a *surrogate objective* (as in optax's ``monte_carlo`` and DeepMind's
 ``mc_gradients``): a pure function whose autodiff gradient with respect to θ is the
@@ -9,156 +9,344 @@ gradient estimate. Every estimator has the same signature::
 * ``theta``: ``[R, d]`` float32, one row per replicate (replicates are a batch axis);
 * ``n``: the number of samples (or grid points) in this batch, a Python int;
 * ``key``: ``[2]`` int32 stateless seed for this batch;
-* ``window``: ``[2]`` float32 integration window ``(low, high)`` (used by the
-  quadrature-based estimators only).
+* ``window``: ``[2]`` float32 integration window (quadrature-based identities only).
 
-Replicate ``r`` of the result depends only on ``theta[r]``, so one gradient of the sum
-gives all R estimates. Monte Carlo estimators also expose ``per_sample(problem, dist, x,
-theta)``: the surrogate of single draws ``x``, whose θ-gradient is the single-sample
-estimate. ``estimators.truth`` integrates it to get exact per-sample variances.
+Replicate r of the result depends only on ``theta[r]``, so one gradient of the sum gives
+all R estimates. An estimator is composed from
+
+* a **gradient identity** (:mod:`estimators.gradients`): ``score_function``,
+  ``reparameterization`` (alias ``pathwise``), ``measure_valued``, ``naive_mc``,
+  ``trapz``, ``dependence``;
+* a **sampling** scheme (:mod:`estimators.sampling`): ``iid``, ``antithetic``, ``qmc``;
+* a **control variate** (:mod:`estimators.control_variates`): ``none``, ``loo``,
+  ``batch_optimal``, ``delta``.
+
+>>> import estimators as E
+>>> e = E.get_estimator("score_function", control_variate="delta")
+>>> e.label
+'score_function(control_variate=delta)'
+>>> E.get_estimator("score_function_loo").label   # a preset: a registered name
+'score_function(control_variate=loo)'
+>>> E.get_estimator("score_function(control_variate=loo)") == E.ESTIMATORS["score_function_loo"]
+True
+
+Tables and figures name an estimator by its canonical ``label``: the identity, then the
+options that differ from their defaults, in the order sampling, control_variate.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import re
 
-from estimators._tf import tf, tfp
-from estimators.problem import Problem
+import numpy as np
 
+from estimators import measure, truth
+from estimators._runtime import tf
+from estimators.control_variates import CONTROL_VARIATES
+from estimators.errors import NotApplicableError
+from estimators.gradients import IDENTITIES, Identity
+from estimators.sampling import SAMPLINGS
 
-class NotApplicableError(ValueError):
-    """An estimator cannot be used on this problem or with these sizes."""
+OPTIONS = {"sampling": tuple(SAMPLINGS), "control_variate": tuple(CONTROL_VARIATES)}
+"""Every option an estimator takes, with the values it accepts."""
+
+DEFAULTS = {"sampling": "iid", "control_variate": "none"}
+
+ALIASES = {"pathwise": "reparameterization"}
+
+_QMC_REASON = ("randomized quasi-Monte Carlo is not a mean of iid samples: its variance "
+               "falls faster than 1/n, so n × variance depends on n")
 
 
 @dataclasses.dataclass(frozen=True)
 class Estimator:
-    """A registered gradient estimator.
+    """A gradient estimator: an identity with its options (see the module docstring).
 
-    Attributes:
-      name: Registry key.
-      surrogate: ``(problem, theta [R, d], n, key, window) -> [R]``.
-      per_sample: ``(problem, dist, x, theta) -> x-shaped`` surrogate of single draws,
-        for Monte Carlo estimators whose estimate is a mean over iid draws; else None.
-      pathwise: Whether ``per_sample`` needs draws that carry their dependence on θ.
-      needs_reparameterization: Only for distributions TFP reparameterizes.
-      needs_density: Only for continuous distributions (it integrates a density).
-      uses_window: Whether the surrogate reads ``window``.
-      min_batch: Smallest number of samples/points per batch it accepts.
-      unbiased: Whether its mean equals the true gradient on every problem it accepts.
-      ignores_measure_gradient: It drops ∇θ p, so it is biased when p depends on θ.
-      deterministic: It draws nothing (its replicates are identical, variance zero).
-      summary: One line for listings.
-      extra_check: Optional further applicability test ``(estimator, problem, theta [d],
-        batch_size) -> None`` raising :class:`NotApplicableError` (e.g. "p must be a
-        Normal", "batch_size must be even"); :meth:`check` calls it last.
-      exact_moments: Optional exact form ``(problem, theta [d], batch_size) -> (mean [d],
-        per-sample variance [d])`` for estimators that are not a mean of iid
-        ``per_sample`` terms (``estimators.truth.single_sample_moments`` uses it; it
-        raises NotImplementedError where there is none).
+    Build one with :func:`get_estimator`. Attributes and methods:
+
+    * ``label`` (also ``name``): the canonical name used in tables;
+    * ``unbiased``, ``deterministic``, ``ignores_measure_gradient``, ``uses_window``,
+      ``pathwise``, ``min_batch``: what it is and needs;
+    * :meth:`surrogate`, :meth:`check`, :meth:`exact_moments`,
+      :meth:`f_evals_per_estimate`.
     """
 
-    name: str
-    surrogate: Callable
-    summary: str
-    per_sample: Callable | None = None
-    pathwise: bool = False
-    needs_reparameterization: bool = False
-    needs_density: bool = False
-    uses_window: bool = False
-    min_batch: int = 1
-    unbiased: bool = True
-    ignores_measure_gradient: bool = False
-    deterministic: bool = False
-    extra_check: Callable | None = None
-    exact_moments: Callable | None = None
+    identity: Identity
+    sampling: str = "iid"
+    control_variate: str = "none"
 
-    def check(self, problem: Problem, theta, batch_size: int) -> None:
-        """Raises NotApplicableError if this estimator cannot run on ``problem``."""
+    def __post_init__(self):
+        for option in OPTIONS:
+            value = getattr(self, option)
+            if value not in OPTIONS[option]:
+                raise ValueError(f"{option} must be one of {', '.join(OPTIONS[option])}, got "
+                                 f"{value!r}.")
+
+    # -- naming ----------------------------------------------------------------------------
+
+    @property
+    def options(self) -> dict:
+        """The options that differ from their defaults, in canonical order."""
+        return {k: getattr(self, k) for k in OPTIONS if getattr(self, k) != DEFAULTS[k]}
+
+    @property
+    def label(self) -> str:
+        options = self.options
+        if not options:
+            return self.identity.name
+        return f"{self.identity.name}({', '.join(f'{k}={v}' for k, v in options.items())})"
+
+    name = label
+
+    @property
+    def summary(self) -> str:
+        extra = [f"{SAMPLINGS[self.sampling].summary}" if self.sampling != "iid" else "",
+                 CONTROL_VARIATES[self.control_variate].summary
+                 if self.control_variate != "none" else ""]
+        extra = [e for e in extra if e]
+        return self.identity.summary + (f" With {'; '.join(extra)}." if extra else "")
+
+    def __repr__(self):
+        return f"Estimator({self.label})"
+
+    # -- properties ------------------------------------------------------------------------
+
+    @property
+    def unbiased(self) -> bool:
+        return self.identity.unbiased  # control variates and samplings keep the mean
+
+    @property
+    def deterministic(self) -> bool:
+        return self.identity.deterministic
+
+    @property
+    def ignores_measure_gradient(self) -> bool:
+        return self.identity.ignores_measure_gradient
+
+    @property
+    def uses_window(self) -> bool:
+        return self.identity.uses_window
+
+    @property
+    def pathwise(self) -> bool:
+        return self.identity.pathwise
+
+    @property
+    def min_batch(self) -> int:
+        return max(self.identity.min_batch, CONTROL_VARIATES[self.control_variate].min_batch,
+                   2 if self.sampling == "antithetic" else 1)
+
+    # -- the estimate ----------------------------------------------------------------------
+
+    def surrogate(self, problem, theta, n: int, key, window):
+        """``[R]``, whose θ-gradient is the batch estimate (module docstring)."""
+        if self.identity.surrogate is not None:
+            return self.identity.surrogate(problem, theta, n, key, window)
+        control = CONTROL_VARIATES[self.control_variate]
+        if control.surrogate is not None:
+            return control.surrogate(problem, theta, n, key)
+        dist = problem.measure(theta)
+        scheme = SAMPLINGS[self.sampling]
+        x = scheme.draw(problem, dist, theta, n, key, self.identity.pathwise)  # [n, R, *event]
+        return scheme.mean(control.terms(self.identity, problem, dist, x, theta))  # [R]
+
+    def check(self, problem, theta, batch_size: int) -> None:
+        """Raises :class:`NotApplicableError` if this estimator cannot run on ``problem``
+        at θ with this batch size; the message says why and what would."""
+        label = self.label
         if batch_size < self.min_batch:
+            raise NotApplicableError(f"{label} needs at least {self.min_batch} samples per "
+                                     f"batch, got batch_size={batch_size}.")
+        vector = problem.theta_vector(theta)
+        dist = problem.distribution(vector, tf.float32)
+        kind = type(dist).__name__
+        if self.identity.needs_density:
+            if measure.is_discrete(dist):
+                raise NotApplicableError(
+                    f"{label} integrates a density over a grid, but problem "
+                    f"'{problem.name}' has a discrete distribution ({kind}); use "
+                    "score_function or naive_mc.")
+            if measure.event_rank(dist):
+                raise NotApplicableError(
+                    f"{label} integrates a density over a one-dimensional grid, but problem "
+                    f"'{problem.name}' has vector events {dist.event_shape.as_list()}.")
+        if self.identity.needs_reparameterization and self.sampling == "iid" \
+                and not measure.is_reparameterized(dist):
             raise NotApplicableError(
-                f"{self.name} needs at least {self.min_batch} samples per batch, "
-                f"got batch_size={batch_size}.")
-        if self.needs_density and problem.is_discrete(theta):
-            kind = type(problem.distribution(theta)).__name__
-            raise NotApplicableError(
-                f"{self.name} integrates a density over a grid, but problem "
-                f"'{problem.name}' has a discrete distribution ({kind}); use score_function "
-                "or naive_mc.")
-        if self.needs_reparameterization and not problem.is_reparameterized(theta):
-            kind = type(problem.distribution(theta)).__name__
-            raise NotApplicableError(
-                f"{self.name} differentiates through samples, but TFP does not "
-                f"reparameterize {kind} (problem '{problem.name}'); use score_function.")
-        if self.extra_check is not None:
-            self.extra_check(self, problem, theta, batch_size)
+                f"{label} differentiates through samples, but TFP does not reparameterize "
+                f"{kind} (problem '{problem.name}'); use score_function.")
+        SAMPLINGS[self.sampling].check(label, problem, dist, batch_size)
+        control = CONTROL_VARIATES[self.control_variate]
+        if control.check is not None:
+            control.check(label, problem, dist)
+        if self.identity.check is not None:
+            self.identity.check(label, problem, dist, vector, batch_size)
 
+    def f_evals_per_estimate(self, problem, theta, n_samples: int, batch_size: int) -> int:
+        """Evaluations of f behind one estimate (derivatives of f are not counted; the
+        time columns show what they cost)."""
+        vector = problem.theta_vector(theta)
+        count = self.identity.f_evals(problem, vector, n_samples)
+        if self.control_variate == "delta":
+            count += n_samples // batch_size  # f at the mean, once per batch
+        return int(count)
+
+    # -- exact moments ---------------------------------------------------------------------
+
+    def exact_moments(self, problem, vector, batch_size=None):
+        """Exact mean and per-sample variance ``([d], [d])``; see
+        :func:`estimators.truth.single_sample_moments`.
+
+        Raises:
+          NotImplementedError: no exact form (the message says why).
+        """
+        vector = problem.theta_vector(vector)
+        if self.deterministic:
+            return truth.gradient(problem, vector), np.zeros(problem.dim)
+        if self.identity.exact_moments is not None:
+            return self.identity.exact_moments(problem, vector, batch_size)
+        control = CONTROL_VARIATES[self.control_variate]
+        if control.exact_moments is not None:
+            return control.exact_moments(problem, vector, batch_size)
+        if self.sampling == "qmc":
+            raise NotImplementedError(_QMC_REASON)
+        if self.sampling == "antithetic":
+            return truth.noise_moments(problem, vector, batch_size,
+                                       blocks=_antithetic_blocks(self), samples_per_unit=2)
+        return truth.integrate_per_sample(problem, vector, control.per_sample(self.identity),
+                                          self.identity.pathwise, self.label)
+
+
+_BLOCKS: dict[str, tuple] = {}
+
+
+def _antithetic_blocks(estimator: Estimator) -> tuple:
+    """The noise block of an antithetic pair: ε > 0 with density 2φ(ε), the pair
+    average being even in ε. Built once per estimator (blocks key compiled integrands)."""
+    if estimator.label not in _BLOCKS:
+        per_sample = CONTROL_VARIATES[estimator.control_variate].per_sample(estimator.identity)
+        pathwise = estimator.identity.pathwise
+
+        def surrogate(problem, dist, theta, v):
+            loc, scale = measure.location_scale(dist)
+            plus, minus = loc + scale * v[:, 0], loc - scale * v[:, 0]
+            if not pathwise:
+                plus, minus = tf.stop_gradient(plus), tf.stop_gradient(minus)
+            return 0.5 * (per_sample(problem, dist, plus, theta)
+                          + per_sample(problem, dist, minus, theta))
+
+        _BLOCKS[estimator.label] = (truth.NoiseBlock(
+            low=(0.0,), high=(truth.NOISE_SPAN,),
+            density=lambda v: 2.0 * truth.standard_normal_density(v[:, 0]),
+            surrogate=surrogate, kinks=truth.mirrored),)
+    return _BLOCKS[estimator.label]
+
+
+# -- the registry ---------------------------------------------------------------------------
 
 ESTIMATORS: dict[str, Estimator] = {}
-"""Registry: estimator name -> :class:`Estimator`."""
+"""Registry: name -> :class:`Estimator`: every identity at its defaults, and presets."""
+
+PRESETS = {
+    "score_function_loo": ("score_function", {"control_variate": "loo"}),
+    "score_function_batch_optimal": ("score_function", {"control_variate": "batch_optimal"}),
+    "reparameterization_antithetic": ("reparameterization", {"sampling": "antithetic"}),
+    "reparameterization_qmc": ("reparameterization", {"sampling": "qmc"}),
+}
 
 
-def register(estimator: Estimator) -> Estimator:
-    """Adds an estimator to :data:`ESTIMATORS` under its name and returns it."""
-    if estimator.name in ESTIMATORS:
-        raise ValueError(f"an estimator named '{estimator.name}' is already registered.")
-    ESTIMATORS[estimator.name] = estimator
+def register(estimator: Estimator, name: str | None = None) -> Estimator:
+    """Adds an estimator to :data:`ESTIMATORS` under ``name`` (default: its label)."""
+    name = estimator.label if name is None else name
+    if name in ESTIMATORS:
+        raise ValueError(f"an estimator named '{name}' is already registered.")
+    ESTIMATORS[name] = estimator
     return estimator
 
 
-def get(name: str) -> Estimator:
-    """The registered estimator ``name``.
+def get_estimator(name, **options) -> Estimator:
+    """An estimator by name, preset or label, with options.
+
+    Args:
+      name: A registered name (``E.ESTIMATORS``: the identities and the presets such as
+        ``score_function_loo``), an alias (``pathwise``), a canonical label
+        (``"score_function(control_variate=delta)"``), or an :class:`Estimator`.
+      **options: ``sampling`` (iid, antithetic, qmc) and ``control_variate`` (none, loo,
+        batch_optimal, delta); they override the preset's.
 
     Raises:
-      ValueError: unknown name (the message lists the valid ones).
+      ValueError: unknown name, option or value (the message lists the valid ones).
+      NotApplicableError: a combination that cannot work (e.g. reparameterization with
+        control_variate=loo, or loo with antithetic pairs).
     """
-    try:
-        return ESTIMATORS[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown estimator {name!r}; choose one of: "
-                         f"{', '.join(sorted(ESTIMATORS))}.") from None
+    if isinstance(name, Estimator):
+        base = name
+    else:
+        if not isinstance(name, str):
+            raise TypeError(f"estimator must be a name or an Estimator, got {name!r}.")
+        head, parsed = _parse_label(name)
+        head = ALIASES.get(head, head)
+        if head not in ESTIMATORS:
+            raise ValueError(f"unknown estimator {head!r}; choose one of: "
+                             f"{', '.join(sorted(set(ESTIMATORS) | set(ALIASES)))}.")
+        base = ESTIMATORS[head]
+        options = {**parsed, **options}
+    if not options:
+        return base
+    for option, value in options.items():
+        if option not in OPTIONS:
+            raise ValueError(f"unknown estimator option {option!r}; the options are "
+                             f"{', '.join(OPTIONS)}.")
+        if value not in OPTIONS[option]:
+            raise ValueError(f"{option} must be one of {', '.join(OPTIONS[option])}, got "
+                             f"{value!r}.")
+    merged = {**{k: getattr(base, k) for k in OPTIONS}, **options}
+    _check_combination(base.identity, merged)
+    return Estimator(base.identity, **merged)
 
 
-# -- shared pieces ------------------------------------------------------------------------
-
-def cost(problem: Problem, x, theta):
-    """``f(x, θ)`` broadcast to at least the shape of ``x`` (constant costs included)."""
-    x = tf.convert_to_tensor(x)
-    values = tf.convert_to_tensor(problem.cost(x, problem.unpack(theta)), dtype=x.dtype)
-    return values + tf.zeros_like(x)
-
-
-def cost_of_draws(problem: Problem, dist, x, theta):
-    """Surrogate of single draws ``f(x, θ)``: fixed draws differentiate f in θ only,
-    reparameterized draws also carry ∂x/∂θ (naive_mc, dependence, reparameterization)."""
-    del dist
-    return cost(problem, x, theta)
+def _parse_label(text: str):
+    match = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*(?:\((.*)\))?\s*", text)
+    if not match:
+        raise ValueError(f"unknown estimator {text!r}; write a name such as 'score_function' "
+                         "or a label such as 'score_function(control_variate=delta)'.")
+    options = {}
+    for part in filter(None, (p.strip() for p in (match.group(2) or "").split(","))):
+        key, equals, value = part.partition("=")
+        if not equals:
+            raise ValueError(f"estimator label {text!r}: option {part!r} must read key=value.")
+        options[key.strip()] = value.strip()
+    return match.group(1), options
 
 
-def draw(problem: Problem, theta, n: int, key, pathwise: bool):
-    """``n`` draws per replicate from ``p(x|θ)``: returns ``(dist, x)``, x ``[n, R]``.
+def _check_combination(identity: Identity, options: dict) -> None:
+    label = identity.name
+    if options["sampling"] not in identity.samplings:
+        raise NotApplicableError(
+            f"{label} does not combine with sampling={options['sampling']}; it takes "
+            f"sampling={' or '.join(identity.samplings)}.")
+    if options["control_variate"] not in identity.control_variates:
+        raise NotApplicableError(
+            f"{label} does not combine with control_variate={options['control_variate']}; "
+            f"it takes control_variate={' or '.join(identity.control_variates)}.")
+    control = CONTROL_VARIATES[options["control_variate"]]
+    if options["sampling"] not in control.samplings:
+        raise NotApplicableError(
+            f"control_variate={control.name} builds its baseline from the other draws of the "
+            f"batch, which must be independent, so it needs sampling=iid, not "
+            f"{options['sampling']}.")
 
-    With ``pathwise=False`` the draws are cut from θ (``stop_gradient``), as the score
-    function and naive estimators require.
-    """
-    dist = problem.dist(problem.unpack(theta))
-    # A measure written without θ (``tfd.Normal(0., 1.)``) has no replicate axis: add it.
-    shape = [n] if dist.batch_shape.rank != 0 else [n, tf.shape(theta)[0]]
-    x = dist.sample(shape, seed=key)  # [n, R]
-    return dist, (x if pathwise else tf.stop_gradient(x))
+
+def get(name) -> Estimator:
+    """The registered estimator ``name`` (see :func:`get_estimator`)."""
+    return get_estimator(name)
 
 
-def trapezoid(problem: Problem, theta, n: int, window, stop_cost: bool):
-    """``∫ p(x|θ) f(x, θ) dx`` by the trapezoidal rule on ``n`` points of ``window``: [R].
+for _identity in IDENTITIES.values():
+    register(Estimator(_identity))
+for _preset, (_head, _options) in PRESETS.items():
+    register(get_estimator(_head, **_options), _preset)
 
-    With ``stop_cost=True`` only the density carries θ, so the gradient is
-    ``∫ ∇θ p(x|θ) f(x, θ) dx`` (the quadrature half of the dependence estimator).
-    """
-    xs = tf.linspace(window[0], window[1], n)[:, tf.newaxis]  # [n, 1]: broadcasts over R
-    density = problem.dist(problem.unpack(theta)).prob(xs)  # [n, R] or [n, 1]
-    values = cost(problem, xs, theta)  # [n, 1] or [n, R]
-    if stop_cost:
-        values = tf.stop_gradient(values)
-    integrand = density * values  # [n, R] or [n, 1]
-    # tfp.math.trapz needs x of y's shape: with numpy 2 its dx branch raises (TFP 0.25).
-    return tfp.math.trapz(integrand, xs + tf.zeros_like(integrand), axis=0)  # [R] or [1]
+__all__ = ["ALIASES", "DEFAULTS", "ESTIMATORS", "Estimator", "NotApplicableError", "OPTIONS",
+           "PRESETS", "get", "get_estimator", "register"]

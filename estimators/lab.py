@@ -23,7 +23,7 @@ Example (the lab's T5):
 
 from __future__ import annotations
 
-from estimators._tf import tf, tfp
+from estimators._runtime import tf, tfp
 
 __all__ = [
     "expected_value_trapz", "expected_value_mc", "expectation_gradients",

@@ -1,19 +1,21 @@
 """A problem: an expectation E_{p(x|θ)}[f(x, θ)] whose gradient in θ we estimate.
 
 A problem bundles the measure ``p(x|θ)`` (a callable θ -> ``tfd.Distribution``), the
-cost ``f(x, θ)``, the parameter names, an integration window for the quadrature-based
-estimators, and exact ground truth: a closed form where one exists, otherwise adaptive
-quadrature (continuous x) or summation (discrete x) over the window.
+cost ``f(x, θ)``, θ's layout (:mod:`estimators.params`), and how to get the truth
+(:mod:`estimators.truth`): a closed form where one is given, else quadrature, enumeration
+or a Monte Carlo reference, whichever applies.
 
-Shape convention, so that problems read like the lab's code:
+Shapes. gradvar evaluates ``dist`` and ``cost`` on batches, so they must be written with
+broadcasting TensorFlow ops:
 
-* a problem with one parameter receives θ as a tensor of scalars: ``dist=lambda theta:
-  tfd.Normal(theta, 1.)`` and ``cost=lambda x, theta: tf.exp(theta * tf.abs(x))``;
-* a problem with ``d > 1`` parameters receives θ with a trailing axis of length ``d``
-  and picks components with ``theta[..., i]``.
-
-gradvar evaluates these functions on batches (θ of shape ``[R]`` or ``[R, d]``, x of
-shape ``[n, R]``), so they must be written with broadcasting TensorFlow ops.
+* θ arrives with leading batch axes: ``[R]`` for a one-parameter problem, ``[R, d]``
+  for named scalars, ``{block: [R, size]}`` for blocks;
+* ``dist(θ)`` returns one distribution per replicate: batch shape ``[R]`` (or ``[]``
+  when it ignores θ), events scalar or ``[D]``;
+* ``cost(x, θ)`` gets draws ``x`` of shape ``[n, R]`` (scalar events) or ``[n, R, D]``
+  (vector events; integer draws arrive as floats) and returns **one value per draw**,
+  ``[n, R]``: sum over the event axis yourself, never over draws. A cost that does not
+  depend on x may return a scalar.
 """
 
 from __future__ import annotations
@@ -24,41 +26,44 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from estimators._tf import tf, tfd
+from estimators import measure, truth
+from estimators._runtime import tf
+from estimators.params import Parameters
 
-# Classes whose samples are integers even when TFP stores them as floats.
-_DISCRETE = tuple(
-    getattr(tfd, name)
-    for name in (
-        "Bernoulli", "BetaBinomial", "Binomial", "Categorical", "DirichletMultinomial",
-        "FiniteDiscrete", "Geometric", "Multinomial", "NegativeBinomial", "OneHotCategorical",
-        "Poisson", "QuantizedDistribution", "Skellam", "Zipf",
-    )
-    if hasattr(tfd, name)
-)
+WINDOW_STDDEVS = measure.WINDOW_STDDEVS
 
-WINDOW_STDDEVS = 12.0
-"""Default integration window: mean ± this many standard deviations of p(x|θ)."""
+
+class CostShapeError(ValueError):
+    """``cost(x, θ)`` did not return one value per draw."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Problem:
-    """An expectation ``E_{p(x|θ)}[f(x, θ)]`` with exact ground truth for its gradient.
+    """An expectation ``E_{p(x|θ)}[f(x, θ)]`` with ground truth for its gradient.
 
     Args:
       name: Short identifier, used in tables and figures.
-      dist: Callable ``theta -> tfd.Distribution`` with scalar events.
-      cost: Callable ``(x, theta) -> Tensor``, elementwise in ``x``.
-      param_names: Names of θ's components; its length is the dimension ``d``.
-      window: ``(low, high)`` for the trapezoidal estimators and for quadrature, or a
-        callable ``theta (np.ndarray [d]) -> (low, high)``. Default: the mean of
-        ``p(x|θ)`` ± 12 standard deviations.
-      exact_value: Optional closed form ``theta -> E[f]`` in TensorFlow ops (θ as for
-        ``dist``); gradients of it by autodiff give the exact gradient.
-      bounds: Open interval allowed for each named parameter, e.g.
-        ``{"std": (0, None)}``; ``None`` means unbounded.
+      dist: Callable ``theta -> tfd.Distribution`` (scalar or vector events).
+      cost: Callable ``(x, theta) -> Tensor``: one value per draw (module docstring).
+      param_names: Names of scalar parameters (the lab's style); their number is d.
+      params: Instead of ``param_names``: named blocks with sizes, e.g.
+        ``{"mean": 31, "log_scale": 31}``; ``dist`` and ``cost`` then receive θ as a
+        mapping block -> tensor ``[..., size]``.
+      window: ``(low, high)`` for the trapezoidal estimators, quadrature and summation
+        (scalar events), or a callable ``theta (np.ndarray [d]) -> (low, high)``.
+        Default: where the mass of p(x|θ) lies, inside its support
+        (:func:`estimators.measure.default_window`).
+      exact_value: Optional closed form ``theta -> E[f]`` in TensorFlow ops (θ in the
+        form ``dist`` receives); gradients by autodiff give the exact gradient.
+      bounds: Open interval allowed for each parameter (all components of a block),
+        e.g. ``{"std": (0, None)}``; ``None`` means unbounded.
       breakpoints: x where the integrand is not smooth (e.g. ``0`` for ``|x|``); they
         help adaptive quadrature.
+      additive_cost: The cost is a sum over the coordinates of a vector event,
+        f(x) = Σ_i f_i(x_i), with independent discrete coordinates: exact truth by
+        enumerating one coordinate at a time (checked at a few random draws).
+      reference_samples: Draws behind the Monte Carlo reference gradient, for problems
+        with no closed form, quadrature or enumeration (``truth_kind = monte_carlo``).
       description: One line for listings.
 
     Example:
@@ -69,18 +74,29 @@ class Problem:
     ...               cost=lambda x, theta: x ** 2)
     >>> p.true_gradient(1.5)   # d/dθ (θ² + 1), by quadrature
     array([3.])
+    >>> blocks = E.Problem(
+    ...     name="diag", params={"mean": 3, "log_scale": 3},
+    ...     dist=lambda t: tfp.distributions.MultivariateNormalDiag(t["mean"],
+    ...                                                            tf.exp(t["log_scale"])),
+    ...     cost=lambda x, t: tf.reduce_sum(x ** 2, axis=-1),
+    ...     exact_value=lambda t: tf.reduce_sum(t["mean"] ** 2 + tf.exp(2 * t["log_scale"])))
+    >>> blocks.param_labels[:2], blocks.true_gradient({"mean": 1.0, "log_scale": 0.0})[:4]
+    (('mean[0]', 'mean[1]'), array([2., 2., 2., 2.]))
     """
 
     name: str
     dist: Callable
     cost: Callable
-    param_names: tuple[str, ...] = ("theta",)
+    param_names: tuple[str, ...] | None = None
     window: tuple[float, float] | Callable | None = None
     exact_value: Callable | None = None
     bounds: Mapping[str, tuple[float | None, float | None]] = dataclasses.field(
         default_factory=dict)
     breakpoints: tuple[float, ...] = ()
     description: str = ""
+    params: Mapping[str, int] | None = None
+    additive_cost: bool = False
+    reference_samples: int = 1_000_000
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -88,127 +104,180 @@ class Problem:
         for field in ("dist", "cost"):
             if not callable(getattr(self, field)):
                 raise TypeError(f"{field} must be callable, got {getattr(self, field)!r}.")
-        if isinstance(self.param_names, str):
-            object.__setattr__(self, "param_names", (self.param_names,))
-        object.__setattr__(self, "param_names", tuple(self.param_names))
-        if not self.param_names:
-            raise ValueError("param_names must name at least one parameter.")
-        unknown = set(self.bounds) - set(self.param_names)
+        if self.exact_value is not None and not callable(self.exact_value):
+            raise TypeError(f"exact_value must be callable or None, got {self.exact_value!r}.")
+        if self.params is not None and self.param_names is not None:
+            raise ValueError("give either param_names (named scalars) or params (named "
+                             "blocks with sizes), not both.")
+        layout = Parameters(param_names=self.param_names, params=self.params)
+        object.__setattr__(self, "parameters", layout)
+        object.__setattr__(self, "param_names", layout.names)
+        if self.params is not None:
+            object.__setattr__(self, "params", dict(layout.sizes))
+        if not isinstance(self.bounds, Mapping):
+            raise TypeError(f"bounds must be a mapping name -> (low, high), got {self.bounds!r}.")
+        unknown = set(self.bounds) - set(layout.names)
         if unknown:
             raise ValueError(f"bounds name unknown parameters {sorted(unknown)}; "
-                             f"the parameters are {list(self.param_names)}.")
+                             f"the parameters are {list(layout.names)}.")
         if self.window is not None and not callable(self.window):
             object.__setattr__(self, "window", _check_window(self.window, "window"))
         object.__setattr__(self, "breakpoints", tuple(float(b) for b in self.breakpoints))
+        if not isinstance(self.additive_cost, bool):
+            raise TypeError(f"additive_cost must be True or False, got {self.additive_cost!r}.")
+        if isinstance(self.reference_samples, bool) or not isinstance(
+                self.reference_samples, (int, np.integer)) or self.reference_samples < 1000:
+            raise ValueError("reference_samples must be an integer >= 1000, got "
+                             f"{self.reference_samples!r}.")
 
     # -- parameters ---------------------------------------------------------------------
 
     @property
     def dim(self) -> int:
-        """Number of parameters d."""
-        return len(self.param_names)
+        """Number of parameter components d."""
+        return self.parameters.dim
+
+    @property
+    def param_labels(self) -> tuple[str, ...]:
+        """One label per component: ``"mean"`` (named scalar) or ``"mean[3]"`` (block)."""
+        return self.parameters.labels
+
+    @property
+    def param_blocks(self) -> tuple[str, ...]:
+        """The block (or scalar) name of each component."""
+        return self.parameters.block_of
 
     def theta_vector(self, theta) -> np.ndarray:
-        """Validates θ and returns it as a float64 array of shape ``[d]``.
+        """Validates θ and returns it as a float64 array ``[d]``.
 
-        Accepts a number (one-parameter problems), a sequence of ``d`` numbers or a
-        mapping from parameter name to value.
+        Accepts a number (when d = 1), a flat sequence of d numbers, or a mapping from
+        parameter name to a number (broadcast over a block) or a block's values.
 
         Raises:
-          ValueError: wrong length, non-finite values or values outside ``bounds``.
+          ValueError: wrong length or keys, non-finite values or values outside ``bounds``.
           TypeError: θ is not numeric.
         """
-        if isinstance(theta, Mapping):
-            missing = [n for n in self.param_names if n not in theta]
-            extra = [k for k in theta if k not in self.param_names]
-            if missing or extra:
-                raise ValueError(f"theta for problem '{self.name}' must give exactly "
-                                 f"{list(self.param_names)}, got keys {list(theta)}.")
-            theta = [theta[n] for n in self.param_names]
-        try:
-            vector = np.asarray(theta, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError):
-            raise TypeError(f"theta must be a number or a sequence of {self.dim} numbers "
-                            f"({', '.join(self.param_names)}), got {theta!r}.") from None
-        if vector.shape != (self.dim,):
-            raise ValueError(f"theta must have {self.dim} value(s) "
-                             f"({', '.join(self.param_names)}) for problem '{self.name}', "
-                             f"got {vector.size}.")
-        if not np.all(np.isfinite(vector)):
-            raise ValueError(f"theta must be finite, got {vector.tolist()}.")
-        for name, value in zip(self.param_names, vector):
-            low, high = self.bounds.get(name, (None, None))
-            if low is not None and not value > low:
-                raise ValueError(f"theta '{name}' must be > {low} for problem "
-                                 f"'{self.name}', got {value}.")
-            if high is not None and not value < high:
-                raise ValueError(f"theta '{name}' must be < {high} for problem "
-                                 f"'{self.name}', got {value}.")
-        return vector
+        return self.parameters.vector(theta, self.name, self.bounds)
 
     def unpack(self, theta):
         """θ with a trailing axis ``[..., d]`` in the form ``dist`` and ``cost`` take."""
-        return theta[..., 0] if self.dim == 1 else theta
+        return self.parameters.unpack(theta)
 
-    def distribution(self, theta, dtype=tf.float64) -> tfd.Distribution:
+    def describe_theta(self, theta) -> str:
+        """θ as short text: ``mean=1, std=0.5`` (blocks summarised)."""
+        return self.parameters.describe(self.theta_vector(theta))
+
+    # -- the measure and the cost ---------------------------------------------------------
+
+    def measure(self, theta):
+        """``p(x|θ)`` for θ with a trailing axis ``[..., d]`` (a tensor)."""
+        return self.dist(self.unpack(theta))
+
+    def distribution(self, theta, dtype=tf.float64):
         """``p(x|θ)`` at one θ, built in ``dtype``."""
-        vector = tf.constant(self.theta_vector(theta), dtype=dtype)
-        return self.dist(self.unpack(vector))
+        return self.measure(tf.constant(self.theta_vector(theta), dtype=dtype))
+
+    def cost_values(self, dist, x, theta):
+        """``f(x, θ)`` for draws x of ``dist``: one value per draw, in θ's float dtype.
+
+        ``theta`` has a trailing axis ``[..., d]``. Integer draws are passed to the cost
+        as floats. A scalar result (a cost constant in x) is broadcast.
+
+        Raises:
+          CostShapeError: the result is not one value per draw.
+        """
+        x = tf.convert_to_tensor(x)
+        if not x.dtype.is_floating or x.dtype != theta.dtype:
+            x = tf.cast(x, theta.dtype)
+        values = tf.convert_to_tensor(self.cost(x, self.unpack(theta)))
+        if values.dtype != x.dtype:
+            values = tf.cast(values, x.dtype)
+        rank = measure.event_rank(dist)
+        draws = x.shape[: x.shape.rank - rank]
+        if values.shape.rank == 0:
+            return values + tf.zeros(tf.shape(x)[: tf.rank(x) - rank], x.dtype)
+        if values.shape.rank != draws.rank or not values.shape.is_compatible_with(draws):
+            raise CostShapeError(self._cost_shape_message(x, values, rank))
+        return values
+
+    def _cost_shape_message(self, x, values, rank) -> str:
+        draws = x.shape[: x.shape.rank - rank].as_list()
+        hint = ("sum over the event axis (axis=-1)" if rank and values.shape.rank == x.shape.rank
+                else "do not reduce over draws; a cost without x can add tf.zeros_like(x)"
+                if values.shape.rank < len(draws) else "return one value per draw")
+        return (f"problem '{self.name}': cost(x, theta) must return one value per draw, "
+                f"shape {draws} for x of shape {x.shape.as_list()}, but it returned "
+                f"{values.shape.as_list()} ({hint}).")
 
     # -- properties of the measure --------------------------------------------------------
 
+    def event_shape(self, theta) -> tuple[int, ...]:
+        """The event shape of p(x|θ): ``()`` or ``(D,)``."""
+        return tuple(self.distribution(theta, tf.float32).event_shape.as_list())
+
     def is_discrete(self, theta) -> bool:
         """Whether x takes integer values (no density to integrate or differentiate)."""
-        d = self.distribution(theta, tf.float32)
-        return isinstance(d, _DISCRETE) or d.dtype.is_integer
+        return measure.is_discrete(self.distribution(theta, tf.float32))
 
     def is_reparameterized(self, theta) -> bool:
         """Whether TFP can differentiate samples of ``p(x|θ)`` with respect to θ."""
-        d = self.distribution(theta, tf.float32)
-        return d.reparameterization_type == tfd.FULLY_REPARAMETERIZED
+        return measure.is_reparameterized(self.distribution(theta, tf.float32))
 
     def measure_depends_on_theta(self, theta) -> bool:
         """Whether ``p(x|θ)`` changes with θ (detected from ∇θ log p at a few draws)."""
         vector = tf.constant(self.theta_vector(theta), dtype=tf.float64)
-        x = tf.stop_gradient(self.dist(self.unpack(vector)).sample(
+        x = tf.stop_gradient(self.measure(vector).sample(
             16, seed=tf.constant([7, 11], tf.int32)))
         with tf.GradientTape() as tape:
             tape.watch(vector)
-            log_prob = tf.reduce_sum(self.dist(self.unpack(vector)).log_prob(x))
+            log_prob = tf.reduce_sum(self.measure(vector).log_prob(x))
         score = tape.gradient(log_prob, vector)
         return score is not None and bool(np.any(score.numpy() != 0.0))
 
+    def support(self, theta) -> measure.Support | None:
+        """The support of a scalar event (or of each coordinate of a vector event)."""
+        return measure.support(self.distribution(theta))
+
     def integration_window(self, theta) -> tuple[float, float]:
-        """The ``(low, high)`` window for trapezoidal estimators and quadrature at θ."""
+        """The ``(low, high)`` window for trapezoidal estimators, quadrature and summation.
+
+        Raises:
+          ValueError: vector events, or a default window that cannot be derived.
+        """
         vector = self.theta_vector(theta)
         if callable(self.window):
             return _check_window(self.window(vector), f"window({vector.tolist()})")
         if self.window is not None:
             return self.window
-        d = self.distribution(vector)
+        dist = self.distribution(vector)
+        if measure.event_rank(dist):
+            raise ValueError(f"problem '{self.name}' has vector events "
+                             f"{dist.event_shape.as_list()}: there is no one-dimensional "
+                             "integration window.")
         try:
-            mean, std = float(d.mean()), float(d.stddev())
-        except (NotImplementedError, TypeError, ValueError):
+            return measure.default_window(dist)
+        except ValueError as error:
             raise ValueError(f"problem '{self.name}' needs an explicit window=(low, high): "
-                             f"its distribution {type(d).__name__} has no mean/stddev "
-                             "to derive one from.") from None
-        if not (math.isfinite(mean) and math.isfinite(std)):
-            raise ValueError(f"problem '{self.name}' needs an explicit window=(low, high): "
-                             f"its distribution's mean or stddev is not finite at {vector}.")
-        return (mean - WINDOW_STDDEVS * std, mean + WINDOW_STDDEVS * std)
+                             f"{error}") from None
 
     # -- ground truth ---------------------------------------------------------------------
 
-    def true_value(self, theta) -> float:
-        """Exact ``E_{p(x|θ)}[f(x, θ)]``: closed form if given, else quadrature."""
-        from estimators import truth
+    def truth(self, theta) -> "truth.Reference":
+        """The truth at θ: value, gradient, their standard errors and ``kind``."""
+        return truth.reference(self, theta)
 
+    def truth_kind(self, theta) -> str:
+        """How the truth is obtained at θ: closed_form, quadrature, enumeration or
+        monte_carlo."""
+        return truth.kind(self, theta)
+
+    def true_value(self, theta) -> float:
+        """``E_{p(x|θ)}[f(x, θ)]`` (see :meth:`truth`)."""
         return truth.value(self, theta)
 
     def true_gradient(self, theta) -> np.ndarray:
-        """Exact ``∇θ E_{p(x|θ)}[f(x, θ)]`` as an array ``[d]``."""
-        from estimators import truth
-
+        """``∇θ E_{p(x|θ)}[f(x, θ)]`` as an array ``[d]`` (a reference estimate when the
+        truth kind is monte_carlo; its standard error is ``truth(theta).gradient_se``)."""
         return truth.gradient(self, theta)
 
 

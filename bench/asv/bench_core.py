@@ -10,13 +10,11 @@ so the grids are kept lean: every estimator at one shape, batching on two of the
 the GPU column only where there is a GPU (a skipped combination costs a process too).
 """
 
-from estimators._tf import GPUS
-
 from . import workloads
 
 N_REPLICATES = 1000
 BACKENDS = ["xla", "graph"]
-DEVICES = ["cpu", "gpu"] if GPUS else ["cpu"]
+DEVICES = ["cpu", "gpu"] if workloads.GPUS else ["cpu"]
 
 
 class Estimators:

@@ -25,17 +25,26 @@ __all__ = ["ReportError", "build", "Report"]
 FIGURES = [
     ("variance_vs_theta", "Variance across the sweep",
      "Variance of the R replicate estimates at each problem's largest n_samples, per gradient "
-     "component, on a log scale, with 95% confidence intervals (kurtosis-aware, log scale). "
+     "component (for a block of parameters: the mean over its components, and of their CI "
+     "bounds), on a log scale, with 95% confidence intervals (kurtosis-aware, log scale). "
      "Deterministic estimators (zero variance) are not drawn.", figures.variance_vs_theta),
     ("variance_vs_n", "Variance vs n_samples",
      "Variance against the number of samples per estimate (one batch), at the middle setting "
      "of each sweep. An average of n iid terms falls as 1/n: parallel to the dashed line.",
      figures.variance_vs_n),
+    ("variance_vs_dimension", "Variance vs dimension",
+     "Per-sample variance (variance × n_samples) at each problem's largest n_samples against "
+     "the dimension D of x, for problems whose grid sweeps it (e.g. bench/grids/dimension.toml)."
+     " Each block of parameters (mean, std, ...) is one panel: points are the mean over its D "
+     "components with the mean of their 95% CI bounds, the dotted line the largest component. "
+     "Score-function variance grows with D; pathwise variance does not (Mohamed et al. 2020).",
+     figures.variance_vs_dimension),
     ("bias_vs_theta", "Bias across the sweep",
      "Mean estimate minus the exact gradient, with ±2 standard-error bands, at each "
-     "problem's largest n_samples. An unbiased estimator's band covers zero; estimators "
-     "that miss by 4 SE or more are named in red above the panel (naive_mc, where p "
-     "depends on θ, drops ∇θ p).",
+     "problem's largest n_samples (for a block of parameters: its component farthest from "
+     "the truth in SE). An unbiased estimator's band covers zero; estimators that miss by 4 "
+     "SE or more (more for blocks: the level is corrected for their number of components) "
+     "are named in red above the panel (naive_mc, where p depends on θ, drops ∇θ p).",
      figures.bias_vs_theta),
     ("time_vs_n", "Time per estimate vs n_samples",
      "Wall-clock seconds per estimate (the median of timed calls divided by R; compilation "
@@ -82,7 +91,10 @@ def build(results, out_dir=None, progress: bool = True) -> Report:
     out = Path(out_dir) if out_dir is not None else Path("reports") / run_id
     out.mkdir(parents=True, exist_ok=True)
 
-    exact_rows, notes = exact.curves(prepared, progress=progress)
+    grid_path = meta.get("grid_path")
+    base_dir = str(Path(grid_path).resolve().parent) if grid_path and grid_path != "<grid>" \
+        else None
+    exact_rows, notes = exact.curves(prepared, progress=progress, base_dir=base_dir)
     gaps = exact.gaps(prepared, exact_rows)
     figures.theme()
     colours = figures.palette(data.estimator_order(prepared))

@@ -1,11 +1,25 @@
-"""A results table made ready for plotting: checked columns and each problem's sweep axis.
+"""A results table made ready for plotting: checked columns, blocks aggregated, and each
+problem family's sweep axis.
 
-A grid sweeps θ (one row of the table per gradient component) and, for problem
-factories, their arguments (``gaussian_cos`` with ``k = [0.5, 1, ...]``). Within one
-problem family the report finds the coordinates that vary across cells: when exactly
-one does (θ in the lab's problems, ``mean`` in the default grid, ``k`` in the paper
-grid) it becomes the family's x axis; otherwise cells are placed in order of appearance
-and labelled by all their coordinates.
+**Blocks.** A results table has one row per gradient component; a problem with parameter
+blocks (``mean[0]`` … ``mean[999]``) would need a panel per component. As Mohamed et al.
+(2020, §8) do, the report shows one row per (cell, block) instead: the variance (and its
+95% interval bounds, per-sample variance, MSE, truth) is the **mean over the block's
+components**, ``variance_max`` their largest, and the bias is that of the component
+farthest from its truth in standard errors (``bias``/``bias_se`` of the worst component,
+its |bias|/SE in ``max_abs_z``). Scalar parameters are their own block of one.
+
+**Bias flags.** An estimator is flagged biased when its worst component misses by more
+than ``bias_threshold(k)`` standard errors, k the number of components: 4 SE for one
+component (a false flag once in 16,000 cells), raised with k (Bonferroni) so that a block
+of 2,000 unbiased components is not flagged by chance. A deterministic estimator has no
+SE: it is flagged when it misses by more than a quadrature-sized error.
+
+**Sweep axis.** A grid sweeps θ and, for problem factories, their arguments. Within one
+problem family the coordinates that vary across cells (θ's scalars and blocks whose
+components are all equal, and factory arguments) decide the x axis: when exactly one
+varies it is the axis; otherwise cells are placed in order of appearance and labelled by
+all their coordinates.
 """
 
 from __future__ import annotations
@@ -14,16 +28,27 @@ import json
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
-from bench.store import REQUIRED_COLUMNS, ResultsError
+from bench.store import REQUIRED_COLUMNS
 
 # Written by bench.runner beside the columns every results table has.
 REPORT_COLUMNS = REQUIRED_COLUMNS + ("problem_family", "theta_label", "cell", "variance_ci_rel",
-                                     "time_per_call_s")
+                                     "time_per_call_s", "event_size")
+
+SINGLE_COMPONENT_Z = 4.0
+"""|bias| / SE beyond which a one-component estimate is called biased."""
 
 
 class ReportError(ValueError):
     """A results table cannot be reported on; the message says why."""
+
+
+def bias_threshold(components) -> np.ndarray:
+    """|bias|/SE beyond which the worst of ``components`` estimates is called biased:
+    4 SE for one, the Bonferroni-corrected level of the same false-flag rate for more."""
+    tail = stats.norm.sf(SINGLE_COMPONENT_Z)  # one-sided tail at 4 SE: 3.2e-5
+    return stats.norm.isf(tail / np.maximum(np.asarray(components, dtype=float), 1.0))
 
 
 def check_columns(frame: pd.DataFrame, where: str) -> None:
@@ -36,22 +61,57 @@ def check_columns(frame: pd.DataFrame, where: str) -> None:
                           "(re-run the grid).")
 
 
-def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
-    """The table with the columns figures use added.
+def aggregate_blocks(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per (cell, parameter block): see the module docstring."""
+    frame = frame.copy()
+    z = (frame.bias.abs() / frame.bias_se).where(frame.bias_se > 0)
+    # No SE (a deterministic estimate): z is 0 when it is exact, infinite when it misses.
+    frame["abs_z"] = np.where(z.notna(), z, np.where(frame.bias.isna(), np.nan,
+                                                     np.where(frame.bias == 0, 0.0, np.inf)))
+    frame["components"] = 1
+    frame["variance_max"] = frame.variance
+    frame["max_abs_z"] = frame.abs_z
+    sizes = frame.groupby(["cell", "param_block"], sort=False).param.transform("size")
+    single, blocks = frame[sizes == 1], frame[sizes > 1]
+    if blocks.empty:
+        return single.drop(columns="abs_z")
+    means = ["truth", "mean", "variance", "variance_ci_low", "variance_ci_high",
+             "per_sample_variance", "mse", "truth_se", "theta"]
+    keys = ["cell", "param_block"]
+    grouped = blocks.groupby(keys, sort=False)
+    worst = blocks.loc[grouped.abs_z.idxmax(), keys + ["bias", "bias_se"]]
+    summary = grouped.agg(**{c: (c, "mean") for c in means},
+                          variance_max=("variance", "max"), max_abs_z=("abs_z", "max"),
+                          components=("param", "size"), n_nonfinite=("n_nonfinite", "sum"))
+    first = grouped.first().drop(columns=means + ["variance_max", "max_abs_z", "components",
+                                                  "n_nonfinite", "bias", "bias_se", "abs_z",
+                                                  "param"], errors="ignore")
+    merged = first.join(summary).reset_index().merge(worst, on=keys)
+    merged["param"] = merged.param_block
+    merged["variance_ci_rel"] = (merged.variance_ci_high - merged.variance_ci_low) \
+        / (2 * merged.variance)
+    order = frame.drop_duplicates(keys)[keys].reset_index(drop=True).reset_index()
+    combined = pd.concat([single.drop(columns="abs_z"), merged], ignore_index=True)
+    combined = combined.merge(order, on=keys).sort_values("index", kind="stable")
+    return combined.drop(columns="index").reset_index(drop=True)
 
-    Added: ``coords`` (dict of every θ component and factory argument of the cell),
-    ``sweep`` (name of the family's x axis), ``x`` (the cell's value on it; when no
-    single coordinate varies, the position of its ``setting``, with ``categorical`` set
-    and ``sweep`` = "setting"), ``panel`` ("family · ∂/∂param"),
+
+def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
+    """The table, blocks aggregated, with the columns figures use added.
+
+    Added: ``coords`` (dict of the cell's θ scalars, constant blocks and factory
+    arguments), ``sweep`` (name of the family's x axis), ``x`` (the cell's value on it;
+    when no single coordinate varies, the position of its ``setting``, with
+    ``categorical`` set and ``sweep`` = "setting"), ``panel`` ("family · ∂/∂param"),
     ``setting`` (every coordinate, as text), ``deterministic`` (zero variance, up to
-    float32 rounding) and ``biased`` (|bias| >= 4 SE, or for deterministic estimators
-    more than 0.1% of the gradient).
+    float32 rounding) and ``biased`` (module docstring); and from :func:`aggregate_blocks`
+    ``components``, ``variance_max``, ``max_abs_z``.
     """
     check_columns(frame, where)
-    frame = frame.copy()
-    frame["coords"] = [_coords(cell, group_params) for cell, group_params in
-                       zip(frame["cell"], _params_per_cell(frame))]
-    frame["setting"] = [", ".join(f"{k}={v:g}" for k, v in c.items()) for c in frame.coords]
+    coords = _coords_per_cell(frame)
+    frame = aggregate_blocks(frame)
+    frame["coords"] = frame["cell"].map(coords)
+    frame["setting"] = [", ".join(f"{k}={_text(v)}" for k, v in c.items()) for c in frame.coords]
     frame["sweep"], frame["x"], frame["categorical"] = "", np.nan, False
     for family, group in frame.groupby("problem_family", sort=False):
         sweep = _sweep_axis(group.coords)
@@ -59,15 +119,19 @@ def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
             order = {label: i for i, label in enumerate(dict.fromkeys(group.setting))}
             x, sweep = group.setting.map(order).astype(float), "setting"
         else:
-            x = group.coords.map(lambda coords, s=sweep: float(coords[s]))
+            x = group.coords.map(lambda c, s=sweep: _number(c.get(s)))
         frame.loc[group.index, "sweep"] = sweep
         frame.loc[group.index, "x"] = x
         frame.loc[group.index, "categorical"] = sweep == "setting"
     frame["panel"] = frame.problem_family + " · ∂/∂" + frame.param
-    # Panels in grid order: families as they appear, components in θ's order.
+    # Panels in grid order: families as they appear, blocks in θ's order.
     families = {f: i for i, f in enumerate(dict.fromkeys(frame.problem_family))}
-    frame["panel_rank"] = [families[f] * 1000 + list(c).index(p) for f, c, p in
-                           zip(frame.problem_family, frame.coords, frame.param)]
+    blocks = {}
+    for family, block in zip(frame.problem_family, frame.param_block):
+        if block not in blocks.setdefault(family, []):
+            blocks[family].append(block)
+    frame["panel_rank"] = [families[f] * 1000 + blocks[f].index(b)
+                           for f, b in zip(frame.problem_family, frame.param_block)]
     # Zero variance, or float32 rounding noise: an sd below 1e-6 of the family's largest
     # gradient or of the largest sd at the same problem, component and n (an antithetic
     # pair makes ∂/∂mean of (x-k)² constant; its estimates still differ in the last bits).
@@ -75,36 +139,66 @@ def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
                          .variance.transform("max"))
     largest_truth = frame.groupby("problem_family").truth.transform(lambda t: t.abs().max())
     reference = np.maximum(largest_sd, largest_truth)
-    frame["deterministic"] = np.sqrt(frame.variance) <= 1e-6 * reference
+    frame["deterministic"] = np.sqrt(frame.variance_max) <= 1e-6 * reference
     # A deterministic estimate has no SE: call it biased when it misses by more than a
     # quadrature-sized error (naive_mc returns exactly 0 where only p depends on θ).
-    frame["biased"] = frame.bias.abs() >= np.where(
-        frame.deterministic, 1e-3 * frame.truth.abs() + 1e-6 * reference, 4 * frame.bias_se)
+    frame["biased"] = np.where(
+        frame.deterministic,
+        frame.bias.abs() >= 1e-3 * frame.truth.abs() + 1e-6 * reference,
+        frame.max_abs_z >= bias_threshold(frame.components))
     return frame
 
 
-def _params_per_cell(frame):
-    params = frame.groupby("cell", sort=False)["param"].agg(list)
-    return frame["cell"].map(params)
+def _coords_per_cell(frame: pd.DataFrame) -> dict:
+    """cell key -> {θ scalar or constant block: value, varying block: text, argument: value}."""
+    coords = {}
+    for cell, group in frame.groupby("cell", sort=False):
+        try:
+            _, kwargs, _, theta, *_ = json.loads(cell)
+        except (ValueError, TypeError):
+            raise ReportError(f"malformed cell key {cell!r} in the results table.") from None
+        blocks = list(group.param_block)
+        if len(theta) != len(blocks):
+            raise ReportError(f"cell {cell[:60]!r}…: θ has {len(theta)} values but the table "
+                              f"has {len(blocks)} rows for it.")
+        values: dict[str, list] = {}
+        for block, value in zip(blocks, theta):
+            values.setdefault(block, []).append(value)
+        entry = {}
+        for block, items in values.items():
+            if len(set(items)) == 1:
+                entry[block] = items[0]
+            else:
+                head = ", ".join(f"{v:g}" for v in items[:3])
+                entry[block] = f"[{head}, …]" if len(items) > 3 else f"[{head}]"
+        entry.update({key: value for key, value in kwargs})
+        coords[cell] = entry
+    return coords
 
 
-def _coords(cell_key: str, params: list[str]) -> dict:
-    """{θ component name: value, factory argument: value} from a cell key."""
-    try:
-        _, kwargs, _, theta, *_ = json.loads(cell_key)
-    except (ValueError, TypeError):
-        raise ReportError(f"malformed cell key {cell_key!r} in the results table.") from None
-    return {**dict(zip(params, theta)), **{key: value for key, value in kwargs}}
+def _text(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else str(value)
+
+
+def _number(value) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else np.nan
 
 
 def _sweep_axis(coords: pd.Series) -> str | None:
     keys = list(dict.fromkeys(key for c in coords for key in c))
-    varying = [key for key in keys if len({c.get(key) for c in coords}) > 1]
-    if len(varying) == 1:
+    varying = [key for key in keys if len({_hashable(c.get(key)) for c in coords}) > 1]
+    numeric = [key for key in keys if all(np.isfinite(_number(c.get(key))) for c in coords)]
+    if len(varying) == 1 and varying[0] in numeric:
         return varying[0]
-    if not varying and len(keys) >= 1:
-        return keys[0]
+    if not varying and numeric:
+        return numeric[0]
     return None
+
+
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value
 
 
 def at_largest_n(frame: pd.DataFrame) -> pd.DataFrame:

@@ -17,6 +17,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import estimators as E
+from bench import problem_specs
 from bench.report.data import at_largest_n
 from estimators import truth
 
@@ -40,19 +41,36 @@ def dense_axis(measured: np.ndarray, points: int | None = None) -> np.ndarray:
     return np.union1d(grid, measured)
 
 
-def _problem_at(family: str, coords: dict, sweep: str, x: float):
-    """The problem and θ vector of ``family`` with coordinate ``sweep`` set to ``x``."""
+def _problem_at(family: str, coords: dict, sweep: str, x: float, base_dir=None):
+    """The problem and θ vector of ``family`` with coordinate ``sweep`` set to ``x``.
+
+    Raises:
+      ValueError: the cell's θ is not given by its coordinates (a block whose components
+        differ), or the problem cannot be built.
+    """
     coords = {**coords, sweep: x}
-    arguments = E.problems.parameters(family)
-    problem = E.problems.get(family, **{k: v for k, v in coords.items() if k in arguments})
-    return problem, np.array([coords[name] for name in problem.param_names], dtype=np.float64)
+    arguments = problem_specs.parameters(family, base_dir)
+    problem = problem_specs.get(family, {k: v for k, v in coords.items() if k in arguments},
+                                base_dir)
+    theta = {name: coords.get(name) for name in problem.param_names}
+    if any(not isinstance(v, (int, float)) or isinstance(v, bool) for v in theta.values()):
+        raise ValueError("its θ has blocks whose components differ")
+    return problem, problem.theta_vector(theta)
 
 
-def curves(frame: pd.DataFrame, progress: bool = True) -> tuple[pd.DataFrame, list[str]]:
+def _integer_argument(family: str, sweep: str, base_dir) -> bool:
+    defaults = problem_specs.parameters(family, base_dir)
+    return isinstance(defaults.get(sweep), int) and not isinstance(defaults.get(sweep), bool)
+
+
+def curves(frame: pd.DataFrame, progress: bool = True,
+           base_dir=None) -> tuple[pd.DataFrame, list[str]]:
     """Exact per-sample variance rows and notes on what was skipped.
 
     Args:
       frame: A prepared results table (:func:`bench.report.data.prepare`).
+      progress: Show a progress bar.
+      base_dir: Where the grid's own problem files are (its folder).
 
     Returns:
       A table with columns problem_family, estimator, param, x, exact_per_sample_variance,
@@ -66,20 +84,26 @@ def curves(frame: pd.DataFrame, progress: bool = True) -> tuple[pd.DataFrame, li
             notes.append(f"{family}: no exact curve, as more than one of its coordinates "
                          "varies across the grid.")
             continue
-        if family not in E.problems.names():
-            notes.append(f"{family}: no exact curve, as the problem is not registered in "
-                         "this process (register it before building the report).")
+        try:
+            problem_specs.factory(family, base_dir)
+        except problem_specs.ProblemSpecError as error:
+            notes.append(f"{family}: no exact curve, as the problem cannot be rebuilt here "
+                         f"({error})")
             continue
         sweep, coords = group.sweep.iloc[0], group.coords.iloc[0]
         measured = np.unique(group.x.to_numpy(dtype=float))
+        axis = dense_axis(measured)
+        if _integer_argument(family, sweep, base_dir):  # e.g. a dimension D
+            axis = np.unique(np.round(axis))
         # The batch the figures show; only batch-dependent estimators (LOO baseline) use it.
         batch = int(at_largest_n(group).batch_size.iloc[0])
         for name in sorted(group.estimator.unique()):
-            if name not in E.ESTIMATORS:
-                notes.append(f"{family} · {name}: no exact curve, estimator not registered.")
+            try:
+                E.get_estimator(name)
+            except ValueError as error:
+                notes.append(f"{family} · {name}: no exact curve ({error})")
                 continue
-            jobs += [(family, sweep, coords, name, batch, x, x in measured)
-                     for x in dense_axis(measured)]
+            jobs += [(family, sweep, coords, name, batch, x, x in measured) for x in axis]
     rows, skipped, reasons = [], set(), {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", truth.QuadratureWarning)
@@ -88,16 +112,19 @@ def curves(frame: pd.DataFrame, progress: bool = True) -> tuple[pd.DataFrame, li
                 leave=False):
             if (family, name) in skipped:
                 continue
-            problem, theta = _problem_at(family, coords, sweep, x)
             try:
-                variance = truth.per_sample_variance(problem, E.ESTIMATORS[name], theta, batch)
-            except (NotImplementedError, E.NotApplicableError) as error:
+                problem, theta = _problem_at(family, coords, sweep, x, base_dir)
+                variance = truth.per_sample_variance(problem, E.get_estimator(name), theta,
+                                                     batch)
+            except (NotImplementedError, ValueError) as error:
                 skipped.add((family, name))
                 reasons.setdefault((name, str(error)), []).append(family)
                 continue
-            rows += [{"problem_family": family, "estimator": name, "param": param, "x": x,
+            # Blocks as in the figures: the mean over each block's components.
+            per_block = pd.Series(variance).groupby(list(problem.param_blocks), sort=False).mean()
+            rows += [{"problem_family": family, "estimator": name, "param": block, "x": x,
                       "exact_per_sample_variance": float(value), "measured": measured}
-                     for param, value in zip(problem.param_names, variance)]
+                     for block, value in per_block.items()]
     notes += [f"{name}: no exact curve on {', '.join(families)} ({reason})"
               for (name, reason), families in reasons.items()]
     if caught:

@@ -155,6 +155,37 @@ def variance_vs_n(frame, colours):
     return fig
 
 
+def variance_vs_dimension(frame, colours):
+    """Per-sample variance against the event dimension D, for families whose grid sweeps
+    it: the mean over each block's components (points, mean of their 95% CI bounds) and
+    the largest component (dotted)."""
+    data = at_largest_n(frame[~frame.deterministic])
+    families = [f for f, g in data.groupby("problem_family", sort=False)
+                if g.event_size.nunique() > 1]
+    data = data[data.problem_family.isin(families)]
+    if data.empty:
+        return None
+    data = data.assign(low=data.variance_ci_low * data.n_samples,
+                       high=data.variance_ci_high * data.n_samples,
+                       largest=data.variance_max * data.n_samples)
+    fig, panels = _panels(data, "Per-sample variance against the dimension D of x (log-log): "
+                                "mean over a block's components, dotted: the largest")
+    for panel, ax, group in panels:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _errorbars(ax, group, "event_size", "per_sample_variance", "low", "high", colours,
+                   log_x=True)
+        for name, rows in group.groupby("estimator"):
+            rows = rows.sort_values("event_size")
+            ax.plot(rows.event_size, rows.largest, color=colours[name], linestyle=":",
+                    linewidth=1)
+        ax.set(xlabel="dimension D", ylabel="per-sample variance (variance × n)")
+        ax.set_title(f"{panel}   (n = {int(group.n_samples.iloc[0]):,})", fontsize="medium")
+    legend(fig, {k: v for k, v in colours.items() if k in set(data.estimator)},
+           [Line2D([], [], color="0.3", linestyle=":", label="largest component")])
+    return fig
+
+
 def _setting(row) -> str:
     return row.setting if row.categorical else f"{row.x:g}"
 

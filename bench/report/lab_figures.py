@@ -17,7 +17,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bench import lab_setups
-from estimators._tf import tfd
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
 
 F_COLOUR, P_COLOUR = "cornflowerblue", "seagreen"
 XS = np.linspace(-100.0, 100.0, 1000)

@@ -7,7 +7,7 @@ import pytest
 
 import estimators as E
 from bench.asv import bench_core, bench_variance, workloads
-from estimators._tf import GPUS
+
 
 
 def test_every_registered_estimator_is_benchmarked():
@@ -23,7 +23,7 @@ NEEDS_BATCHES = [e.name for e in E.ESTIMATORS.values() if e.min_batch > 1]
     pytest.param(lambda: workloads.core(NEEDS_BATCHES[0], 10, 2, batch_size=1),
                  marks=pytest.mark.skipif(not NEEDS_BATCHES, reason="none needs batches")),
     pytest.param(lambda: workloads.rng_floor(10, 2, device="gpu"),
-                 marks=pytest.mark.skipif(bool(GPUS), reason="this machine has a GPU")),
+                 marks=pytest.mark.skipif(bool(E.GPUS), reason="this machine has a GPU")),
 ])
 def test_what_cannot_run_is_skipped(build):
     with pytest.raises(NotImplementedError):  # asv's signal to skip, not to fail

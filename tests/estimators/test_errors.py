@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 import estimators as E
-from estimators._tf import tf, tfd
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
 
 SEED = E.problems.get("seed_dependence")
 GAUSS = E.problems.get("gaussian_square")

@@ -4,8 +4,11 @@ import numpy as np
 import pytest
 
 import estimators as E
-from estimators._tf import tf, tfd
+import tensorflow as tf
+import tensorflow_probability as tfp
 from tests.conftest import assert_within_se
+
+tfd = tfp.distributions
 
 MC = ("score_function", "reparameterization", "dependence")
 

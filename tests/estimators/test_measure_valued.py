@@ -7,9 +7,12 @@ import numpy as np
 import pytest
 
 import estimators as E
-from estimators._tf import tf, tfd
+import tensorflow as tf
+import tensorflow_probability as tfp
 from tests.conftest import assert_within_se
 from tests.estimators.replicates import case_id, measured, per_sample_variance
+
+tfd = tfp.distributions
 
 NAME = "measure_valued"
 ESTIMATOR = E.ESTIMATORS[NAME]

@@ -4,7 +4,10 @@ import numpy as np
 import pytest
 
 import estimators as E
-from estimators._tf import tf, tfd
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
 
 CASES = [
     ("seed_fixed", {}, (-2.0, -0.05, 0.5, 1.5)),

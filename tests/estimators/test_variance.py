@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 import estimators as E
-from estimators._tf import tfd
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
 
 GAUSSIAN_CASES = [
     pytest.param(problem, k, theta, id=f"{problem}-k{k}-{theta}")

@@ -1,0 +1,144 @@
+"""Problem names in grid files: built-ins and factories in the user's own code.
+
+A grid's ``[[problems]]`` entry names its problem one of three ways:
+
+* a registered problem: ``name = "gaussian_cos"`` (``gradvar list`` shows them);
+* a factory in a Python file: ``name = "my_problems.py:logistic"``; the path is relative
+  to the grid file's folder (then to the current directory), or absolute;
+* a factory in an importable module: ``name = "my_package.problems:logistic"``.
+
+A factory is any callable returning an :class:`estimators.Problem`; the entry's other
+keys are its keyword arguments (numbers, strings or booleans; a list sweeps them), checked
+against its signature. Files are imported once per process, under a module name derived
+from their path, so their problems can be pickled by reference and reused by reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+
+import estimators as E
+
+
+class ProblemSpecError(ValueError):
+    """A problem name cannot be resolved to a factory; the message says why."""
+
+
+_modules: dict[str, object] = {}
+
+
+def is_user(spec: str) -> bool:
+    return isinstance(spec, str) and ":" in spec
+
+
+def factory(spec: str, base_dir: str | Path | None = None):
+    """The factory behind ``spec`` (see the module docstring).
+
+    Raises:
+      ProblemSpecError: unknown name, missing file or module, import failure, or a
+        missing or non-callable attribute.
+    """
+    if not isinstance(spec, str) or not spec:
+        raise ProblemSpecError(f"a problem name must be a non-empty string, got {spec!r}.")
+    if not is_user(spec):
+        try:
+            return E.problems.factory(spec)
+        except ValueError as error:
+            raise ProblemSpecError(f"{error} A factory of your own is named "
+                                   "'file.py:function' or 'package.module:function'.") from None
+    location, _, attribute = spec.rpartition(":")
+    if not location or not attribute.isidentifier():
+        raise ProblemSpecError(f"problem {spec!r}: write 'file.py:function' or "
+                               "'package.module:function'.")
+    module = _load_file(location, base_dir, spec) if location.endswith(".py") \
+        else _load_module(location, base_dir, spec)
+    found = getattr(module, attribute, None)
+    if found is None:
+        raise ProblemSpecError(f"problem {spec!r}: {location} defines no {attribute!r}.")
+    if not callable(found):
+        raise ProblemSpecError(f"problem {spec!r}: {location}:{attribute} is not callable; "
+                               "it must be a function returning an estimators.Problem.")
+    return found
+
+
+def parameters(spec: str, base_dir=None) -> dict:
+    """The keyword arguments the factory takes, with their defaults (None: required)."""
+    return E.problems.signature_defaults(factory(spec, base_dir))
+
+
+def get(spec: str, kwargs: dict, base_dir=None) -> E.Problem:
+    """The problem ``spec`` built with ``kwargs`` (cached: the same object each time).
+
+    Raises:
+      ProblemSpecError: as :func:`factory`; ValueError/TypeError: bad arguments, or a
+        factory that fails or does not return a Problem.
+    """
+    build = factory(spec, base_dir)
+    try:
+        return E.problems.build(spec, build, dict(kwargs))
+    except (ValueError, TypeError) as error:
+        raise ProblemSpecError(str(error)) from None
+    except Exception as error:  # noqa: BLE001 - a user's factory may raise anything
+        raise ProblemSpecError(f"problem {spec!r}: the factory raised "
+                               f"{type(error).__name__}: {_first_line(error)}") from None
+
+
+def _candidates(location: str, base_dir) -> list[Path]:
+    path = Path(location).expanduser()
+    if path.is_absolute():
+        return [path]
+    bases = [Path(base_dir)] if base_dir else []
+    return [base / path for base in bases] + [Path.cwd() / path]
+
+
+def _load_file(location: str, base_dir, spec: str):
+    for candidate in _candidates(location, base_dir):
+        if candidate.is_file():
+            path = candidate.resolve()
+            break
+    else:
+        where = " or ".join(str(c) for c in _candidates(location, base_dir))
+        raise ProblemSpecError(f"problem {spec!r}: no file {where}.")
+    key = str(path)
+    if key not in _modules:
+        name = "gradvar_user_" + path.stem + "_" + hashlib.sha1(key.encode()).hexdigest()[:8]
+        loader_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[name] = module
+        try:
+            loader_spec.loader.exec_module(module)
+        except Exception as error:  # noqa: BLE001 - the user's file may raise anything
+            del sys.modules[name]
+            raise ProblemSpecError(f"problem {spec!r}: importing {path} failed with "
+                                   f"{type(error).__name__}: {_first_line(error)}") from None
+        _modules[key] = module
+    return _modules[key]
+
+
+def _load_module(location: str, base_dir, spec: str):
+    extra = [str(Path(base_dir).resolve())] if base_dir else []
+    extra.append(str(Path.cwd()))
+    added = [p for p in extra if p not in sys.path]
+    sys.path[:0] = added
+    try:
+        return importlib.import_module(location)
+    except ModuleNotFoundError as error:
+        raise ProblemSpecError(f"problem {spec!r}: no module {error.name!r} (looked on the "
+                               "Python path, in the grid's folder and in the current "
+                               "directory).") from None
+    except Exception as error:  # noqa: BLE001 - the user's module may raise anything
+        raise ProblemSpecError(f"problem {spec!r}: importing {location} failed with "
+                               f"{type(error).__name__}: {_first_line(error)}") from None
+    finally:
+        for path in added:
+            if path in sys.path:
+                sys.path.remove(path)
+
+
+def _first_line(error) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,309 @@
+"""Ground truth: the value and gradient of E_{p(x|θ)}[f(x, θ)], labelled by how they were
+obtained, and the exact moments of estimators.
+
+Truth kinds (``truth_kind`` in results tables), chosen in this order:
+
+* ``closed_form``: the problem's ``exact_value`` (TensorFlow ops), gradient by autodiff;
+* ``quadrature``: scalar continuous events, adaptive quadrature of p·f and ∇θ(p·f) over
+  the problem's window, inside the support (:mod:`estimators.truth.integrate`);
+* ``enumeration``: discrete events, a sum over the support (scalar events), over every
+  joint configuration (small vector events) or, for a cost declared additive over
+  independent coordinates (``additive_cost=True``), over one coordinate at a time;
+* ``monte_carlo``: anything else, a reference estimate from ``problem.reference_samples``
+  draws with its standard error (:mod:`estimators.truth.monte_carlo`); that standard
+  error enters every bias test (``bias_se``).
+
+The first three are exact, and each is cross-checked against a quick Monte Carlo
+estimate: a disagreement beyond a few standard errors raises :class:`TruthError` rather
+than return a number that may be wrong. Results are cached per problem and θ.
+
+Exact moments of an estimator (:func:`single_sample_moments`) come from the estimator's
+own exact form (``Estimator.exact_moments``, beside each estimator), built from the
+integrators here: :func:`integrate_per_sample` (a mean of iid terms in x),
+:func:`noise_moments` (a mean of iid units of noise) and :func:`integrate_terms` (raw
+moments for closed-form variances such as the leave-one-out baseline's). "Per-sample
+variance" always means ``n × Var(estimate from n samples)``.
+
+Example:
+
+>>> import estimators as E
+>>> p = E.problems.get("seed_dependence")
+>>> reference = E.truth.reference(p, -1.0)
+>>> reference.kind, reference.gradient.round(6)
+('closed_form', array([0.48133]))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+import weakref
+from collections.abc import Callable
+
+import numpy as np
+
+from estimators import measure
+from estimators._runtime import tf
+from estimators.truth import integrands, monte_carlo
+from estimators.truth.integrate import NoExactForm, QuadratureWarning, integrate
+from estimators.truth.integrate import method as integration_method
+from estimators.truth.monte_carlo import TruthError
+from estimators.truth.noise import (NOISE_SPAN, NoiseBlock, mirrored, noise_moments,
+                                    standard_normal_density)
+
+KINDS = ("closed_form", "quadrature", "enumeration", "monte_carlo")
+METHODS = ("auto",) + KINDS
+
+__all__ = [
+    "KINDS", "NOISE_SPAN", "NoExactForm", "NoiseBlock", "QuadratureWarning", "Reference",
+    "TruthError", "gradient", "integrate_per_sample", "integrate_terms", "kind", "mirrored",
+    "no_exact_form", "noise_moments", "per_sample_variance", "reference",
+    "single_sample_moments", "standard_normal_density", "value",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """The truth at one θ.
+
+    Attributes:
+      kind: One of ``KINDS``.
+      value: E_p[f] (nan when only the gradient is known).
+      value_se: Its standard error (0 for exact kinds).
+      gradient: ∇θ E_p[f], ``[d]``.
+      gradient_se: Its standard error per component, ``[d]`` (zeros for exact kinds).
+    """
+
+    kind: str
+    value: float
+    value_se: float
+    gradient: np.ndarray
+    gradient_se: np.ndarray
+
+    @property
+    def exact(self) -> bool:
+        return self.kind != "monte_carlo"
+
+
+_references: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
+
+
+def kind(problem, theta) -> str:
+    """How :func:`reference` obtains the truth at θ (``method="auto"``)."""
+    vector = problem.theta_vector(theta)
+    if problem.exact_value is not None:
+        return "closed_form"
+    return _numeric_kind(problem, vector) or "monte_carlo"
+
+
+def _numeric_kind(problem, vector) -> str | None:
+    """"quadrature"/"enumeration" when one applies at θ, else None."""
+    if problem.additive_cost and _additive_applies(problem, vector):
+        return "enumeration"
+    try:
+        return integration_method(problem, vector)
+    except NoExactForm:
+        return None
+
+
+def reference(problem, theta, method: str = "auto", check: bool = True) -> Reference:
+    """The truth at θ: value and gradient, their standard errors and their kind.
+
+    Args:
+      problem: An :class:`estimators.Problem`.
+      theta: θ in any form :meth:`Problem.theta_vector` accepts.
+      method: "auto" (the first kind that applies, in the order of the module docstring),
+        or one kind to force it ("quadrature" and "enumeration" both mean: integrate
+        numerically, whichever applies).
+      check: Cross-check exact kinds against Monte Carlo (default).
+
+    Raises:
+      ValueError: unknown method, or a method that does not apply to the problem.
+      TruthError: the exact value disagrees with the Monte Carlo check.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}.")
+    vector = problem.theta_vector(theta)
+    cache = _references.setdefault(problem, {})
+    key = (tuple(vector.tolist()), method, check)
+    if key not in cache:
+        cache[key] = _reference(problem, vector, method, check)
+    return cache[key]
+
+
+def _reference(problem, vector, method, check) -> Reference:
+    if method == "closed_form" and problem.exact_value is None:
+        raise ValueError(f"problem '{problem.name}' has no closed form (exact_value); use "
+                         "method='auto'.")
+    if method in ("auto", "closed_form") and problem.exact_value is not None:
+        value, gradient = _closed_form(problem, vector)
+        found = "closed_form"
+    elif method in ("auto", "quadrature", "enumeration") and _numeric_kind(problem, vector):
+        found = _numeric_kind(problem, vector)
+        if problem.additive_cost and _additive_applies(problem, vector):
+            _check_additive(problem, vector)
+            values = _coordinate_values(problem, vector)
+            value, gradient = integrands.additive_value_and_gradient(problem, vector, values)
+        else:
+            result = integrate(problem, vector, "value_and_gradient",
+                               integrands.value_and_gradient)
+            value, gradient = float(result[0]), result[1:]
+    elif method in ("quadrature", "enumeration"):
+        raise ValueError(f"problem '{problem.name}' has no {method}: "
+                         f"{_why_not_numeric(problem, vector)}.")
+    else:
+        mc = monte_carlo.reference(problem, vector)
+        return Reference("monte_carlo", mc.value, mc.value_se, mc.gradient, mc.gradient_se)
+    gradient = np.asarray(gradient, dtype=np.float64)
+    if check:
+        monte_carlo.check(problem, vector, value, gradient, found)
+    return Reference(found, value, 0.0, gradient, np.zeros(problem.dim))
+
+
+def _closed_form(problem, vector):
+    variable = tf.constant(vector, tf.float64)
+    with tf.GradientTape() as tape:
+        tape.watch(variable)
+        result = tf.convert_to_tensor(problem.exact_value(problem.unpack(variable)))
+        if result.dtype != tf.float64:
+            result = tf.cast(result, tf.float64)
+    gradient = tape.gradient(result, variable, unconnected_gradients=integrands.ZERO)
+    return float(result), gradient.numpy()
+
+
+def _why_not_numeric(problem, vector) -> str:
+    try:
+        integration_method(problem, vector)
+    except NoExactForm as error:
+        return str(error)
+    return "it does not apply"
+
+
+def value(problem, theta, method: str = "auto") -> float:
+    """E_{p(x|θ)}[f(x, θ)] (see :func:`reference`)."""
+    return reference(problem, theta, method).value
+
+
+def gradient(problem, theta, method: str = "auto") -> np.ndarray:
+    """∇θ E_{p(x|θ)}[f(x, θ)] as an array ``[d]`` (see :func:`reference`)."""
+    return reference(problem, theta, method).gradient.copy()
+
+
+# -- additive costs of independent discrete coordinates ------------------------------------
+
+def _additive_applies(problem, vector) -> bool:
+    dist = problem.distribution(vector)
+    if measure.event_rank(dist) != 1 or not measure.is_discrete(dist) \
+            or measure.base(dist) is dist:
+        return False
+    try:
+        _coordinate_values(problem, vector)
+    except NoExactForm:
+        return False
+    return True
+
+
+def _coordinate_values(problem, vector):
+    from estimators.truth.integrate import coordinate_values
+
+    return coordinate_values(problem, problem.distribution(vector))
+
+
+def _check_additive(problem, vector, draws: int = 8) -> None:
+    """f(b) - f(b⁰) must equal Σ_i [f(b⁰ with b_i) - f(b⁰)] at a few random b."""
+    dist = problem.distribution(vector)
+    size = measure.event_size(dist)
+    values = _coordinate_values(problem, vector)
+    b = np.asarray(tf.cast(dist.sample(draws, seed=tf.constant([3, 5], tf.int32)),
+                           tf.float64))  # [k, D]
+    b0 = np.full(size, values[0])
+    singles = np.repeat(b0[np.newaxis], draws * size, axis=0)  # [k D, D]
+    singles[np.arange(draws * size), np.tile(np.arange(size), draws)] = b.reshape(-1)
+    x = np.concatenate([b0[np.newaxis], b, singles])
+    theta = tf.constant(np.repeat(vector[np.newaxis], len(x), axis=0))
+    f = problem.cost_values(integrands.measure64(problem, theta), tf.constant(x),
+                            theta).numpy()
+    joint = f[1:1 + draws] - f[0]
+    summed = (f[1 + draws:].reshape(draws, size) - f[0]).sum(axis=1)
+    if not np.allclose(joint, summed, rtol=1e-9, atol=1e-9 * (1 + np.abs(f).max())):
+        raise TruthError(f"problem '{problem.name}' declares additive_cost=True, but "
+                         f"f(b) - f(b⁰) = {joint[0]:.6g} while the sum of single-coordinate "
+                         f"changes is {summed[0]:.6g}: the cost is not a sum over coordinates.")
+
+
+# -- exact moments of estimators ------------------------------------------------------------
+
+def single_sample_moments(problem, estimator, theta, batch_size: int | None = None):
+    """Exact mean and per-sample variance ``([d], [d])`` of an estimator.
+
+    For a mean of iid terms these are the moments of one sample's estimate, so an
+    estimate from n samples has variance ``variance / n``; estimators with other
+    structure (antithetic pairs, the leave-one-out baseline at batch size B) return
+    ``n × Var(estimate from n samples)`` (see their ``exact_moments``). Deterministic
+    estimators have variance zero.
+
+    Raises:
+      NotImplementedError: the estimator has no exact form here (the message says why:
+        randomized QMC, vector events, a batch size that is needed, ...).
+    """
+    vector = problem.theta_vector(theta)
+    if isinstance(estimator, str):
+        raise TypeError("estimator must be an Estimator (e.g. E.get_estimator('score_function')"
+                        f"), got the string {estimator!r}.")
+    mean, variance = estimator.exact_moments(problem, vector, batch_size)
+    if getattr(estimator, "unbiased", False) and not getattr(estimator, "deterministic", False):
+        truth = reference(problem, vector)
+        if truth.exact and not np.allclose(mean, truth.gradient, rtol=1e-6,
+                                           atol=1e-8 * (1 + np.abs(truth.gradient).max())):
+            warnings.warn(f"the exact mean of {estimator.label} on problem '{problem.name}' at "
+                          f"theta={vector.tolist()} is {mean.tolist()}, not the true gradient "
+                          f"{truth.gradient.tolist()}: its exact variance may be inaccurate.",
+                          QuadratureWarning, stacklevel=2)
+    return np.asarray(mean, dtype=np.float64), np.asarray(variance, dtype=np.float64)
+
+
+def per_sample_variance(problem, estimator, theta, batch_size: int | None = None) -> np.ndarray:
+    """Exact ``n_samples × Var(estimate)`` ``[d]`` (see :func:`single_sample_moments`)."""
+    return single_sample_moments(problem, estimator, theta, batch_size)[1]
+
+
+def integrate_per_sample(problem, vector, per_sample: Callable, pathwise: bool, key):
+    """Exact mean and variance ``([d], [d])`` of the single-sample estimate
+    g = ∇θ ``per_sample(problem, dist, x, theta)``, by quadrature or enumeration over x.
+
+    Raises:
+      NotImplementedError: no quadrature or enumeration applies (vector continuous
+        events, ...), or a pathwise estimate on a discrete measure.
+    """
+    dist = problem.distribution(vector)
+    if pathwise and measure.is_discrete(dist):
+        raise NotImplementedError(f"there is no pathwise derivative on the discrete problem "
+                                  f"'{problem.name}'")
+    if pathwise and measure.event_rank(dist):
+        raise NotImplementedError("exact pathwise moments need scalar events")
+    try:
+        moments = integrate(problem, vector, ("moments", key),
+                            integrands.moments(per_sample, pathwise))
+    except NoExactForm as error:
+        raise NotImplementedError(f"no exact per-sample variance: {error}") from None
+    mean, second = moments[: problem.dim], moments[problem.dim:]
+    return mean, np.maximum(second - mean**2, 0.0)
+
+
+def integrate_terms(problem, vector, key, build) -> np.ndarray:
+    """Σ/∫ of an integrand built by ``build(problem)`` (see :mod:`.integrands`).
+
+    Raises:
+      NotImplementedError: no quadrature or enumeration applies.
+    """
+    try:
+        return integrate(problem, vector, key, build)
+    except NoExactForm as error:
+        raise NotImplementedError(f"no exact per-sample variance: {error}") from None
+
+
+def no_exact_form(reason: str) -> Callable:
+    """An ``Estimator.exact_moments`` that raises NotImplementedError(reason)."""
+    def exact_moments(problem, theta, batch_size):
+        raise NotImplementedError(reason)
+    return exact_moments
