@@ -137,8 +137,8 @@ def cmd_show(args) -> int:
           f"  device {meta.get('device')}  TF {meta.get('tensorflow')}  "
           f"started {meta.get('started')}  finished {meta.get('finished')}")
     columns = ["problem", "estimator", "param", "theta", "n_samples", "batch_size", "truth",
-               "bias", "bias_se", "variance", "variance_ci_rel", "mse", "time_per_estimate_s",
-               "n_nonfinite"]
+               "truth_kind", "bias", "bias_se", "variance", "variance_ci_rel", "mse",
+               "time_per_estimate_s", "n_nonfinite"]
     shown = frame[columns].rename(columns={"n_samples": "n", "batch_size": "batch",
                                            "variance_ci_rel": "ci_rel",
                                            "time_per_estimate_s": "s/estimate",
@@ -152,17 +152,36 @@ def cmd_list(args) -> int:
     import estimators as E
     from bench import grid as grids
 
-    print("Problems (estimators.problems.get(name, **kwargs)):")
-    for name in E.problems.names():
-        kwargs = ", ".join(f"{k}={v:g}" for k, v in E.problems.parameters(name).items())
-        print(f"  {name + (f'({kwargs})' if kwargs else ''):26} {E.problems.summary(name)}")
-    print("\nEstimators (estimators.ESTIMATORS):")
-    for name, estimator in sorted(E.ESTIMATORS.items()):
-        print(f"  {name:26} {estimator.summary}")
+    def rows(pairs):
+        pairs = list(pairs)
+        width = max(len(name) for name, _ in pairs) + 2
+        for name, text in pairs:
+            print(f"  {name:{width}}{text}")
+
+    print("Problems (estimators.problems.get(name, **kwargs); in grids: name = \"...\"):")
+
+    def signature(name):
+        kwargs = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in E.problems.parameters(name).items())
+        return name + (f"({kwargs})" if kwargs else "")
+
+    rows((signature(name), E.problems.summary(name)) for name in E.problems.names())
+    print("  (your own: name = \"my_problems.py:factory\" or \"package.module:factory\")")
+    print("\nEstimators (E.get_estimator(name, **options); in grids: a name, a label or "
+          "{name = ..., option = ...}):")
+    rows((name, estimator.identity.summary if name == estimator.label
+          else f"= {estimator.label}") for name, estimator in sorted(E.ESTIMATORS.items()))
+    print("\nOptions (values; the identities they combine with):")
+    for option, values in E.OPTIONS.items():
+        for value in values:
+            takers = [name for name, identity in E.IDENTITIES.items()
+                      if value in getattr(identity, option + "s")]
+            summary = (E.SAMPLINGS[value].summary if option == "sampling"
+                       else E.CONTROL_VARIATES[value].summary)
+            print(f"  {option}={value}: {summary} [{', '.join(takers)}]")
     print("\nBundled grids (gradvar run --grid NAME):")
-    for path in grids.bundled():
-        first = path.read_text().splitlines()[0].lstrip("# ")
-        print(f"  {path.stem:26} {first}")
+    rows((path.stem, path.read_text().splitlines()[0].lstrip("# "))
+         for path in grids.bundled())
     return 0
 
 

@@ -220,6 +220,10 @@ def parse(text: str, where: str = "<grid>") -> Grid:
                     thetas.append(tuple(problem.theta_vector(value).tolist()))
                 except (TypeError, ValueError) as error:
                     fail(f"{where_p}.theta", str(error))
+            try:  # dist and cost evaluated once: a broken problem fails here, not mid-run
+                problem.validate(thetas[0])
+            except ValueError as error:
+                fail(where_p, str(error))
             for estimator, theta, n, b in itertools.product(chosen, thetas, n_samples,
                                                             batch_sizes):
                 batch = n if b == "all" else b

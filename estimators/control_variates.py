@@ -61,7 +61,11 @@ class ControlVariate:
       summary: One line for listings.
       samplings: The sampling schemes it works with.
       min_batch: Smallest batch it needs.
-      terms: ``(identity, problem, dist, x, theta) -> [n, R]`` per-draw surrogate terms.
+      terms: ``(identity, problem, dist, x, theta, context) -> [n, R]`` per-draw surrogate
+        terms; ``context`` is what ``prepare`` returned.
+      prepare: ``(problem, theta [R, d]) -> context``: work that depends on θ only, done
+        once per call of a program instead of once per batch (the delta method's
+        expansion); None when there is none.
       surrogate: ``(problem, theta, n, key) -> [R]`` for control variates that build the
         estimate themselves (batch_optimal); else None.
       per_sample: ``identity -> per-sample surrogate`` for exact moments by integration
@@ -75,6 +79,7 @@ class ControlVariate:
     samplings: tuple[str, ...] = ("iid", "antithetic", "qmc")
     min_batch: int = 1
     terms: Callable | None = None
+    prepare: Callable | None = None
     surrogate: Callable | None = None
     per_sample: Callable | None = None
     exact_moments: Callable | None = None
@@ -89,7 +94,7 @@ def leave_one_out_sum(values):
             + tf.cumsum(values, axis=0, exclusive=True, reverse=True))
 
 
-def _loo_terms(identity, problem, dist, x, theta):
+def _loo_terms(identity, problem, dist, x, theta, context=None):
     n = x.shape[0]
     baseline = leave_one_out_sum(tf.stop_gradient(problem.cost_values(dist, x, theta))) \
         / (n - 1)  # [n, R]
@@ -168,9 +173,14 @@ def _batch_optimal_surrogate(problem, theta, n, key):
 # -- the delta method -----------------------------------------------------------------------
 
 class _Expansion:
-    """The second-order Taylor expansion h of f(·, θ) at the mean of p(x|θ)."""
+    """The second-order Taylor expansion h of f(·, θ) at the mean of p(x|θ).
 
-    def __init__(self, problem, dist, theta):
+    Its coefficients (f(μ), ∇f(μ) and H(μ)'s diagonal) depend on θ only, so the engine
+    computes them once per call (``coefficients``, cut from θ) and every batch reuses
+    them; the mean and variance of p are rebuilt per batch with their path to θ.
+    """
+
+    def __init__(self, problem, dist, theta, coefficients=None):
         self.problem, self.dist = problem, dist
         self.fixed = tf.stop_gradient(theta)
         self.mean = tf.convert_to_tensor(dist.mean())  # [R, *event], differentiable in θ
@@ -181,19 +191,23 @@ class _Expansion:
             self.variance = tf.broadcast_to(self.variance, shape)
         self.mu = tf.stop_gradient(self.mean)
         self.vector = measure.event_rank(dist) == 1
+        if coefficients is None:
+            coefficients = self._coefficients()
+        self.f0, self.g0, self.h_diagonal = coefficients
+
+    def _coefficients(self):
+        """(f(μ) [R], ∇f(μ) [R, *event], diag H(μ) [R, *event]), cut from θ."""
         with tf.GradientTape() as outer:
             outer.watch(self.mu)
             with tf.GradientTape() as inner:
                 inner.watch(self.mu)
                 f0 = self._f(self.mu)  # [R]
             g0 = inner.gradient(f0, self.mu, unconnected_gradients=ZERO)  # [R, *event]
-        self.f0, self.g0 = tf.stop_gradient(f0), tf.stop_gradient(g0)
         if self.vector:
-            self.h_diagonal = tf.stop_gradient(self._hessian_diagonal())  # [R, D]
+            diagonal = self._hessian_diagonal()  # [R, D]
         else:
-            self.h0 = tf.stop_gradient(outer.gradient(g0, self.mu,
-                                                      unconnected_gradients=ZERO))  # [R]
-            self.h_diagonal = self.h0
+            diagonal = outer.gradient(g0, self.mu, unconnected_gradients=ZERO)  # [R]
+        return tuple(tf.stop_gradient(t) for t in (f0, g0, diagonal))
 
     def _f(self, y):
         return self.problem.cost_values(self.dist, y, self.fixed)
@@ -234,7 +248,7 @@ class _Expansion:
         """h(x) for draws ``[n, R, *event]``, differentiable in x (gradient ∇f(μ) + H(x - μ))."""
         u = tf.cast(x, self.mu.dtype) - self.mu
         if not self.vector:
-            return self.f0 + self.g0 * u + 0.5 * self.h0 * u**2
+            return self.f0 + self.g0 * u + 0.5 * self.h_diagonal * u**2
         product = tf.stop_gradient(self._hvp(tf.stop_gradient(u)))  # H u: [n, R, D]
         quadratic = tf.reduce_sum(u * product, axis=-1)
         # Value ½ uᵀHu, gradient Hu: the stopped half cancels the doubled derivative.
@@ -250,9 +264,9 @@ class _Expansion:
         return self.f0 + self.g0 * shift + trace
 
 
-def _delta_per_sample(identity):
+def _delta_per_sample(identity, coefficients=None):
     def per_sample(problem, dist, x, theta):
-        expansion = _Expansion(problem, dist, theta)
+        expansion = _Expansion(problem, dist, theta, coefficients)
         if identity.pathwise:
             return problem.cost_values(dist, x, theta) - expansion.value(x) \
                 + expansion.expectation()
@@ -262,8 +276,14 @@ def _delta_per_sample(identity):
     return per_sample
 
 
-def _delta_terms(identity, problem, dist, x, theta):
-    return _delta_per_sample(identity)(problem, dist, x, theta)
+def _delta_prepare(problem, theta):
+    """The expansion's coefficients at θ ``[R, d]``, once per call of a program."""
+    expansion = _Expansion(problem, problem.measure(theta), theta)
+    return expansion.f0, expansion.g0, expansion.h_diagonal
+
+
+def _delta_terms(identity, problem, dist, x, theta, context=None):
+    return _delta_per_sample(identity, context)(problem, dist, x, theta)
 
 
 def _delta_check(label, problem, dist):
@@ -281,7 +301,7 @@ def _delta_check(label, problem, dist):
             f"the {type(dist).__name__} of problem '{problem.name}'.") from None
 
 
-def _none_terms(identity, problem, dist, x, theta):
+def _none_terms(identity, problem, dist, x, theta, context=None):
     return identity.per_sample(problem, dist, x, theta)
 
 
@@ -300,8 +320,8 @@ CONTROL_VARIATES = {
             "exact variance by quadrature")),
     "delta": ControlVariate(
         "delta", "second-order Taylor expansion of f at the mean of p, with its exact "
-        "expectation (delta method)", terms=_delta_terms, per_sample=_delta_per_sample,
-        check=_delta_check),
+        "expectation (delta method)", terms=_delta_terms, prepare=_delta_prepare,
+        per_sample=_delta_per_sample, check=_delta_check),
 }
 
 __all__ = ["CONTROL_VARIATES", "ControlVariate", "leave_one_out_moments", "leave_one_out_sum",

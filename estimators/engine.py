@@ -19,11 +19,11 @@ import weakref
 
 import numpy as np
 
-from estimators import _rng, measure
+from estimators import _rng
 from estimators._runtime import DEVICE, philox_by_default, tf
 from estimators.errors import BiasedEstimatorWarning
 from estimators.estimator import Estimator, get_estimator
-from estimators.problem import CostShapeError, Problem
+from estimators.problem import Problem
 
 BACKENDS = ("xla", "graph", "eager")
 """``xla``: ``tf.function(jit_compile=True)`` (default); ``graph``: ``tf.function``
@@ -80,12 +80,15 @@ class Program:
         n_replicates, dim = self.n_replicates, self.problem.dim
         n_batches = self.n_samples // self.batch_size
         theta_r = tf.tile(theta[tf.newaxis, :], [n_replicates, 1])  # [R, d]
+        # θ-only work (the delta method's expansion), once per call, not once per batch.
+        context = self.estimator.prepare(self.problem, theta_r)
 
         def batch(index, total):
             with tf.GradientTape() as tape:
                 tape.watch(theta_r)
                 surrogate = self.estimator.surrogate(
-                    self.problem, theta_r, self.batch_size, _rng.fold_in(key, index), window)
+                    self.problem, theta_r, self.batch_size, _rng.fold_in(key, index), window,
+                    context)
                 surrogate = surrogate + tf.zeros([n_replicates], surrogate.dtype)  # [R]
             grads = tape.gradient(surrogate, theta_r,
                                   unconnected_gradients=tf.UnconnectedGradients.ZERO)  # [R, d]
@@ -145,7 +148,7 @@ def program(estimator, problem: Problem, theta, n_samples: int, n_replicates: in
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}.")
     vector = problem.theta_vector(theta)
-    _check_problem(problem, vector)
+    problem.validate(vector)
     estimator.check(problem, vector, batch_size)
     cache = _programs.setdefault(problem, {})
     key = (estimator.label, n_samples, n_replicates, batch_size, backend)
@@ -218,47 +221,3 @@ def _positive_int(name: str, value) -> int:
     if value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value}.")
     return int(value)
-
-
-_smoke_tested: "weakref.WeakSet[Problem]" = weakref.WeakSet()
-
-
-def _check_problem(problem: Problem, vector: np.ndarray) -> None:
-    """Evaluates dist and cost once on a small batch, so a mistake in a user's problem
-    is reported as one sentence instead of a stack trace from inside a traced program."""
-    if problem in _smoke_tested:
-        return
-    theta = tf.tile(tf.constant(vector, tf.float32)[tf.newaxis, :], [2, 1])  # [R=2, d]
-    step = "dist(theta)"
-    try:
-        dist = problem.measure(theta)
-        if dist.batch_shape.rank not in (None, 0) and dist.batch_shape.as_list() != [2]:
-            raise ValueError(
-                f"problem '{problem.name}': dist(theta) must give one distribution per "
-                f"replicate, batch shape [R] = [2] for θ of shape [2, {problem.dim}], but it "
-                f"has batch shape {dist.batch_shape.as_list()} and event shape "
-                f"{dist.event_shape.as_list()}; for a vector of independent coordinates wrap "
-                "it in tfd.Independent(..., reinterpreted_batch_ndims=1).")
-        if measure.event_rank(dist) > 1:
-            raise ValueError(f"problem '{problem.name}': dist(theta) has event shape "
-                             f"{dist.event_shape.as_list()}; events must be scalars or vectors.")
-        step = "sampling from dist(theta)"
-        x = tf.stop_gradient(dist.sample(measure.sample_shape(dist, 3, 2),
-                                         seed=tf.constant([0, 0], tf.int32)))
-        step = "cost(x, theta)"
-        problem.cost_values(dist, x, theta)
-    except (CostShapeError, ValueError) as error:
-        if str(error).startswith(f"problem '{problem.name}'"):
-            raise ValueError(str(error)) from None
-        _raise_user_error(problem, step, theta, error)
-    except Exception as error:  # noqa: BLE001 - a user's function may raise anything
-        _raise_user_error(problem, step, theta, error)
-    _smoke_tested.add(problem)
-
-
-def _raise_user_error(problem, step, theta, error):
-    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    raise ValueError(
-        f"problem '{problem.name}': {step} failed on a batch of θ of shape "
-        f"{theta.shape.as_list()} ({detail}); dist and cost must broadcast over a "
-        "leading replicate axis (see estimators.Problem).") from None

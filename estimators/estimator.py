@@ -4,12 +4,14 @@ An estimator is a *surrogate objective* (as in optax's ``monte_carlo`` and DeepM
 ``mc_gradients``): a pure function whose autodiff gradient with respect to θ is the
 gradient estimate. Every estimator has the same signature::
 
-    surrogate(problem, theta, n, key, window) -> Tensor [R]
+    surrogate(problem, theta, n, key, window, context) -> Tensor [R]
 
 * ``theta``: ``[R, d]`` float32, one row per replicate (replicates are a batch axis);
 * ``n``: the number of samples (or grid points) in this batch, a Python int;
 * ``key``: ``[2]`` int32 stateless seed for this batch;
-* ``window``: ``[2]`` float32 integration window (quadrature-based identities only).
+* ``window``: ``[2]`` float32 integration window (quadrature-based identities only);
+* ``context``: what ``Estimator.prepare(problem, theta)`` computed once per call from θ
+  alone (the delta method's Taylor coefficients), or None.
 
 Replicate r of the result depends only on ``theta[r]``, so one gradient of the sum gives
 all R estimates. An estimator is composed from
@@ -139,8 +141,17 @@ class Estimator:
 
     # -- the estimate ----------------------------------------------------------------------
 
-    def surrogate(self, problem, theta, n: int, key, window):
-        """``[R]``, whose θ-gradient is the batch estimate (module docstring)."""
+    def prepare(self, problem, theta):
+        """Work that depends on θ ``[R, d]`` only, done once per call of a program and
+        handed to every batch's :meth:`surrogate` (None when there is none)."""
+        control = CONTROL_VARIATES[self.control_variate]
+        if self.identity.surrogate is not None or control.prepare is None:
+            return None
+        return control.prepare(problem, theta)
+
+    def surrogate(self, problem, theta, n: int, key, window, context=None):
+        """``[R]``, whose θ-gradient is the batch estimate (module docstring); ``context``
+        is what :meth:`prepare` returned for this θ."""
         if self.identity.surrogate is not None:
             return self.identity.surrogate(problem, theta, n, key, window)
         control = CONTROL_VARIATES[self.control_variate]
@@ -149,7 +160,8 @@ class Estimator:
         dist = problem.measure(theta)
         scheme = SAMPLINGS[self.sampling]
         x = scheme.draw(problem, dist, theta, n, key, self.identity.pathwise)  # [n, R, *event]
-        return scheme.mean(control.terms(self.identity, problem, dist, x, theta))  # [R]
+        return scheme.mean(control.terms(self.identity, problem, dist, x, theta,
+                                         context))  # [R]
 
     def check(self, problem, theta, batch_size: int) -> None:
         """Raises :class:`NotApplicableError` if this estimator cannot run on ``problem``

@@ -148,8 +148,9 @@ class Parameters:
             if values.size == 1:
                 values = np.full(block.size, values[0])
             if values.size != block.size:
-                raise ValueError(f"theta['{block.name}']{where} must be a number or "
-                                 f"{block.size} numbers, got {values.size}.")
+                wanted = "a number" if block.scalar else f"a number or {block.size} numbers"
+                raise ValueError(f"theta['{block.name}']{where} must be {wanted}, got "
+                                 f"{values.size} values.")
             parts.append(values)
         return np.concatenate(parts)
 

@@ -174,8 +174,70 @@ class Problem:
         return self.dist(self.unpack(theta))
 
     def distribution(self, theta, dtype=tf.float64):
-        """``p(x|θ)`` at one θ, built in ``dtype``."""
-        return self.measure(tf.constant(self.theta_vector(theta), dtype=dtype))
+        """``p(x|θ)`` at one θ, built in ``dtype``.
+
+        Raises:
+          ValueError: ``dist`` does not give one distribution for one θ (batch shape
+            other than ``[]``), or its events are not scalars or vectors.
+        """
+        theta = tf.constant(self.theta_vector(theta), dtype=dtype)
+        dist = self.measure(theta)
+        self._check_shapes(dist, [], theta)
+        return dist
+
+    def _check_shapes(self, dist, replicates: list, theta) -> None:
+        batch = dist.batch_shape
+        if batch.rank is not None and batch.rank != 0 and batch.as_list() != replicates:
+            wanted = (f"one distribution per replicate, batch shape [R] = {replicates}" if replicates
+                      else "one distribution for one θ, batch shape []")
+            raise ValueError(
+                f"problem '{self.name}': dist(theta) must give {wanted} for θ of shape "
+                f"{theta.shape.as_list()}, but it has batch "
+                f"shape {batch.as_list()} and event shape {dist.event_shape.as_list()}; for a "
+                "vector of independent coordinates wrap it in "
+                "tfd.Independent(..., reinterpreted_batch_ndims=1).")
+        if measure.event_rank(dist) > 1:
+            raise ValueError(f"problem '{self.name}': dist(theta) has event shape "
+                             f"{dist.event_shape.as_list()}; events must be scalars or vectors.")
+
+    def validate(self, theta) -> None:
+        """Evaluates ``dist`` and ``cost`` once on a small batch of replicates at θ, so that a
+        mistake in a problem is one sentence here instead of a stack trace from inside a
+        compiled program (done once per problem).
+
+        Raises:
+          ValueError: ``dist`` or ``cost`` fails, gives the wrong shapes, or the cost
+            reduces over draws.
+        """
+        if getattr(self, "_validated", False):
+            return
+        vector = self.theta_vector(theta)
+        theta = tf.tile(tf.constant(vector, tf.float32)[tf.newaxis, :], [2, 1])  # [R=2, d]
+        step = "dist(theta)"
+        try:
+            dist = self.measure(theta)
+            self._check_shapes(dist, [2], theta)
+            step = "sampling from dist(theta)"
+            draws = [tf.stop_gradient(dist.sample(measure.sample_shape(dist, 3, 2),
+                                                  seed=tf.constant([0, seed], tf.int32)))
+                     for seed in (0, 1)]
+            step = "cost(x, theta)"
+            values = [self.cost_values(dist, x, theta) for x in draws]
+            raw = tf.convert_to_tensor(self.cost(tf.cast(draws[0], tf.float32),
+                                                 self.unpack(theta)))
+            if raw.shape.rank == 0 and not np.array_equal(values[0].numpy(), values[1].numpy()):
+                raise CostShapeError(
+                    f"problem '{self.name}': cost(x, theta) returned a single number that "
+                    "changes with x, so it reduces over the draws; it must return one value "
+                    f"per draw, shape {draws[0].shape[:2].as_list()} for x of shape "
+                    f"{draws[0].shape.as_list()}.")
+        except ValueError as error:
+            if str(error).startswith(f"problem '{self.name}'"):
+                raise ValueError(str(error)) from None
+            _user_error(self, step, theta, error)
+        except Exception as error:  # noqa: BLE001 - a user's function may raise anything
+            _user_error(self, step, theta, error)
+        object.__setattr__(self, "_validated", True)
 
     def cost_values(self, dist, x, theta):
         """``f(x, θ)`` for draws x of ``dist``: one value per draw, in θ's float dtype.
@@ -279,6 +341,14 @@ class Problem:
         """``∇θ E_{p(x|θ)}[f(x, θ)]`` as an array ``[d]`` (a reference estimate when the
         truth kind is monte_carlo; its standard error is ``truth(theta).gradient_se``)."""
         return truth.gradient(self, theta)
+
+
+def _user_error(problem, step, theta, error):
+    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    raise ValueError(
+        f"problem '{problem.name}': {step} failed on a batch of θ of shape "
+        f"{theta.shape.as_list()} ({detail}); dist and cost must broadcast over a "
+        "leading replicate axis (see estimators.Problem).") from None
 
 
 def _check_window(window, what) -> tuple[float, float]:

@@ -149,8 +149,7 @@ def _reference(problem, vector, method, check) -> Reference:
                                integrands.value_and_gradient)
             value, gradient = float(result[0]), result[1:]
     elif method in ("quadrature", "enumeration"):
-        raise ValueError(f"problem '{problem.name}' has no {method}: "
-                         f"{_why_not_numeric(problem, vector)}.")
+        raise ValueError(f"{_why_not_numeric(problem, vector)}; use method='auto'.")
     else:
         mc = monte_carlo.reference(problem, vector)
         return Reference("monte_carlo", mc.value, mc.value_se, mc.gradient, mc.gradient_se)

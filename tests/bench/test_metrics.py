@@ -6,21 +6,25 @@ import pytest
 from bench import metrics
 
 
-@pytest.mark.parametrize("name, draw, variance", [
-    ("normal", lambda rng, shape: rng.standard_normal(shape), 1.0),
-    ("student_t5", lambda rng, shape: rng.standard_t(5, shape), 5.0 / 3.0),
+# Coverage of the 95% interval, simulated at a grid's replicate count (R = 2000) with 4,000
+# samples per law: the binomial SE of a coverage near 0.93 is 0.004. Measured with 20,000
+# samples per row: normal 0.949, Student-t(5) 0.935. The bounds sit at least 4.5 binomial
+# SE from those values, so no seed decides the outcome; the upper bound fails an interval
+# that is too wide to be useful.
+@pytest.mark.parametrize("name, draw, variance, low, high", [
+    ("normal", lambda rng, shape: rng.standard_normal(shape), 1.0, 0.93, 0.967),
+    ("student_t5", lambda rng, shape: rng.standard_t(5, shape), 5.0 / 3.0, 0.915, 0.96),
 ])
-def test_variance_ci_coverage(name, draw, variance):
-    # 400 simulated samples of R = 2000 (a grid's replicate count scale), fixed seed.
+def test_variance_ci_coverage(name, draw, variance, low, high):
     rng = np.random.default_rng(2026)
-    samples = draw(rng, (400, 2000))
     hits = 0
-    for sample in samples:
-        _, low, high = metrics.variance_ci(sample)
-        hits += low <= variance <= high
-    coverage = hits / len(samples)
-    print(f"{name}: coverage {coverage:.3f}")
-    assert coverage >= 0.93
+    for _ in range(4):  # 4 x 1,000 samples of R = 2000, 8 million draws at most at once
+        for sample in draw(rng, (1000, 2000)):
+            _, ci_low, ci_high = metrics.variance_ci(sample)
+            hits += ci_low <= variance <= ci_high
+    coverage = hits / 4000
+    print(f"{name}: coverage {coverage:.4f}")
+    assert low <= coverage <= high
 
 
 def test_cell_metrics_on_a_known_sample():

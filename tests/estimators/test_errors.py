@@ -138,3 +138,17 @@ def test_bad_window():
     with pytest.raises(ValueError, match="window must be finite with low < high"):
         E.Problem(name="x", dist=lambda t: tfd.Normal(t, 1.0), cost=lambda x, t: x,
                   window=(1.0, -1.0))
+
+
+def test_cost_reduced_to_one_number_is_an_error():
+    # tf.reduce_sum without axis= sums over the draws: one number for the whole batch.
+    p = E.Problem(name="summed", dist=lambda t: tfd.Normal(t, 1.0),
+                  cost=lambda x, t: tf.reduce_sum(x**2))
+    with pytest.raises(ValueError, match=r"^problem 'summed': cost\(x, theta\) returned a single "
+                                         r"number that changes with x"):
+        E.estimate("score_function", p, 0.0, n_samples=10)
+
+
+def test_constant_cost_is_not_mistaken_for_a_reduction():
+    p = E.Problem(name="constant3", dist=lambda t: tfd.Normal(t, 1.0), cost=lambda x, t: 3.0)
+    assert np.all(E.estimate("reparameterization", p, 0.0, n_samples=10, n_replicates=4) == 0)
