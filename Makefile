@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run lab report report-check paper test clean asv-quick asv-publish benchmarks
+.PHONY: install run lab report report-check paper dimension test clean asv-quick asv-publish benchmarks
 
 ASV_STAMP := $(VENV)/.asv-installed
 
@@ -46,6 +46,11 @@ report-check:
 paper: $(STAMP)
 	$(BIN)/gradvar run --grid paper --out results
 	$(BIN)/gradvar report $$(ls -t results/*-paper.parquet | head -1) --out reports/paper
+
+## dimension: rerun bench/grids/dimension.toml and rebuild the committed reports/dimension/
+dimension: $(STAMP)
+	$(BIN)/gradvar run --grid dimension --out results
+	$(BIN)/gradvar report $$(ls -t results/*-dimension.parquet | head -1) --out reports/dimension
 
 ## lab: the PPDL lab's setups against exact values, with the batches timing
 lab: $(STAMP)

@@ -76,6 +76,13 @@ def cmd_run(args) -> int:
     except (grids.GridError, ResultsError) as error:
         print(f"gradvar: error: {error}", file=sys.stderr)
         return 2
+    except runner.CellError as error:
+        print(f"gradvar: error: {error}", file=sys.stderr)
+        if error.store is not None:
+            print(f"finished cells are saved in {error.store.parts}; after fixing the problem, "
+                  f"resume with: gradvar run --out {error.store.out_dir} --resume "
+                  f"{error.store.run_id}", file=sys.stderr)
+        return 2
     except runner.RunInterrupted as stop:
         print(f"\n{stop}; finished cells are saved in {stop.store.parts}. Resume with:\n"
               f"  gradvar run --out {stop.store.out_dir} --resume {stop.store.run_id}",

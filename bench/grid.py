@@ -103,6 +103,7 @@ class Grid:
     cells: tuple[Cell, ...]
     skipped: tuple[tuple[str, str], ...]   # (cell or combination label, reason)
     lab_setups: bool = False
+    base_dir: str = ""      # the folder user problem files are looked up in
 
 
 def bundled() -> list[Path]:
@@ -135,8 +136,12 @@ def load(name_or_path: str | Path) -> Grid:
     return parse(text, str(path))
 
 
-def parse(text: str, where: str = "<grid>") -> Grid:
-    """Validates grid TOML text and expands it into cells. Raises GridError."""
+def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid:
+    """Validates grid TOML text and expands it into cells. Raises GridError.
+
+    ``base_dir`` is where the grid's own problem files are looked up (default: the folder
+    of ``where``); runs record it, so that resumes and reports find them from anywhere.
+    """
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -174,7 +179,8 @@ def parse(text: str, where: str = "<grid>") -> Grid:
     skipped = []
     top_estimators = _estimators(data.get("estimators", sorted(E.ESTIMATORS)), "estimators",
                                  fail, skipped)
-    base_dir = str(Path(where).resolve().parent) if where != "<grid>" else ""
+    if base_dir is None:
+        base_dir = str(Path(where).resolve().parent) if where != "<grid>" else ""
 
     cells = []
     for index, entry in enumerate(data["problems"]):
@@ -236,7 +242,7 @@ def parse(text: str, where: str = "<grid>") -> Grid:
     return Grid(name=data.get("name", Path(where).stem), source=text, path=where, seed=seed,
                 backend=backend, n_replicates=n_replicates, timing_repeats=repeats,
                 cells=tuple(cells), skipped=tuple(skipped),
-                lab_setups=data.get("lab_setups", False))
+                lab_setups=data.get("lab_setups", False), base_dir=base_dir)
 
 
 def _not_applicable(cell: Cell, problem: E.Problem, where_p: str, fail) -> str | None:

@@ -32,6 +32,15 @@ import tensorflow as tf  # after estimators: its TensorFlow settings come first
 import tensorflow_probability as tfp
 
 
+class CellError(Exception):
+    """A cell cannot be measured (e.g. its truth disagrees with Monte Carlo); every
+    finished cell is already stored."""
+
+    def __init__(self, message: str, store: RunStore | None = None):
+        super().__init__(message)
+        self.store = store
+
+
 class RunInterrupted(Exception):
     """Ctrl-C during a run; every finished cell is already stored."""
 
@@ -81,6 +90,7 @@ def _git_commit() -> str | None:
 def run_metadata(grid: Grid, run_id: str) -> dict:
     return {
         "run_id": run_id, "grid_name": grid.name, "grid_path": grid.path, "grid": grid.source,
+        "grid_dir": grid.base_dir,
         "seed": grid.seed, "backend": grid.backend, "n_replicates": grid.n_replicates,
         "n_cells": len(grid.cells), "skipped": [list(s) for s in grid.skipped],
         "gradvar": E.__version__, "tensorflow": tf.__version__,
@@ -104,7 +114,10 @@ def measure(cell: Cell, grid: Grid) -> list[dict]:
         program(theta, seed)
         times.append(time.perf_counter() - started)
     per_call = statistics.median(times)
-    truth = problem.truth(theta)
+    try:
+        truth = problem.truth(theta)
+    except ValueError as error:  # TruthError, or a problem that fails in float64
+        raise CellError(f"{cell.label}: {error}") from None
     f_evals = program.estimator.f_evals_per_estimate(problem, theta, cell.n_samples,
                                                      cell.batch_size)
     label = problem.describe_theta(theta)
@@ -148,7 +161,11 @@ def run(grid: Grid, out_dir: Path, run_id: str | None = None, progress: bool = T
                 if stop.is_set():
                     raise KeyboardInterrupt
                 bar.set_postfix_str(cell.label, refresh=True)
-                store.write_cell(cell.key, measure(cell, grid))
+                try:
+                    rows = measure(cell, grid)
+                except CellError as error:
+                    raise CellError(str(error), store) from None
+                store.write_cell(cell.key, rows)
                 done += 1
                 bar.update()
             if grid.lab_setups and store.read_json("lab") is None:
@@ -168,7 +185,7 @@ def resume(run_ref: str, out_dir: Path, progress: bool = True) -> Path:
     """Finishes an interrupted run (its id or ``.parts`` path) with the grid it started with."""
     store = RunStore.locate(run_ref, out_dir)
     metadata = store.metadata()
-    grid = parse(metadata["grid"], metadata["grid_path"])
+    grid = parse(metadata["grid"], metadata["grid_path"], metadata.get("grid_dir"))
     return run(grid, store.out_dir, store.run_id, progress)
 
 

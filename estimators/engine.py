@@ -31,6 +31,7 @@ without XLA; ``eager``: plain Python, for debugging."""
 
 _programs: "weakref.WeakKeyDictionary[Problem, dict]" = weakref.WeakKeyDictionary()
 _checked: "weakref.WeakKeyDictionary[Problem, bool]" = weakref.WeakKeyDictionary()
+_applicable: "weakref.WeakKeyDictionary[Problem, set]" = weakref.WeakKeyDictionary()
 
 __all__ = ["BACKENDS", "DEVICE", "Program", "estimate", "program"]
 
@@ -149,7 +150,10 @@ def program(estimator, problem: Problem, theta, n_samples: int, n_replicates: in
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}.")
     vector = problem.theta_vector(theta)
     problem.validate(vector)
-    estimator.check(problem, vector, batch_size)
+    applies = _applicable.setdefault(problem, set())
+    if (estimator.label, tuple(vector.tolist()), batch_size) not in applies:
+        estimator.check(problem, vector, batch_size)  # builds p(x|θ): milliseconds
+        applies.add((estimator.label, tuple(vector.tolist()), batch_size))
     cache = _programs.setdefault(problem, {})
     key = (estimator.label, n_samples, n_replicates, batch_size, backend)
     if key not in cache:

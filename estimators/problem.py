@@ -212,7 +212,12 @@ class Problem:
         if getattr(self, "_validated", False):
             return
         vector = self.theta_vector(theta)
-        theta = tf.tile(tf.constant(vector, tf.float32)[tf.newaxis, :], [2, 1])  # [R=2, d]
+        self._validate(vector, tf.float32)  # what the engine computes in
+        self._validate(vector, tf.float64)  # what exact values are computed in
+        object.__setattr__(self, "_validated", True)
+
+    def _validate(self, vector, dtype) -> None:
+        theta = tf.tile(tf.constant(vector, dtype)[tf.newaxis, :], [2, 1])  # [R=2, d]
         step = "dist(theta)"
         try:
             dist = self.measure(theta)
@@ -223,8 +228,7 @@ class Problem:
                      for seed in (0, 1)]
             step = "cost(x, theta)"
             values = [self.cost_values(dist, x, theta) for x in draws]
-            raw = tf.convert_to_tensor(self.cost(tf.cast(draws[0], tf.float32),
-                                                 self.unpack(theta)))
+            raw = tf.convert_to_tensor(self.cost(tf.cast(draws[0], dtype), self.unpack(theta)))
             if raw.shape.rank == 0 and not np.array_equal(values[0].numpy(), values[1].numpy()):
                 raise CostShapeError(
                     f"problem '{self.name}': cost(x, theta) returned a single number that "
@@ -237,7 +241,6 @@ class Problem:
             _user_error(self, step, theta, error)
         except Exception as error:  # noqa: BLE001 - a user's function may raise anything
             _user_error(self, step, theta, error)
-        object.__setattr__(self, "_validated", True)
 
     def cost_values(self, dist, x, theta):
         """``f(x, θ)`` for draws x of ``dist``: one value per draw, in θ's float dtype.
@@ -345,6 +348,11 @@ class Problem:
 
 def _user_error(problem, step, theta, error):
     detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if theta.dtype == tf.float64 and "dtype" in detail.lower():
+        raise ValueError(
+            f"problem '{problem.name}': {step} failed for float64 θ ({detail}); exact values "
+            "are computed in float64, so build constants in θ's dtype (tf.ones_like(theta), "
+            "tf.cast(c, theta.dtype)) or as Python numbers.") from None
     raise ValueError(
         f"problem '{problem.name}': {step} failed on a batch of θ of shape "
         f"{theta.shape.as_list()} ({detail}); dist and cost must broadcast over a "

@@ -91,9 +91,7 @@ def build(results, out_dir=None, progress: bool = True) -> Report:
     out = Path(out_dir) if out_dir is not None else Path("reports") / run_id
     out.mkdir(parents=True, exist_ok=True)
 
-    grid_path = meta.get("grid_path")
-    base_dir = str(Path(grid_path).resolve().parent) if grid_path and grid_path != "<grid>" \
-        else None
+    base_dir = meta.get("grid_dir") or None  # where the grid's own problem files are
     exact_rows, notes = exact.curves(prepared, progress=progress, base_dir=base_dir)
     gaps = exact.gaps(prepared, exact_rows)
     figures.theme()
@@ -125,8 +123,9 @@ def build(results, out_dir=None, progress: bool = True) -> Report:
 
     report_tables = [page.Table("ranking", "Ranking per problem",
                                 "Each problem at its largest n_samples and batch size, averaged "
-                                "over the sweep and gradient components; ranked by MSE. biased: "
-                                "|bias| ≥ 4 SE at some setting.", tables.ranking(prepared))]
+                                "over the sweep and gradient components (blocks: their mean); ranked by "
+                                "MSE. biased: |bias| ≥ 4 SE at some setting (for a block, its worst "
+                                "component, with the level corrected for the number of components).", tables.ranking(prepared))]
     summary = tables.gap_summary(gaps)
     if summary:
         report_tables.append(page.Table(

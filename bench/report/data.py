@@ -72,7 +72,8 @@ def aggregate_blocks(frame: pd.DataFrame) -> pd.DataFrame:
     frame["variance_max"] = frame.variance
     frame["max_abs_z"] = frame.abs_z
     sizes = frame.groupby(["cell", "param_block"], sort=False).param.transform("size")
-    single, blocks = frame[sizes == 1], frame[sizes > 1]
+    single, blocks = frame[sizes == 1].copy(), frame[sizes > 1]
+    single["param"] = single.param_block  # "mean[0]" of a block of one is the block "mean"
     if blocks.empty:
         return single.drop(columns="abs_z")
     means = ["truth", "mean", "variance", "variance_ci_low", "variance_ci_high",

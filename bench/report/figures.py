@@ -168,8 +168,8 @@ def variance_vs_dimension(frame, colours):
     data = data.assign(low=data.variance_ci_low * data.n_samples,
                        high=data.variance_ci_high * data.n_samples,
                        largest=data.variance_max * data.n_samples)
-    fig, panels = _panels(data, "Per-sample variance against the dimension D of x (log-log): "
-                                "mean over a block's components, dotted: the largest")
+    fig, panels = _panels(data, "Per-sample variance vs dimension D (log-log; dotted: the "
+                                "largest component)")
     for panel, ax, group in panels:
         ax.set_xscale("log")
         ax.set_yscale("log")

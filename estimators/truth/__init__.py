@@ -124,6 +124,7 @@ def reference(problem, theta, method: str = "auto", check: bool = True) -> Refer
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}.")
     vector = problem.theta_vector(theta)
+    problem.validate(vector)  # a broken dist or cost: one sentence, not a trace
     cache = _references.setdefault(problem, {})
     key = (tuple(vector.tolist()), method, check)
     if key not in cache:
