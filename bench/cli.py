@@ -80,13 +80,12 @@ def cmd_run(args) -> int:
         print(f"gradvar: error: {error}", file=sys.stderr)
         if error.store is not None:
             print(f"finished cells are saved in {error.store.parts}; after fixing the problem, "
-                  f"resume with: gradvar run --out {error.store.out_dir} --resume "
-                  f"{error.store.run_id}", file=sys.stderr)
+                  f"resume with: gradvar run --resume {error.store.parts.resolve()}",
+                  file=sys.stderr)
         return 2
     except runner.RunInterrupted as stop:
         print(f"\n{stop}; finished cells are saved in {stop.store.parts}. Resume with:\n"
-              f"  gradvar run --out {stop.store.out_dir} --resume {stop.store.run_id}",
-              file=sys.stderr)
+              f"  gradvar run --resume {stop.store.parts.resolve()}", file=sys.stderr)
         return 130
     import pandas as pd
 
@@ -187,9 +186,21 @@ def cmd_list(args) -> int:
                        else E.CONTROL_VARIATES[value].summary)
             print(f"  {option}={value}: {summary} [{', '.join(takers)}]")
     print("\nBundled grids (gradvar run --grid NAME):")
-    rows((path.stem, path.read_text().splitlines()[0].lstrip("# "))
-         for path in grids.bundled())
+    rows((path.stem, _grid_description(path)) for path in grids.bundled())
     return 0
+
+
+def _grid_description(path) -> str:
+    """A grid file's ``description``, else the first line of its leading comment."""
+    import tomllib
+
+    try:
+        description = tomllib.loads(path.read_text()).get("description")
+    except (tomllib.TOMLDecodeError, OSError):
+        description = None
+    if isinstance(description, str) and description:
+        return description
+    return path.read_text().splitlines()[0].lstrip("# ")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -301,5 +301,6 @@ def _estimators(entries, key, fail, skipped) -> list[str]:
             if label not in labels:
                 labels.append(label)
     if not labels:
-        fail(key, "no estimator left: every combination of options was inapplicable.")
+        reasons = "; ".join(f"{label}: {reason.rstrip('.')}" for label, reason in skipped[-3:])
+        fail(key, f"no estimator left: every combination of options is inapplicable ({reasons}).")
     return labels

@@ -87,12 +87,25 @@ def get(spec: str, kwargs: dict, base_dir=None) -> E.Problem:
                                f"{type(error).__name__}: {_first_line(error)}") from None
 
 
+def source_file(spec: str, base_dir=None) -> Path | None:
+    """The file a user factory lives in (None for built-ins), for recording with a run."""
+    if not is_user(spec):
+        return None
+    module = sys.modules.get(getattr(factory(spec, base_dir), "__module__", ""), None)
+    location = getattr(module, "__file__", None)
+    return Path(location).resolve() if location else None
+
+
 def _candidates(location: str, base_dir) -> list[Path]:
     path = Path(location).expanduser()
     if path.is_absolute():
         return [path]
     bases = [Path(base_dir)] if base_dir else []
-    return [base / path for base in bases] + [Path.cwd() / path]
+    found = []
+    for candidate in [base / path for base in bases] + [Path.cwd() / path]:
+        if candidate.resolve() not in [c.resolve() for c in found]:
+            found.append(candidate)
+    return found
 
 
 def _load_file(location: str, base_dir, spec: str):

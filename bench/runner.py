@@ -10,6 +10,7 @@ the median. One row per parameter component.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import datetime as dt
 import platform
 import signal
@@ -25,9 +26,9 @@ import pandas as pd
 from tqdm import tqdm
 
 import estimators as E
-from bench import lab_setups, metrics
+from bench import lab_setups, metrics, problem_specs
 from bench.grid import Cell, Grid, parse
-from bench.store import RunStore
+from bench.store import ResultsError, RunStore
 import tensorflow as tf  # after estimators: its TensorFlow settings come first
 import tensorflow_probability as tfp
 
@@ -87,10 +88,20 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def user_files(grid: Grid) -> dict[str, str]:
+    """{path: sha256} of the files behind the grid's own problem factories."""
+    files = {}
+    for spec in dict.fromkeys(cell.problem for cell in grid.cells):
+        path = problem_specs.source_file(spec, grid.base_dir or None)
+        if path is not None:
+            files[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return files
+
+
 def run_metadata(grid: Grid, run_id: str) -> dict:
     return {
         "run_id": run_id, "grid_name": grid.name, "grid_path": grid.path, "grid": grid.source,
-        "grid_dir": grid.base_dir,
+        "grid_dir": grid.base_dir, "user_files": user_files(grid),
         "seed": grid.seed, "backend": grid.backend, "n_replicates": grid.n_replicates,
         "n_cells": len(grid.cells), "skipped": [list(s) for s in grid.skipped],
         "gradvar": E.__version__, "tensorflow": tf.__version__,
@@ -186,6 +197,13 @@ def resume(run_ref: str, out_dir: Path, progress: bool = True) -> Path:
     store = RunStore.locate(run_ref, out_dir)
     metadata = store.metadata()
     grid = parse(metadata["grid"], metadata["grid_path"], metadata.get("grid_dir"))
+    now = user_files(grid)
+    changed = [path for path, digest in metadata.get("user_files", {}).items()
+               if now.get(path) != digest]
+    if changed:
+        raise ResultsError(f"run {store.run_id}: {changed[0]} changed since the run started, so "
+                           "resuming would mix cells of two different problems; start a new "
+                           "run (or restore the file).")
     return run(grid, store.out_dir, store.run_id, progress)
 
 

@@ -183,6 +183,12 @@ class Estimator:
                 raise NotApplicableError(
                     f"{label} integrates a density over a one-dimensional grid, but problem "
                     f"'{problem.name}' has vector events {dist.event_shape.as_list()}.")
+        if (self.identity.name == "score_function" or self.identity.uses_window) \
+                and problem.support_depends_on_theta(vector):
+            raise NotApplicableError(
+                f"{label} misses the boundary terms of the gradient when the support of "
+                f"p(x|θ) moves with θ, as the {kind} of problem '{problem.name}' does; use "
+                "reparameterization.")
         if self.identity.needs_reparameterization and self.sampling == "iid" \
                 and not measure.is_reparameterized(dist):
             raise NotApplicableError(

@@ -180,9 +180,16 @@ class Problem:
           ValueError: ``dist`` does not give one distribution for one θ (batch shape
             other than ``[]``), or its events are not scalars or vectors.
         """
-        theta = tf.constant(self.theta_vector(theta), dtype=dtype)
+        vector = self.theta_vector(theta)
+        theta = tf.constant(vector, dtype=dtype)
         dist = self.measure(theta)
         self._check_shapes(dist, [], theta)
+        outside = measure.parameters_out_of_range(dist)
+        if outside:
+            raise ValueError(
+                f"problem '{self.name}': at theta={_short(vector)} its {type(dist).__name__} "
+                f"has {', '.join(outside)}, outside the range the family allows; restrict θ "
+                "with bounds={name: (low, high)} (e.g. probs in (0, 1), scales > 0).")
         return dist
 
     def _check_shapes(self, dist, replicates: list, theta) -> None:
@@ -212,6 +219,7 @@ class Problem:
         if getattr(self, "_validated", False):
             return
         vector = self.theta_vector(theta)
+        self.distribution(vector)  # one distribution, parameters in range
         self._validate(vector, tf.float32)  # what the engine computes in
         self._validate(vector, tf.float64)  # what exact values are computed in
         object.__setattr__(self, "_validated", True)
@@ -228,7 +236,13 @@ class Problem:
                      for seed in (0, 1)]
             step = "cost(x, theta)"
             values = [self.cost_values(dist, x, theta) for x in draws]
-            raw = tf.convert_to_tensor(self.cost(tf.cast(draws[0], dtype), self.unpack(theta)))
+            raw = self.cost(tf.cast(draws[0], dtype), self.unpack(theta))
+            if isinstance(raw, (np.ndarray, np.generic)):
+                raise CostShapeError(
+                    f"problem '{self.name}': cost(x, theta) returned a NumPy "
+                    f"{type(raw).__name__}: write it with TensorFlow ops (tf.square, "
+                    "tf.reduce_sum, ...) so that gradients flow and it can be compiled.")
+            raw = tf.convert_to_tensor(raw)
             if raw.shape.rank == 0 and not np.array_equal(values[0].numpy(), values[1].numpy()):
                 raise CostShapeError(
                     f"problem '{self.name}': cost(x, theta) returned a single number that "
@@ -237,7 +251,7 @@ class Problem:
                     f"{draws[0].shape.as_list()}.")
         except ValueError as error:
             if str(error).startswith(f"problem '{self.name}'"):
-                raise ValueError(str(error)) from None
+                raise type(error)(str(error)) from None  # ours: already one sentence
             _user_error(self, step, theta, error)
         except Exception as error:  # noqa: BLE001 - a user's function may raise anything
             _user_error(self, step, theta, error)
@@ -299,6 +313,24 @@ class Problem:
         score = tape.gradient(log_prob, vector)
         return score is not None and bool(np.any(score.numpy() != 0.0))
 
+    def support_depends_on_theta(self, theta) -> bool:
+        """Whether an edge of a scalar continuous support moves with θ (Uniform(θ, 1)):
+        there the score function misses the boundary terms of the gradient, and so do
+        quadrature and the trapezoidal rules."""
+        vector = tf.constant(self.theta_vector(theta), tf.float64)
+        with tf.GradientTape() as tape:
+            tape.watch(vector)
+            dist = self.measure(vector)
+            if measure.event_rank(dist) or measure.is_discrete(dist):
+                return False
+            edges = measure.support_edges(dist)
+            if edges is None:
+                return False
+            total = tf.reduce_sum(tf.where(tf.math.is_finite(edges), edges,
+                                           tf.zeros_like(edges)))
+        gradient = tape.gradient(total, vector)
+        return gradient is not None and bool(np.any(gradient.numpy() != 0.0))
+
     def support(self, theta) -> measure.Support | None:
         """The support of a scalar event (or of each coordinate of a vector event)."""
         return measure.support(self.distribution(theta))
@@ -346,13 +378,19 @@ class Problem:
         return truth.gradient(self, theta)
 
 
+def _short(vector) -> str:
+    values = np.asarray(vector).tolist()
+    return str(values) if len(values) <= 6 else f"[{', '.join(f'{v:g}' for v in values[:4])}, …]"
+
+
 def _user_error(problem, step, theta, error):
     detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if theta.dtype == tf.float64 and "dtype" in detail.lower():
+    if "dtype" in detail.lower() or "float" in detail.lower():
         raise ValueError(
-            f"problem '{problem.name}': {step} failed for float64 θ ({detail}); exact values "
-            "are computed in float64, so build constants in θ's dtype (tf.ones_like(theta), "
-            "tf.cast(c, theta.dtype)) or as Python numbers.") from None
+            f"problem '{problem.name}': {step} failed for {theta.dtype.name} θ ({detail}); "
+            "gradvar computes estimates in float32 and exact values in float64, so build "
+            "constants in θ's dtype (tf.ones_like(theta), tf.cast(c, theta.dtype)) or as "
+            "Python numbers.") from None
     raise ValueError(
         f"problem '{problem.name}': {step} failed on a batch of θ of shape "
         f"{theta.shape.as_list()} ({detail}); dist and cost must broadcast over a "

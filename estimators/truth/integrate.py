@@ -63,7 +63,19 @@ def method(problem, vector) -> str:
     """
     dist = problem.distribution(vector)
     if measure.event_rank(dist) == 0:
-        return "enumeration" if measure.is_discrete(dist) else "quadrature"
+        if measure.is_discrete(dist):
+            return "enumeration"
+        if problem.support_depends_on_theta(vector):
+            raise NoExactForm(f"problem '{problem.name}': the support of its "
+                              f"{type(dist).__name__} moves with θ, and differentiating "
+                              "under the integral would miss the boundary terms")
+        if problem.window is None and measure.heavy_tailed(
+                dist, *problem.integration_window(vector)):
+            raise NoExactForm(f"problem '{problem.name}': the tails of its "
+                              f"{type(dist).__name__} hold more than {measure.TAIL_MASS:g} "
+                              f"of the mass beyond {measure.WIDEST:g} spreads; give a "
+                              "window=(low, high) to integrate over anyway")
+        return "quadrature"
     if measure.event_rank(dist) == 1 and measure.is_discrete(dist):
         _joint_points(problem, dist)  # raises NoExactForm when too many
         return "enumeration"
@@ -88,7 +100,9 @@ def integrate(problem, vector: np.ndarray, key, build) -> np.ndarray:
     def at(x):  # x: [m, 1] -> [m, k]; one call evaluates a whole batch of nodes
         return integrand(tf.constant(x[:, 0]), theta).numpy()
 
-    points = [np.array([b]) for b in problem.breakpoints if low < b < high] or None
+    cuts = sorted({*(b for b in problem.breakpoints if low < b < high),
+                   *measure.scale_points(dist, low, high)})
+    points = [np.array([b]) for b in cuts] or None
     result = scipy_integrate.cubature(at, np.array([low]), np.array([high]), rule="gk21",
                                       rtol=RTOL, atol=ATOL, points=points)
     if result.status != "converged":

@@ -106,9 +106,20 @@ def _chunk(problem, theta, m: int, key, estimator: str, baseline: float):
 def check(problem, vector, value: float | None, gradient: np.ndarray, kind: str) -> None:
     """Raises TruthError when ``value``/``gradient`` (obtained by ``kind``) disagree with a
     quick score-function Monte Carlo estimate by more than ``CHECK_SE`` standard errors."""
-    mc = sample_moments(problem, vector, CHECK_SAMPLES, "score_function")
+    estimator = _check_estimator(problem, vector)
+    if estimator is None:
+        return  # a support that moves with θ and no reparameterization: nothing unbiased
+    mc = sample_moments(problem, vector, CHECK_SAMPLES, estimator)
     _compare(problem, vector, kind, value, gradient, mc,
              _HINTS.get(kind, "check the problem's definition"))
+
+
+def _check_estimator(problem, vector) -> str | None:
+    """The score function, unbiased for any measure whose support does not move with θ;
+    where it moves, the pathwise estimator (if TFP reparameterizes the measure)."""
+    if not problem.support_depends_on_theta(vector):
+        return "score_function"
+    return "pathwise" if measure.is_reparameterized(problem.distribution(vector)) else None
 
 
 _HINTS = {
@@ -151,6 +162,8 @@ def reference(problem, vector) -> Moments:
     if measure.is_reparameterized(dist):
         result = sample_moments(problem, vector, problem.reference_samples, "pathwise",
                                 seed=_REFERENCE_KEY)
+        if _check_estimator(problem, vector) != "score_function":
+            return result  # a moving support: the score function would be the wrong check
         check_mc = sample_moments(problem, vector, CHECK_SAMPLES, "score_function")
         combined = dataclasses.replace(
             check_mc, gradient_se=np.sqrt(check_mc.gradient_se**2 + result.gradient_se**2),
@@ -158,6 +171,10 @@ def reference(problem, vector) -> Moments:
         _compare(problem, vector, "monte_carlo", result.value, result.gradient, combined,
                  _HINTS["monte_carlo"])
         return result
+    if _check_estimator(problem, vector) is None:
+        raise TruthError(f"problem '{problem.name}': the support of p(x|θ) moves with θ and "
+                         "TFP does not reparameterize it, so no unbiased Monte Carlo reference "
+                         "exists here; give the problem a closed form (exact_value).")
     pilot = sample_moments(problem, vector, min(4096, problem.reference_samples),
                            "score_function", seed=(_REFERENCE_KEY[0], 3))
     return sample_moments(problem, vector, problem.reference_samples, "score_function",

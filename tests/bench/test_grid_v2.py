@@ -157,7 +157,10 @@ def test_a_table_with_nothing_applicable_is_an_error():
                                            '["loo", "batch_optimal"]}')
     text = text.replace('    "reparameterization",\n', "")
     with pytest.raises(grid.GridError, match=r"^g\.toml: estimators: no estimator left: every "
-                                             r"combination of options was inapplicable\.$"):
+                                             r"combination of options is inapplicable "
+                                             r"\(reparameterization\(control_variate=loo\): "
+                                             r"reparameterization does not combine with "
+                                             r"control_variate=loo; .*\)\.$"):
         grid.parse(text, "g.toml")
 
 
@@ -379,3 +382,16 @@ def summed(scale: float = 1.0):
     with pytest.raises(grid.GridError, match=r"problems\[0\]: problem 'summed': cost\(x, theta\) "
                                              r"returned a single number that changes with x"):
         grid.load(path)
+
+
+def test_resume_refuses_when_the_problem_file_changed(tmp_path, capsys):
+    # A resumed run would mix cells of the old and the new problem under one name.
+    folder = tmp_path / "user"
+    folder.mkdir()
+    path = write_user_folder(folder, USER_GRID)
+    done = runner.run(grid.load(path), tmp_path / "out", progress=False)
+    done.unlink()  # the final table gone: the run looks interrupted after its last cell
+    (folder / "my_problems.py").write_text(MY_PROBLEMS + "\n# edited\n")
+    assert cli.main(["run", "--resume", str(done.with_suffix(".parts")), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "my_problems.py changed since the run started" in err and "Traceback" not in err

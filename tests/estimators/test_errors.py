@@ -152,3 +152,28 @@ def test_cost_reduced_to_one_number_is_an_error():
 def test_constant_cost_is_not_mistaken_for_a_reduction():
     p = E.Problem(name="constant3", dist=lambda t: tfd.Normal(t, 1.0), cost=lambda x, t: 3.0)
     assert np.all(E.estimate("reparameterization", p, 0.0, n_samples=10, n_replicates=4) == 0)
+
+
+@pytest.mark.parametrize("dist, theta, message", [
+    (lambda t: tfd.Binomial(total_count=10.0, probs=t), 1.2, "Binomial has probs = 1.2"),
+    (lambda t: tfd.Bernoulli(probs=t), 1.3, "Bernoulli has probs = 1.3"),
+    (lambda t: tfd.Normal(0.0, t), -1.0, "Normal has scale = -1"),
+    (lambda t: tfd.Gamma(t, 1.0), -1.0, "Gamma has concentration = -1"),
+])
+def test_distribution_parameters_outside_their_range(dist, theta, message):
+    # TFP computes numbers for these without complaint (Binomial(probs=1.2): 833.3).
+    p = E.Problem(name="out_of_range", dist=dist, cost=lambda x, t: x**2)
+    for attempt in (lambda: E.estimate("score_function", p, theta, n_samples=10),
+                    lambda: p.true_gradient(theta)):
+        with pytest.raises(ValueError, match=rf"^problem 'out_of_range': at theta=\[{theta}\] "
+                                             rf"its {message}, outside the range"):
+            attempt()
+
+
+@pytest.mark.parametrize("backend", ["eager", "xla"])
+def test_numpy_cost_is_an_error_not_a_zero_gradient(backend):
+    p = E.Problem(name="numpy_cost", dist=lambda t: tfd.Normal(t, 1.0),
+                  cost=lambda x, t: np.square(x))
+    with pytest.raises(ValueError, match=r"^problem 'numpy_cost': cost\(x, theta\) returned a "
+                                         r"NumPy ndarray: write it with TensorFlow ops"):
+        E.estimate("reparameterization", p, 0.5, n_samples=10, backend=backend)

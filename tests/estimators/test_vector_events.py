@@ -109,8 +109,8 @@ NOT_INDEPENDENT = gaussian("not_independent", lambda x, t: tf.reduce_sum(x**2, -
 
 def test_batch_of_scalars_instead_of_a_vector_event_is_an_error():
     with pytest.raises(ValueError, match=r"^problem 'not_independent': dist\(theta\) must give one "
-                                         r"distribution per replicate, batch shape \[R\] = \[2\] "
-                                         r".*batch shape \[2, 3\] and event shape \[\]; .*wrap it "
+                                         r"distribution for one θ, batch shape \[\] "
+                                         r".*batch shape \[3\] and event shape \[\]; .*wrap it "
                                          r"in tfd\.Independent\(\.\.\., "
                                          r"reinterpreted_batch_ndims=1\)\.$"):
         E.estimate("score_function", NOT_INDEPENDENT, {"mean": 0.0}, n_samples=10,
