@@ -181,16 +181,28 @@ class Problem:
             other than ``[]``), or its events are not scalars or vectors.
         """
         vector = self.theta_vector(theta)
-        theta = tf.constant(vector, dtype=dtype)
-        dist = self.measure(theta)
-        self._check_shapes(dist, [], theta)
-        outside = measure.parameters_out_of_range(dist)
-        if outside:
-            raise ValueError(
-                f"problem '{self.name}': at theta={_short(vector)} its {type(dist).__name__} "
-                f"has {', '.join(outside)}, outside the range the family allows; restrict θ "
-                "with bounds={name: (low, high)} (e.g. probs in (0, 1), scales > 0).")
-        return dist
+        key = (tuple(vector.tolist()), dtype)
+        cache = self._cache("distribution")
+        if key not in cache:
+            theta = tf.constant(vector, dtype=dtype)
+            dist = self.measure(theta)
+            self._check_shapes(dist, [], theta)
+            outside = measure.parameters_out_of_range(dist)
+            if outside:
+                raise ValueError(
+                    f"problem '{self.name}': at theta={_short(vector)} its "
+                    f"{type(dist).__name__} has {', '.join(outside)}, outside the range the "
+                    "family allows; restrict θ with bounds={name: (low, high)} (e.g. probs in "
+                    "(0, 1), scales > 0).")
+            if len(cache) > 256:  # distributions at one θ are cheap to rebuild, not to keep
+                cache.clear()
+            cache[key] = dist
+        return cache[key]
+
+    def _cache(self, name: str) -> dict:
+        """A per-problem memo (the dataclass is frozen; θ-keyed results are pure)."""
+        caches = self.__dict__.setdefault("_caches", {})
+        return caches.setdefault(name, {})
 
     def _check_shapes(self, dist, replicates: list, theta) -> None:
         batch = dist.batch_shape
@@ -317,7 +329,14 @@ class Problem:
         """Whether an edge of a scalar continuous support moves with θ (Uniform(θ, 1)):
         there the score function misses the boundary terms of the gradient, and so do
         quadrature and the trapezoidal rules."""
-        vector = tf.constant(self.theta_vector(theta), tf.float64)
+        key = tuple(self.theta_vector(theta).tolist())
+        cache = self._cache("moving_support")
+        if key not in cache:
+            cache[key] = self._support_moves(key)
+        return cache[key]
+
+    def _support_moves(self, key) -> bool:
+        vector = tf.constant(key, tf.float64)
         with tf.GradientTape() as tape:
             tape.watch(vector)
             dist = self.measure(vector)
@@ -346,6 +365,12 @@ class Problem:
             return _check_window(self.window(vector), f"window({vector.tolist()})")
         if self.window is not None:
             return self.window
+        cache = self._cache("window")
+        if tuple(vector.tolist()) not in cache:
+            cache[tuple(vector.tolist())] = self._default_window(vector)
+        return cache[tuple(vector.tolist())]
+
+    def _default_window(self, vector) -> tuple[float, float]:
         dist = self.distribution(vector)
         if measure.event_rank(dist):
             raise ValueError(f"problem '{self.name}' has vector events "

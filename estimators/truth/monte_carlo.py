@@ -18,8 +18,8 @@ its standard error (sd / √n), from
 * otherwise the score function with a constant baseline, the mean of f over an
   independent pilot batch (independent of the draws, so the estimate stays unbiased).
 
-Draws are chunked (memory O(chunk · D)) and run eagerly: one call per θ, so nothing is
-traced or compiled per problem.
+Draws are chunked (memory O(chunk · D)); each chunk is a graph traced once per problem,
+so checks at many θ of one problem cost a few milliseconds each.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import numpy as np
 from estimators import measure
 from estimators._runtime import philox_by_default, tf
 from estimators.truth.integrands import ZERO, measure64, tiled
+from estimators.truth.integrate import _compiled
 
 CHECK_SAMPLES = 2**16
 CHECK_SE = 6.0
@@ -86,20 +87,32 @@ def sample_moments(problem, vector, n_samples: int, estimator: str, seed=_CHECK_
 
 
 def _chunk(problem, theta, m: int, key, estimator: str, baseline: float):
-    theta_m = tiled(theta, tf.zeros([m]))  # [m, d]
-    with tf.GradientTape() as tape:
-        tape.watch(theta_m)
-        dist = measure64(problem, theta_m)
-        shape = [] if dist.batch_shape.rank != 0 else [m]
-        x = dist.sample(shape, seed=key)  # [m, *event]
-        if estimator == "pathwise":
-            values = problem.cost_values(dist, x, theta_m)  # [m]
-            surrogate = values
-        else:
-            x = tf.stop_gradient(x)
-            values = problem.cost_values(dist, x, theta_m)  # [m]
-            surrogate = tf.stop_gradient(values - baseline) * dist.log_prob(x) + values
-    gradient = tape.gradient(surrogate, theta_m, unconnected_gradients=ZERO)  # [m, d]
+    """f and single-sample gradients ``([m], [m, d])`` of m draws, traced once per problem,
+    estimator and chunk size (graph mode: checks at many θ of one problem stay cheap)."""
+    cache = _compiled.setdefault(problem, {})
+    name = ("monte_carlo", estimator, m)
+    if name not in cache:
+        def chunk(theta, key, baseline):
+            theta_m = tiled(theta, tf.zeros([m]))  # [m, d]
+            with tf.GradientTape() as tape:
+                tape.watch(theta_m)
+                dist = measure64(problem, theta_m)
+                shape = [] if dist.batch_shape.rank != 0 else [m]
+                x = dist.sample(shape, seed=key)  # [m, *event]
+                if estimator == "pathwise":
+                    values = problem.cost_values(dist, x, theta_m)  # [m]
+                    surrogate = values
+                else:
+                    x = tf.stop_gradient(x)
+                    values = problem.cost_values(dist, x, theta_m)  # [m]
+                    surrogate = tf.stop_gradient(values - baseline) * dist.log_prob(x) + values
+            gradient = tape.gradient(surrogate, theta_m, unconnected_gradients=ZERO)  # [m, d]
+            return values, gradient
+
+        cache[name] = tf.function(chunk, autograph=False, input_signature=[
+            tf.TensorSpec([problem.dim], tf.float64), tf.TensorSpec([2], tf.int32),
+            tf.TensorSpec([], tf.float64)])
+    values, gradient = cache[name](theta, key, tf.constant(baseline, tf.float64))
     return values.numpy(), gradient.numpy()
 
 
