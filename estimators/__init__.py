@@ -22,7 +22,7 @@ one XLA pass off, Philox draws); :mod:`estimators._runtime` documents all three.
 """
 
 from estimators import _runtime  # noqa: F401  (settings and the quiet TF import come first)
-from estimators import lab, measure, problems, truth
+from estimators import lab, measure, memory, problems, truth
 from estimators._runtime import DEVICE, GPUS, RNG_ALG
 from estimators.control_variates import CONTROL_VARIATES
 from estimators.engine import BACKENDS, Program, estimate, program
@@ -40,6 +40,6 @@ __all__ = [
     "BACKENDS", "BiasedEstimatorWarning", "CONTROL_VARIATES", "CostShapeError", "DEVICE",
     "ESTIMATORS", "Estimator", "GPUS", "IDENTITIES", "Identity", "NotApplicableError",
     "OPTIONS", "PRESETS", "Problem", "Program", "RNG_ALG", "SAMPLINGS", "TruthError",
-    "estimate", "get_estimator", "lab", "measure", "problems", "program", "register",
+    "estimate", "get_estimator", "lab", "measure", "memory", "problems", "program", "register",
     "truth",
 ]

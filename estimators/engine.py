@@ -19,7 +19,7 @@ import weakref
 
 import numpy as np
 
-from estimators import _rng
+from estimators import _rng, memory
 from estimators._runtime import DEVICE, philox_by_default, tf
 from estimators.errors import BiasedEstimatorWarning
 from estimators.estimator import Estimator, get_estimator
@@ -151,12 +151,15 @@ def program(estimator, problem: Problem, theta, n_samples: int, n_replicates: in
     vector = problem.theta_vector(theta)
     problem.validate(vector)
     applies = _applicable.setdefault(problem, set())
-    if (estimator.label, tuple(vector.tolist()), batch_size) not in applies:
-        estimator.check(problem, vector, batch_size)  # builds p(x|θ): milliseconds
-        applies.add((estimator.label, tuple(vector.tolist()), batch_size))
+    if (estimator.label, tuple(vector.tolist()), batch_size, n_samples) not in applies:
+        estimator.check(problem, vector, batch_size, n_samples)  # builds p(x|θ): milliseconds
+        applies.add((estimator.label, tuple(vector.tolist()), batch_size, n_samples))
     cache = _programs.setdefault(problem, {})
     key = (estimator.label, n_samples, n_replicates, batch_size, backend)
     if key not in cache:
+        memory.check(f"{estimator.label} on problem '{problem.name}'", n_replicates, batch_size,
+                     int(np.prod(problem.event_shape(vector), dtype=int)), problem.dim,
+                     delta=estimator.control_variate == "delta")
         cache[key] = Program(estimator, problem, n_samples, n_replicates, batch_size, backend)
     return cache[key]
 

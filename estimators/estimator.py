@@ -48,6 +48,7 @@ from estimators._runtime import tf
 from estimators.control_variates import CONTROL_VARIATES
 from estimators.errors import NotApplicableError
 from estimators.gradients import IDENTITIES, Identity
+from estimators.gradients.quadrature import GRID_RULES
 from estimators.sampling import SAMPLINGS
 
 OPTIONS = {"sampling": tuple(SAMPLINGS), "control_variate": tuple(CONTROL_VARIATES)}
@@ -163,10 +164,19 @@ class Estimator:
         return scheme.mean(control.terms(self.identity, problem, dist, x, theta,
                                          context))  # [R]
 
-    def check(self, problem, theta, batch_size: int) -> None:
+    def check(self, problem, theta, batch_size: int, n_samples: int | None = None) -> None:
         """Raises :class:`NotApplicableError` if this estimator cannot run on ``problem``
-        at θ with this batch size; the message says why and what would."""
+        at θ with this batch size (of ``n_samples`` per estimate; default ``batch_size``,
+        one batch); the message says why and what would."""
         label = self.label
+        n_samples = batch_size if n_samples is None else n_samples
+        if self.uses_window and batch_size != n_samples:
+            # Batches of a grid are coarser grids: their mean is the rule on batch_size
+            # points, not on n_samples.
+            raise NotApplicableError(
+                f"{label} {GRID_RULES.get(self.identity.name, 'is a quadrature rule')} over "
+                "n_samples grid points, so batch_size must equal n_samples (or be \"all\" in "
+                f"a grid), got batch_size={batch_size} for n_samples={n_samples}.")
         if batch_size < self.min_batch:
             raise NotApplicableError(f"{label} needs at least {self.min_batch} samples per "
                                      f"batch, got batch_size={batch_size}.")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Callable, Mapping
 
 import numpy as np
@@ -185,7 +186,10 @@ class Problem:
         cache = self._cache("distribution")
         if key not in cache:
             theta = tf.constant(vector, dtype=dtype)
-            dist = self.measure(theta)
+            try:
+                dist = self.measure(theta)
+            except Exception as error:  # noqa: BLE001 - a user's function may raise anything
+                self._raise_user_error("dist(theta)", theta, error)
             self._check_shapes(dist, [], theta)
             outside = measure.parameters_out_of_range(dist)
             if outside:
@@ -261,12 +265,14 @@ class Problem:
                     "changes with x, so it reduces over the draws; it must return one value "
                     f"per draw, shape {draws[0].shape[:2].as_list()} for x of shape "
                     f"{draws[0].shape.as_list()}.")
-        except ValueError as error:
-            if str(error).startswith(f"problem '{self.name}'"):
-                raise type(error)(str(error)) from None  # ours: already one sentence
-            _user_error(self, step, theta, error)
         except Exception as error:  # noqa: BLE001 - a user's function may raise anything
-            _user_error(self, step, theta, error)
+            self._raise_user_error(step, theta, error)
+
+    def _raise_user_error(self, step, theta, error):
+        """Re-raises ``error`` from ``step`` (the user's dist or cost) as one sentence."""
+        if isinstance(error, ValueError) and str(error).startswith(f"problem '{self.name}'"):
+            raise type(error)(str(error)) from None  # ours: already one sentence
+        _user_error(self, step, theta, error)
 
     def cost_values(self, dist, x, theta):
         """``f(x, θ)`` for draws x of ``dist``: one value per draw, in θ's float dtype.
@@ -276,11 +282,21 @@ class Problem:
 
         Raises:
           CostShapeError: the result is not one value per draw.
+          ValueError: the result is not floating point (integers or booleans have no
+            gradient, so a pathwise estimate would be a silent zero); another float dtype
+            is cast.
         """
         x = tf.convert_to_tensor(x)
         if not x.dtype.is_floating or x.dtype != theta.dtype:
             x = tf.cast(x, theta.dtype)
-        values = tf.convert_to_tensor(self.cost(x, self.unpack(theta)))
+        values = self.cost(x, self.unpack(theta))
+        if not isinstance(values, (np.ndarray, np.generic)):  # Python numbers: x's dtype
+            values = tf.convert_to_tensor(values, dtype_hint=x.dtype)
+        values = tf.convert_to_tensor(values)
+        if not values.dtype.is_floating:
+            raise ValueError(f"problem '{self.name}': cost(x, theta) returned "
+                             f"{values.dtype.name} values; return floating-point values "
+                             "(e.g. tf.cast(..., x.dtype)).")
         if values.dtype != x.dtype:
             values = tf.cast(values, x.dtype)
         rank = measure.event_rank(dist)
@@ -408,18 +424,38 @@ def _short(vector) -> str:
     return str(values) if len(values) <= 6 else f"[{', '.join(f'{v:g}' for v in values[:4])}, …]"
 
 
+_DTYPE_WORDS = re.compile(r"dtype|\bdouble\b|\bfloat(16|32|64)?\b", re.IGNORECASE)
+_SHAPE_WORDS = re.compile(r"shape|broadcast|incompatible|dimension", re.IGNORECASE)
+
+
 def _user_error(problem, step, theta, error):
-    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    if "dtype" in detail.lower() or "float" in detail.lower():
+    """One sentence for an exception from the user's ``step`` (dist or cost): a dtype hint
+    or a broadcasting hint where the error is plausibly about dtypes or shapes, else which
+    function raised which exception."""
+    text = str(error).strip()
+    detail = re.sub(r"\s*name:\s*$", "", text.splitlines()[0]).strip() if text else ""
+    ours = isinstance(error, (tf.errors.OpError, TypeError, ValueError))  # TF's own checks
+    if ours and _DTYPE_WORDS.search(detail):
         raise ValueError(
             f"problem '{problem.name}': {step} failed for {theta.dtype.name} θ ({detail}); "
             "gradvar computes estimates in float32 and exact values in float64, so build "
             "constants in θ's dtype (tf.ones_like(theta), tf.cast(c, theta.dtype)) or as "
             "Python numbers.") from None
-    raise ValueError(
-        f"problem '{problem.name}': {step} failed on a batch of θ of shape "
-        f"{theta.shape.as_list()} ({detail}); dist and cost must broadcast over a "
-        "leading replicate axis (see estimators.Problem).") from None
+    if isinstance(error, tf.errors.InvalidArgumentError) \
+            or (ours and _SHAPE_WORDS.search(detail)):
+        where = "on a batch of θ" if theta.shape.rank > 1 else "for θ"
+        raise ValueError(
+            f"problem '{problem.name}': {step} failed {where} of shape "
+            f"{theta.shape.as_list()} ({detail or type(error).__name__}); dist and cost must "
+            "broadcast over a leading replicate axis (see estimators.Problem).") from None
+    raise ValueError(f"problem '{problem.name}': {step} raised "
+                     f"{_sentence(type(error).__name__, detail)}") from None
+
+
+def _sentence(name: str, detail: str) -> str:
+    """``Name: detail.`` (or ``Name.``), ending in one full stop."""
+    text = f"{name}: {detail}" if detail else name
+    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def _check_window(window, what) -> tuple[float, float]:

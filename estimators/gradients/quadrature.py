@@ -13,6 +13,11 @@
   The first half is deterministic, so the variance is that of the naive half alone; its
   bias is the rule's discretisation error, which vanishes as n grows.
 
+Neither takes batches: the mean of the rules on n/B batches of B points is the rule on B
+points (the same grid each time), so ``Estimator.check`` refuses ``batch_size`` other
+than ``n_samples`` (:data:`GRID_RULES` words the refusal). The Monte Carlo half of
+``dependence`` would average over batches correctly, but its quadrature half would not.
+
 Both need a scalar continuous measure with a density; the window lies inside its support.
 """
 
@@ -76,3 +81,9 @@ DEPENDENCE = Identity(
     unbiased=False,
     f_evals=lambda problem, vector, n: 2 * n,
 )
+
+GRID_RULES = {
+    TRAPZ.name: "is a quadrature rule",
+    DEPENDENCE.name: "integrates ∇θp·f by a quadrature rule",
+}
+"""How each identity's n_samples grid enters its refusal of batches (``Estimator.check``)."""

@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import re
 import warnings
 import weakref
 from collections.abc import Callable
@@ -72,6 +73,10 @@ class Reference:
       value_se: Its standard error (0 for exact kinds).
       gradient: ∇θ E_p[f], ``[d]``.
       gradient_se: Its standard error per component, ``[d]`` (zeros for exact kinds).
+      checked: Whether an exact value passed its Monte Carlo cross-check; False when the
+        check was inconclusive because a few draws carry its second moment (f heavy-tailed
+        or concentrated far from the mass of p at this θ, where quadrature is still
+        accurate but Monte Carlo is not). Results tables carry it as ``truth_checked``.
     """
 
     kind: str
@@ -79,6 +84,7 @@ class Reference:
     value_se: float
     gradient: np.ndarray
     gradient_se: np.ndarray
+    checked: bool = True
 
     @property
     def exact(self) -> bool:
@@ -155,20 +161,46 @@ def _reference(problem, vector, method, check) -> Reference:
         mc = monte_carlo.reference(problem, vector)
         return Reference("monte_carlo", mc.value, mc.value_se, mc.gradient, mc.gradient_se)
     gradient = np.asarray(gradient, dtype=np.float64)
-    if check:
-        monte_carlo.check(problem, vector, value, gradient, found)
-    return Reference(found, value, 0.0, gradient, np.zeros(problem.dim))
+    checked = monte_carlo.check(problem, vector, value, gradient, found) if check else True
+    return Reference(found, value, 0.0, gradient, np.zeros(problem.dim), checked)
 
 
 def _closed_form(problem, vector):
     variable = tf.constant(vector, tf.float64)
     with tf.GradientTape() as tape:
         tape.watch(variable)
-        result = tf.convert_to_tensor(problem.exact_value(problem.unpack(variable)))
+        try:
+            result = tf.convert_to_tensor(problem.exact_value(problem.unpack(variable)),
+                                          dtype_hint=tf.float64)
+        except Exception as error:  # noqa: BLE001 - a user's function may raise anything
+            raise _exact_value_error(problem, error) from None
+        if result.shape.num_elements() != 1:
+            raise ValueError(f"problem '{problem.name}': exact_value(theta) must return one "
+                             f"number, got shape {result.shape.as_list()}.")
+        if not result.dtype.is_floating:
+            raise ValueError(f"problem '{problem.name}': exact_value(theta) returned "
+                             f"{result.dtype.name} values; return a floating-point number.")
         if result.dtype != tf.float64:
             result = tf.cast(result, tf.float64)
     gradient = tape.gradient(result, variable, unconnected_gradients=integrands.ZERO)
-    return float(result), gradient.numpy()
+    return float(tf.reshape(result, [])), gradient.numpy()
+
+
+def _exact_value_error(problem, error) -> ValueError:
+    """One sentence for an exception from the user's ``exact_value``; a ValueError that
+    already speaks for the problem passes unchanged."""
+    text = str(error).strip()
+    if isinstance(error, ValueError) and text.startswith(f"problem '{problem.name}'"):
+        return error
+    detail = re.sub(r"\s*name:\s*$", "", text.splitlines()[0]).strip() if text else ""
+    said = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+    if isinstance(error, (tf.errors.OpError, TypeError, ValueError)) \
+            and re.search(r"dtype|\bdouble\b|\bfloat(16|32|64)?\b", detail, re.IGNORECASE):
+        return ValueError(f"problem '{problem.name}': exact_value(theta) raised {said}; exact "
+                          "values are computed in float64, so build constants in θ's dtype "
+                          "(tf.cast(c, theta.dtype)) or as Python numbers.")
+    return ValueError(f"problem '{problem.name}': exact_value(theta) raised {said}"
+                      f"{'' if said.endswith(('.', '!', '?')) else '.'}")
 
 
 def _why_not_numeric(problem, vector) -> str:

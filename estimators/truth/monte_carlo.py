@@ -35,6 +35,7 @@ from estimators.truth.integrate import _compiled
 
 CHECK_SAMPLES = 2**16
 CHECK_SE = 6.0
+DOMINATED = 0.05  # one draw carrying 5% of Σ(term²) out of 2^16: the SE cannot be trusted
 CHUNK_ELEMENTS = 2**21  # draws × event size per chunk
 _CHECK_KEY = (20261130, 1)
 _REFERENCE_KEY = (20261130, 2)
@@ -54,6 +55,13 @@ class Moments:
     gradient_se: np.ndarray  # [d]
     samples: int
     estimator: str
+    dominance: float = 0.0  # the largest share of Σ(term²) one draw carries (f or a gradient)
+
+    @property
+    def dominated(self) -> bool:
+        """Whether a few draws carry the sample's second moment: the integrand is
+        heavy-tailed at this θ, so the mean is likely far off and its SE too small."""
+        return not self.dominance <= DOMINATED
 
 
 def sample_moments(problem, vector, n_samples: int, estimator: str, seed=_CHECK_KEY,
@@ -68,6 +76,7 @@ def sample_moments(problem, vector, n_samples: int, estimator: str, seed=_CHECK_
     chunk = int(max(256, min(n_samples, CHUNK_ELEMENTS // size)))
     key = tf.constant(seed, tf.int32)
     sums = np.zeros(2 + 2 * problem.dim)
+    largest = np.zeros(1 + problem.dim)  # the largest term² of f and of each gradient
     done, index = 0, 0
     with philox_by_default():
         while done < n_samples:
@@ -75,6 +84,7 @@ def sample_moments(problem, vector, n_samples: int, estimator: str, seed=_CHECK_
             f, g = _chunk(problem, theta, m, tf.random.experimental.stateless_fold_in(
                 key, index, alg="philox"), estimator, baseline)
             sums += np.concatenate([[f.sum(), (f**2).sum()], g.sum(0), (g**2).sum(0)])
+            largest = np.fmax(largest, np.concatenate([[np.max(f**2)], np.max(g**2, axis=0)]))
             done, index = done + m, index + 1
     mean_f, mean_f2 = sums[0] / n_samples, sums[1] / n_samples
     mean_g = sums[2:2 + problem.dim] / n_samples
@@ -83,7 +93,15 @@ def sample_moments(problem, vector, n_samples: int, estimator: str, seed=_CHECK_
     return Moments(
         value=float(mean_f), value_se=float(np.sqrt(max(mean_f2 - mean_f**2, 0.0) * scale)),
         gradient=mean_g, gradient_se=np.sqrt(np.maximum(mean_g2 - mean_g**2, 0.0) * scale),
-        samples=n_samples, estimator=estimator)
+        samples=n_samples, estimator=estimator,
+        dominance=_largest_share(largest, sums[[1, *range(2 + problem.dim, 2 + 2 * problem.dim)]]))
+
+
+def _largest_share(largest, total) -> float:
+    """max over f and the gradient components of (largest term²) / Σ term²."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(total > 0, largest / total, 0.0)
+    return float(np.max(np.where(np.isfinite(shares), shares, 1.0)))
 
 
 def _chunk(problem, theta, m: int, key, estimator: str, baseline: float):
@@ -116,15 +134,26 @@ def _chunk(problem, theta, m: int, key, estimator: str, baseline: float):
     return values.numpy(), gradient.numpy()
 
 
-def check(problem, vector, value: float | None, gradient: np.ndarray, kind: str) -> None:
+def check(problem, vector, value: float | None, gradient: np.ndarray, kind: str) -> bool:
     """Raises TruthError when ``value``/``gradient`` (obtained by ``kind``) disagree with a
-    quick score-function Monte Carlo estimate by more than ``CHECK_SE`` standard errors."""
+    quick score-function Monte Carlo estimate by more than ``CHECK_SE`` standard errors.
+
+    Returns:
+      True when checked; False when the check is inconclusive (``Moments.dominated``).
+    """
     estimator = _check_estimator(problem, vector)
     if estimator is None:
-        return  # a support that moves with θ and no reparameterization: nothing unbiased
+        return False  # a support that moves with θ and no reparameterization: nothing unbiased
+    if not np.all(np.isfinite(gradient)) or (value is not None and not np.isfinite(value)):
+        raise TruthError(f"problem '{problem.name}' at theta={_short(vector)}: the {kind} truth "
+                         "is not finite (it overflows float64 or is undefined there); choose θ "
+                         "where E f and its gradient are finite.")
     mc = sample_moments(problem, vector, CHECK_SAMPLES, estimator)
+    if mc.dominated:
+        return False  # inconclusive: a gap would be noise, agreement would prove nothing
     _compare(problem, vector, kind, value, gradient, mc,
              _HINTS.get(kind, "check the problem's definition"))
+    return True
 
 
 def _check_estimator(problem, vector) -> str | None:

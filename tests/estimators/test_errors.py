@@ -177,3 +177,165 @@ def test_numpy_cost_is_an_error_not_a_zero_gradient(backend):
     with pytest.raises(ValueError, match=r"^problem 'numpy_cost': cost\(x, theta\) returned a "
                                          r"NumPy ndarray: write it with TensorFlow ops"):
         E.estimate("reparameterization", p, 0.5, n_samples=10, backend=backend)
+
+
+# -- the user's own functions: say which one raised what ----------------------------------
+
+def _raise(error):
+    raise error
+
+
+def _estimate(p, theta=0.5):
+    return E.estimate("score_function", p, theta, n_samples=10, n_replicates=2)
+
+
+@pytest.mark.parametrize("attempt", [_estimate, lambda p: p.true_gradient(0.5)],
+                         ids=["estimate", "true_gradient"])
+def test_users_own_exception_in_cost_is_named_not_blamed_on_broadcasting(attempt):
+    p = E.Problem(name="own_cost", dist=lambda t: tfd.Normal(t, 1.0),
+                  cost=lambda x, t: _raise(RuntimeError("my own bug")))
+    with pytest.raises(ValueError, match=r"^problem 'own_cost': cost\(x, theta\) raised "
+                                         r"RuntimeError: my own bug\.$"):
+        attempt(p)
+
+
+@pytest.mark.parametrize("error, shown", [
+    (KeyError("oops"), "KeyError: 'oops'"),
+    (RuntimeError("my own bug"), "RuntimeError: my own bug"),
+    (ValueError("bad theta"), "ValueError: bad theta"),
+])
+def test_users_own_exception_in_dist_is_named(error, shown):
+    p = E.Problem(name="own_dist", dist=lambda t: _raise(error), cost=lambda x, t: x)
+    for attempt in (_estimate, lambda p: p.true_gradient(0.5)):
+        with pytest.raises(ValueError, match=rf"^problem 'own_dist': dist\(theta\) raised "
+                                             rf"{shown}\.$"):
+            attempt(p)
+
+
+def test_users_exception_only_on_a_batch_of_theta_is_named():
+    def dist(t):
+        if t.shape.rank > 0:  # one θ: a scalar; a batch: [R]
+            raise RuntimeError("batches are not handled")
+        return tfd.Normal(t, 1.0)
+    p = E.Problem(name="batch_bug", dist=dist, cost=lambda x, t: x)
+    with pytest.raises(ValueError, match=r"^problem 'batch_bug': dist\(theta\) raised "
+                                         r"RuntimeError: batches are not handled\.$"):
+        _estimate(p)
+
+
+def test_shape_error_keeps_the_broadcast_hint():
+    p = E.Problem(name="shapes", dist=lambda t: tfd.Normal(t, 1.0),
+                  cost=lambda x, t: x + tf.zeros([5]))
+    with pytest.raises(ValueError, match=r"^problem 'shapes': cost\(x, theta\) failed on a "
+                                         r"batch of θ of shape \[2, 1\] \(.*\); dist and cost "
+                                         r"must broadcast over a leading replicate axis"):
+        _estimate(p)
+
+
+def test_dtype_error_keeps_the_dtype_hint():
+    p = E.Problem(name="dtypes", dist=lambda t: tfd.Normal(t, 1.0),
+                  cost=lambda x, t: x + tf.constant(1.0, tf.float32))
+    with pytest.raises(ValueError, match=r"^problem 'dtypes': cost\(x, theta\) failed for "
+                                         r"float64 θ .*gradvar computes estimates in float32 and "
+                                         r"exact values in float64"):
+        _estimate(p)
+
+
+# -- the cost's dtype ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("cost, dtype", [
+    (lambda x, t: tf.cast(x**2, tf.int32), "int32"),
+    (lambda x, t: tf.cast(x**2, tf.int64), "int64"),
+    (lambda x, t: x > 0.0, "bool"),
+])
+@pytest.mark.parametrize("name", ["reparameterization", "score_function"])
+def test_integer_or_bool_cost_is_refused(cost, dtype, name):
+    # tf.cast to an integer has no gradient: the pathwise estimate would be a silent zero.
+    p = E.Problem(name="int_cost", dist=lambda t: tfd.Normal(t, 1.0), cost=cost)
+    message = (rf"^problem 'int_cost': cost\(x, theta\) returned {dtype} values; return "
+               r"floating-point values \(e\.g\. tf\.cast\(\.\.\., x\.dtype\)\)\.$")
+    with pytest.raises(ValueError, match=message):
+        E.estimate(name, p, 0.5, n_samples=10, n_replicates=2)
+    with pytest.raises(ValueError, match=message):
+        p.true_gradient(0.5)
+
+
+def test_python_number_cost_is_still_a_constant():
+    p = E.Problem(name="int_constant", dist=lambda t: tfd.Normal(t, 1.0), cost=lambda x, t: 3)
+    assert np.all(E.estimate("reparameterization", p, 0.0, n_samples=10, n_replicates=4) == 0)
+
+
+@pytest.mark.parametrize("name", ["reparameterization", "score_function", "trapz"])
+def test_float64_cost_gives_the_float32_estimates(name):
+    # Not a refusal: a float64 cost is cast to the dtype gradvar computes in.
+    cost32 = E.Problem(name="cost32", dist=lambda t: tfd.Normal(t, 1.0),
+                       cost=lambda x, t: tf.exp(t * tf.abs(x)))
+    cost64 = E.Problem(name="cost64", dist=lambda t: tfd.Normal(t, 1.0),
+                       cost=lambda x, t: tf.exp(tf.cast(t, tf.float64)
+                                                * tf.abs(tf.cast(x, tf.float64))))
+    np.testing.assert_allclose(
+        E.estimate(name, cost64, -1.0, n_samples=100, n_replicates=50, seed=3),
+        E.estimate(name, cost32, -1.0, n_samples=100, n_replicates=50, seed=3), rtol=1e-5)
+    np.testing.assert_allclose(cost64.true_gradient(-1.0), cost32.true_gradient(-1.0),
+                               rtol=1e-9)
+
+
+# -- exact_value --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("exact_value, shown", [
+    (lambda t: t["nope"], r"TypeError: Only integers, slices"),
+    (lambda t: _raise(RuntimeError("closed form bug")), r"RuntimeError: closed form bug\.$"),
+    (lambda t: t + tf.constant(1.0, tf.float32), r"InvalidArgumentError: .*float"),
+])
+@pytest.mark.parametrize("attempt", [lambda p: p.true_gradient(0.5), lambda p: p.truth(0.5),
+                                     lambda p: p.true_value(0.5)],
+                         ids=["true_gradient", "truth", "true_value"])
+def test_exact_value_errors_are_one_sentence(exact_value, shown, attempt):
+    p = E.Problem(name="q", dist=lambda t: tfd.Normal(t, 1.0), cost=lambda x, t: x**2,
+                  exact_value=exact_value)
+    with pytest.raises(ValueError, match=rf"^problem 'q': exact_value\(theta\) raised "
+                                         rf"{shown}") as caught:
+        attempt(p)
+    assert "\n" not in str(caught.value)
+
+
+def test_exact_value_of_the_wrong_shape_is_one_sentence():
+    p = E.Problem(name="q_shape", dist=lambda t: tfd.Normal(t[..., 0], t[..., 1]),
+                  cost=lambda x, t: x**2, param_names=("mean", "std"),
+                  bounds={"std": (0, None)}, exact_value=lambda t: t**2)  # not summed
+    with pytest.raises(ValueError, match=r"^problem 'q_shape': exact_value\(theta\) must "
+                                         r"return one number, got shape \[2\]\.$"):
+        p.true_gradient((0.5, 1.0))
+
+
+def test_our_own_problem_error_inside_exact_value_passes_unchanged():
+    sentence = "problem 'q_ours': at theta=[0.5] something specific went wrong."
+    p = E.Problem(name="q_ours", dist=lambda t: tfd.Normal(t, 1.0), cost=lambda x, t: x**2,
+                  exact_value=lambda t: _raise(ValueError(sentence)))
+    with pytest.raises(ValueError) as caught:
+        p.true_gradient(0.5)
+    assert str(caught.value) == sentence
+
+
+# -- quadrature rules have no batches -----------------------------------------------------
+
+@pytest.mark.parametrize("name, what", [
+    ("trapz", "trapz is a quadrature rule"),
+    ("dependence", r"dependence integrates ∇θp·f by a quadrature rule"),
+])
+def test_quadrature_rule_refuses_batches(name, what):
+    # In batches of 10 the n = 100 rule became the mean of ten identical 10-point rules.
+    message = (rf"^{what} over n_samples grid points, so batch_size must equal n_samples "
+               r"\(or be \"all\" in a grid\), got batch_size=10 for n_samples=100\.$")
+    with pytest.raises(E.NotApplicableError, match=message):
+        E.estimate(name, SEED, -1.0, n_samples=100, batch_size=10)
+    with pytest.raises(E.NotApplicableError, match=message):  # what the grid calls to skip
+        E.get_estimator(name).check(SEED, -1.0, 10, n_samples=100)
+    E.get_estimator(name).check(SEED, -1.0, 100, n_samples=100)
+    assert E.estimate(name, SEED, -1.0, n_samples=100, batch_size=100).shape == (1, 1)
+
+
+def test_quadrature_check_is_not_cached_across_n_samples():
+    assert E.estimate("trapz", SEED, -1.0, n_samples=10, batch_size=10).shape == (1, 1)
+    with pytest.raises(E.NotApplicableError, match="batch_size must equal n_samples"):
+        E.estimate("trapz", SEED, -1.0, n_samples=100, batch_size=10)
