@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
+import textwrap
 from pathlib import Path
 
 
@@ -50,6 +52,10 @@ def cmd_lab(args) -> int:
 
 
 def cmd_run(args) -> int:
+    usage = _run_usage_error(args)
+    if usage:
+        print(f"gradvar run: error: {usage}", file=sys.stderr)
+        return 2
     from bench import grid as grids, runner
     from bench.store import ResultsError
 
@@ -58,21 +64,21 @@ def cmd_run(args) -> int:
             print(f"resuming {args.resume}", file=sys.stderr)
             path = runner.resume(args.resume, Path(args.out), progress=not args.no_progress)
         else:
-            grid = grids.load(args.grid)
+            grid = grids.load(args.grid or "default")
             print(f"grid {grid.name} ({grid.path}): {len(grid.cells)} cells, "
                   f"{grid.n_replicates} replicates each, backend {grid.backend}", file=sys.stderr)
             if grid.skipped:
-                print(f"skipped {len(grid.skipped)} combinations that do not apply:",
-                      file=sys.stderr)
-                # A batch larger than n_samples is the one-batch cell again: count, don't list.
-                oversized = [s for s in grid.skipped if s[1] == "batch_size > n_samples"]
-                if oversized:
-                    print(f"  {len(oversized)} cells whose batch size exceeds n_samples",
-                          file=sys.stderr)
-                rest = [s for s in grid.skipped if s[1] != "batch_size > n_samples"]
-                for label, reason in _group_skipped(rest):
-                    print(f"  {label}: {reason}", file=sys.stderr)
-            path = runner.run(grid, Path(args.out), progress=not args.no_progress)
+                _print_skipped(grid.skipped)
+            if not grid.cells:
+                raise grids.GridError(
+                    f"{grid.path}: no cells to run: all {len(grid.skipped)} combinations were "
+                    "skipped (reasons above); change n_samples, batch_sizes or estimators.")
+            run_id = runner.new_run_id(grid, Path(args.out))
+            print(f"run {run_id}: finished cells go to {Path(args.out) / run_id}.parts; if "
+                  f"interrupted, resume with: gradvar run --out {args.out} --resume {run_id}",
+                  file=sys.stderr)
+            path = runner.run(grid, Path(args.out), run_id=run_id, new=True,
+                              progress=not args.no_progress)
     except (grids.GridError, ResultsError) as error:
         print(f"gradvar: error: {error}", file=sys.stderr)
         return 2
@@ -87,6 +93,10 @@ def cmd_run(args) -> int:
         print(f"\n{stop}; finished cells are saved in {stop.store.parts}. Resume with:\n"
               f"  gradvar run --resume {stop.store.parts.resolve()}", file=sys.stderr)
         return 130
+    except OSError as error:
+        print(f"gradvar: error: cannot write the results in {args.out}: {error.strerror or error}"
+              f" ({error.filename or args.out}).", file=sys.stderr)
+        return 2
     import pandas as pd
 
     from bench.store import read_results
@@ -98,6 +108,28 @@ def cmd_run(args) -> int:
     if args.report:
         return _report(path, None, progress=not args.no_progress)
     return 0
+
+
+def _run_usage_error(args) -> str | None:
+    """A mistake in ``gradvar run``'s arguments, found before TensorFlow is imported."""
+    if args.resume and args.grid:
+        return ("--grid cannot be combined with --resume: a resumed run uses the grid it "
+                "started with (kept in its run record).")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return f"--out {args.out}: is a file; give a directory for the results (created if missing)."
+    return None
+
+
+def _print_skipped(skipped) -> None:
+    print(f"skipped {len(skipped)} combinations that do not apply:", file=sys.stderr)
+    # A batch larger than n_samples is the one-batch cell again: count, don't list.
+    oversized = [s for s in skipped if s[1] == "batch_size > n_samples"]
+    if oversized:
+        print(f"  {len(oversized)} cells whose batch size exceeds n_samples", file=sys.stderr)
+    rest = [s for s in skipped if s[1] != "batch_size > n_samples"]
+    for label, reason in _group_skipped(rest):
+        print(f"  {label}: {reason}", file=sys.stderr)
 
 
 def _report(results, out, progress: bool) -> int:
@@ -142,9 +174,14 @@ def cmd_show(args) -> int:
     print(f"run {meta.get('run_id')}  grid {meta.get('grid_name')}  backend {meta.get('backend')}"
           f"  device {meta.get('device')}  TF {meta.get('tensorflow')}  "
           f"started {meta.get('started')}  finished {meta.get('finished')}")
-    columns = ["problem", "estimator", "param", "theta", "n_samples", "batch_size", "truth",
-               "truth_kind", "bias", "bias_se", "variance", "variance_ci_rel", "mse",
-               "time_per_estimate_s", "n_nonfinite"]
+    if frame.empty:
+        print(f"gradvar: error: {args.results}: the results table has no rows (every cell of "
+              "its grid was skipped); nothing to show.", file=sys.stderr)
+        return 2
+    columns = [c for c in ("problem", "estimator", "param", "theta", "n_samples", "batch_size",
+                           "truth", "truth_kind", "bias", "bias_se", "variance",
+                           "variance_ci_rel", "mse", "time_per_estimate_s", "n_nonfinite")
+               if c in frame.columns]
     shown = frame[columns].rename(columns={"n_samples": "n", "batch_size": "batch",
                                            "variance_ci_rel": "ci_rel",
                                            "time_per_estimate_s": "s/estimate",
@@ -159,10 +196,22 @@ def cmd_list(args) -> int:
     from bench import grid as grids
 
     def rows(pairs):
+        # A name wider than the column gets its description on the next line; descriptions
+        # wrap to the terminal instead of running off it.
         pairs = list(pairs)
-        width = max(len(name) for name, _ in pairs) + 2
+        width = min(max(len(name) for name, _ in pairs), 34) + 2
+        columns = max(shutil.get_terminal_size((100, 24)).columns, 60)
+        indent = " " * (2 + width)
         for name, text in pairs:
-            print(f"  {name:{width}}{text}")
+            lines = textwrap.wrap(text, columns - len(indent)) or [""]
+            if len(name) + 2 > width:
+                print(f"  {name}")
+                lines_to_print = lines
+            else:
+                print(f"  {name:{width}}{lines[0]}")
+                lines_to_print = lines[1:]
+            for line in lines_to_print:
+                print(indent + line)
 
     print("Problems (estimators.problems.get(name, **kwargs); in grids: name = \"...\"):")
 
@@ -172,19 +221,22 @@ def cmd_list(args) -> int:
         return name + (f"({kwargs})" if kwargs else "")
 
     rows((signature(name), E.problems.summary(name)) for name in E.problems.names())
-    print("  (your own: name = \"my_problems.py:factory\" or \"package.module:factory\")")
+    print("  (your own: \"my_problems.py:factory\" or \"package.module:factory\")")
     print("\nEstimators (E.get_estimator(name, **options); in grids: a name, a label or "
           "{name = ..., option = ...}):")
     rows((name, estimator.identity.summary if name == estimator.label
           else f"= {estimator.label}") for name, estimator in sorted(E.ESTIMATORS.items()))
     print("\nOptions (values; the identities they combine with):")
-    for option, values in E.OPTIONS.items():
-        for value in values:
-            takers = [name for name, identity in E.IDENTITIES.items()
-                      if value in getattr(identity, option + "s")]
-            summary = (E.SAMPLINGS[value].summary if option == "sampling"
-                       else E.CONTROL_VARIATES[value].summary)
-            print(f"  {option}={value}: {summary} [{', '.join(takers)}]")
+    def option_rows():
+        for option, values in E.OPTIONS.items():
+            for value in values:
+                takers = [name for name, identity in E.IDENTITIES.items()
+                          if value in getattr(identity, option + "s")]
+                summary = (E.SAMPLINGS[value].summary if option == "sampling"
+                           else E.CONTROL_VARIATES[value].summary)
+                yield f"{option}={value}", f"{summary} [{', '.join(takers)}]"
+
+    rows(option_rows())
     print("\nBundled grids (gradvar run --grid NAME):")
     rows((path.stem, _grid_description(path)) for path in grids.bundled())
     return 0
@@ -209,8 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Benchmark Monte Carlo gradient estimators against exact ground truth.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run a grid into results/<run_id>.parquet")
-    run.add_argument("--grid", default="default",
-                     help="grid file or bundled grid name (default: default)")
+    run.add_argument("--grid", help="grid file or bundled grid name (default: default)")
     run.add_argument("--out", default="results", help="results directory (default: results)")
     run.add_argument("--resume", metavar="RUN",
                      help="finish an interrupted run (its id, or its .parts directory)")

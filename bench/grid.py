@@ -42,6 +42,8 @@ import json
 import tomllib
 from pathlib import Path
 
+import numpy as np
+
 import estimators as E
 from bench import problem_specs
 
@@ -238,6 +240,13 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
                 if reason:
                     skipped.append((cell.label, reason))
                 elif cell not in cells:  # "all" and an explicit b == n are the same cell
+                    try:  # before anything runs: a cell that cannot fit would be killed
+                        E.memory.check(f"cell {cell.label}", n_replicates, batch,
+                                       int(np.prod(problem.event_shape(theta), dtype=int)),
+                                       problem.dim, E.get_estimator(estimator).control_variate
+                                       == "delta")
+                    except ValueError as error:
+                        fail("n_replicates", str(error))
                     cells.append(cell)
     return Grid(name=data.get("name", Path(where).stem), source=text, path=where, seed=seed,
                 backend=backend, n_replicates=n_replicates, timing_repeats=repeats,
@@ -251,7 +260,8 @@ def _not_applicable(cell: Cell, problem: E.Problem, where_p: str, fail) -> str |
     if cell.n_samples % cell.batch_size:
         return "batch_size does not divide n_samples"
     try:
-        E.get_estimator(cell.estimator).check(problem, cell.theta, cell.batch_size)
+        E.get_estimator(cell.estimator).check(problem, cell.theta, cell.batch_size,
+                                              cell.n_samples)
     except E.NotApplicableError as error:
         return str(error)
     except ValueError as error:  # the problem itself (e.g. no window can be placed)

@@ -16,7 +16,10 @@
 * per_sample_variance = variance × n_samples (comparable across n for iid averages);
 * mse = mean((estimate - truth)²).
 
-Non-finite estimates are counted (``n_nonfinite``) and left out of the statistics.
+Non-finite estimates (an overflow, a NaN) are counted in ``n_nonfinite`` and never left
+out quietly: a cell with any of them reports every statistic above as NaN, because the
+finite rest describes a different estimator (the one that happens not to overflow). The
+report lists such cells and never ranks them.
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ import numpy as np
 from scipy import stats
 
 Z95 = float(stats.norm.ppf(0.975))
+STATISTICS = ("mean", "bias", "bias_se", "variance", "variance_ci_low", "variance_ci_high",
+              "variance_ci_rel", "per_sample_variance", "mse")
+"""The columns that describe the R estimates; all NaN when any estimate is non-finite."""
 
 
 def variance_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
@@ -51,11 +57,14 @@ def cell_metrics(estimates: np.ndarray, truth: float, n_samples: int,
     """Metrics of R estimates (one component) against the truth (with its standard error
     ``truth_se``, zero for exact truths)."""
     estimates = np.asarray(estimates, dtype=np.float64)
-    finite = estimates[np.isfinite(estimates)]
-    count = finite.size
-    mean = float(finite.mean()) if count else math.nan
-    sd = float(finite.std(ddof=1)) if count > 1 else math.nan
-    variance, low, high = variance_ci(finite)
+    nonfinite = int(np.count_nonzero(~np.isfinite(estimates)))
+    count = estimates.size
+    if nonfinite:
+        return {**dict.fromkeys(STATISTICS, math.nan), "truth": float(truth),
+                "truth_se": float(truth_se), "n_nonfinite": nonfinite}
+    sd = float(estimates.std(ddof=1)) if count > 1 else math.nan
+    variance, low, high = variance_ci(estimates)
+    mean = float(estimates.mean())
     return {
         "truth": float(truth),
         "mean": mean,
@@ -67,8 +76,8 @@ def cell_metrics(estimates: np.ndarray, truth: float, n_samples: int,
         "variance_ci_high": high,
         "variance_ci_rel": _relative_half_width(variance, low, high),
         "per_sample_variance": variance * n_samples,
-        "mse": float(np.mean((finite - truth) ** 2)) if count else math.nan,
-        "n_nonfinite": int(estimates.size - count),
+        "mse": float(np.mean((estimates - truth) ** 2)),
+        "n_nonfinite": 0,
     }
 
 

@@ -114,11 +114,17 @@ def run_metadata(grid: Grid, run_id: str) -> dict:
 def measure(cell: Cell, grid: Grid) -> list[dict]:
     """The metric rows (one per parameter component) of one cell."""
     problem = cell.problem_obj
-    program = E.program(cell.estimator, problem, cell.theta, cell.n_samples,
-                        grid.n_replicates, cell.batch_size, grid.backend)
     theta = np.asarray(cell.theta)
     seed = cell.seed(grid.seed)
-    estimates = program(theta, seed)  # compiles on the first call of these shapes
+    try:
+        program = E.program(cell.estimator, problem, cell.theta, cell.n_samples,
+                            grid.n_replicates, cell.batch_size, grid.backend)
+        estimates = program(theta, seed)  # compiles on the first call of these shapes
+    except ValueError as error:  # the problem's own functions, named in one sentence
+        raise CellError(f"{cell.label}: {error}") from None
+    except tf.errors.ResourceExhaustedError:
+        raise CellError(f"{cell.label}: out of memory; lower n_replicates or batch_size.") \
+            from None
     times = []
     for _ in range(grid.timing_repeats):
         started = time.perf_counter()
@@ -143,9 +149,13 @@ def measure(cell: Cell, grid: Grid) -> list[dict]:
             "n_replicates": grid.n_replicates,
             **metrics.cell_metrics(estimates[:, index], truth.gradient[index], cell.n_samples,
                                    truth_se=truth.gradient_se[index]),
-            "truth_kind": truth.kind,
+            "truth_kind": truth.kind, "truth_checked": bool(truth.checked),
             "f_evals_per_estimate": f_evals, "event_size": event_size,
             "time_per_estimate_s": per_call / grid.n_replicates,
+            # The spread of the timed calls: timings of a few µs are mostly noise, and
+            # the efficiency ranking's intervals need to know how much.
+            "time_per_estimate_min_s": min(times) / grid.n_replicates,
+            "time_per_estimate_max_s": max(times) / grid.n_replicates,
             "time_per_call_s": per_call,
             "compile_time_s": program.compile_time_s,
             "samples_per_s": cell.n_samples * grid.n_replicates / per_call,
@@ -154,15 +164,31 @@ def measure(cell: Cell, grid: Grid) -> list[dict]:
     return rows
 
 
-def run(grid: Grid, out_dir: Path, run_id: str | None = None, progress: bool = True) -> Path:
-    """Runs (or, for an existing ``run_id``'s store, resumes) every cell of ``grid``."""
+def new_run_id(grid: Grid, out_dir: Path | None = None) -> str:
+    """``<date>-<time>-<grid name>``, with a suffix if ``out_dir`` already has that run."""
+    run_id = f"{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{grid.name}"
+    if out_dir is not None:
+        stem, index = run_id, 1
+        while RunStore(out_dir, run_id).parts.exists() or RunStore(out_dir, run_id).table.exists():
+            index += 1
+            run_id = f"{stem}-{index}"
+    return run_id
+
+
+def run(grid: Grid, out_dir: Path, run_id: str | None = None, progress: bool = True,
+        new: bool | None = None) -> Path:
+    """Runs every cell of ``grid`` into a new run (``run_id`` None, or ``new``), or resumes
+    the existing store of ``run_id``."""
     out_dir = Path(out_dir)
+    new = run_id is None if new is None else new
     if run_id is None:
-        run_id = f"{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{grid.name}"
-        store = RunStore(out_dir, run_id)
+        run_id = new_run_id(grid, out_dir)
+    store = RunStore(out_dir, run_id)
+    if new:
+        if store.parts.exists() or store.table.exists():
+            raise ResultsError(f"run {run_id} already exists in {out_dir}; resume it with "
+                               f"--resume {run_id}, or start a new run.")
         store.start(run_metadata(grid, run_id))
-    else:
-        store = RunStore(out_dir, run_id)
     todo = [cell for cell in grid.cells if not store.done(cell.key)]
     done = len(grid.cells) - len(todo)
     with tqdm(total=len(grid.cells), initial=done, unit="cell", disable=not progress,
@@ -211,24 +237,42 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Per problem: the best estimator by MSE and by variance × time per estimate.
 
     Compared at each problem's largest n_samples (and, of its batch sizes, the largest),
-    averaging over θ and parameter components. Variance × time only ranks estimators
-    with no detected bias (every |bias| < 4 SE) and non-zero variance: a biased or
-    deterministic estimator's variance says nothing about its error.
+    averaging over θ and parameter components. An estimator with non-finite estimates in
+    any of those cells is not ranked. Variance × time only ranks estimators with no detected
+    bias (every |bias| < 4 SE) and non-zero variance: a biased or deterministic estimator's
+    variance says nothing about its error. Its interval runs from the variance CI's low end
+    × the fastest timed call to the high end × the slowest; estimators whose interval
+    overlaps the best one's are named as ties.
     """
     rows = []
     for problem, group in frame.groupby("problem", sort=False):
         largest = group[group.n_samples == group.n_samples.max()]
         largest = largest[largest.batch_size == largest.batch_size.max()]
+        t_min = largest.get("time_per_estimate_min_s", largest.time_per_estimate_s)
+        t_max = largest.get("time_per_estimate_max_s", largest.time_per_estimate_s)
         largest = largest.assign(efficiency=largest.variance * largest.time_per_estimate_s,
-                                 biased=~(largest.bias.abs() < 4 * largest.bias_se))
-        by = largest.groupby("estimator").agg(mse=("mse", "mean"),
-                                              efficiency=("efficiency", "mean"),
-                                              biased=("biased", "any"))
+                                 efficiency_low=largest.variance_ci_low * t_min,
+                                 efficiency_high=largest.variance_ci_high * t_max,
+                                 biased=~(largest.bias.abs() < 4 * largest.bias_se),
+                                 nonfinite=largest.n_nonfinite > 0)
+        by = largest.groupby("estimator").agg(
+            mse=("mse", "mean"), efficiency=("efficiency", "mean"),
+            efficiency_low=("efficiency_low", "mean"), efficiency_high=("efficiency_high", "mean"),
+            biased=("biased", "any"), nonfinite=("nonfinite", "any"))
+        by = by[~by.nonfinite]
         stochastic = by[(by.efficiency > 0) & ~by.biased]
-        rows.append({
-            "problem": problem, "n_samples": int(largest.n_samples.iloc[0]),
-            "best_by_mse": by.mse.idxmin(), "mse": by.mse.min(),
-            "best_by_variance_x_time": stochastic.efficiency.idxmin() if len(stochastic) else "—",
-            "variance_x_time": stochastic.efficiency.min() if len(stochastic) else float("nan"),
-        })
+        row = {"problem": problem, "n_samples": int(largest.n_samples.iloc[0]),
+               "best_by_mse": by.mse.idxmin() if len(by) else "—",
+               "mse": by.mse.min() if len(by) else float("nan"),
+               "best_by_variance_x_time": "—", "variance_x_time": float("nan")}
+        if len(stochastic):
+            best = stochastic.efficiency.idxmin()
+            ties = [name for name in stochastic.index if name != best
+                    and stochastic.efficiency_low[name] <= stochastic.efficiency_high[best]]
+            row["best_by_variance_x_time"] = best + (f" (tied: {', '.join(ties)})" if ties else "")
+            row["variance_x_time"] = stochastic.efficiency[best]
+        excluded = int(largest.groupby("estimator").nonfinite.any().sum())
+        if excluded:
+            row["not_ranked"] = f"{excluded} estimator(s) with non-finite estimates"
+        rows.append(row)
     return pd.DataFrame(rows)

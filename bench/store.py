@@ -33,6 +33,12 @@ class ResultsError(ValueError):
     """A file is not a readable gradvar results table."""
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def _atomic_write(path: Path, write) -> None:
     """Writes via ``write(tmp_path)``, fsyncs, then renames over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -40,6 +46,9 @@ def _atomic_write(path: Path, write) -> None:
     os.close(handle)
     try:
         write(tmp)
+        # mkstemp makes 0600 files; results are meant to be shared like any file the user
+        # writes, so give them the permissions the user's umask gives new files.
+        os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb") as written:
             os.fsync(written.fileno())
         os.replace(tmp, path)
@@ -77,14 +86,20 @@ class RunStore:
     def locate(cls, run: str, out_dir: Path) -> "RunStore":
         """The store of an unfinished run, by run id or path to its ``.parts`` directory."""
         path = Path(run)
-        if path.name.endswith(".parts") and path.is_dir():
-            return cls(path.parent, path.name[: -len(".parts")])
-        if path.suffix == ".parquet":
+        if path.is_dir() and not path.name.endswith(".parts"):
+            raise ResultsError(f"{run}: is a directory but not a run; give a run id or its "
+                               "folder of finished cells, <out>/<run_id>.parts.")
+        if path.suffix in (".parts", ".parquet"):
             path = path.with_suffix("")
-        store = cls(path.parent if path.parent != Path(".") else out_dir, path.name)
+        if path.parent == Path(".") and not Path(run).exists():
+            path = Path(out_dir) / path.name  # a bare run id: look in --out
+        store = cls(path.parent, path.name)
         if not (store.parts / "run.json").exists():
             if store.table.exists():
                 raise ResultsError(f"run {store.run_id} is already complete: {store.table}.")
+            if store.parts.is_dir():
+                raise ResultsError(f"{store.parts}: has no run record (run.json), so it is not "
+                                   "an unfinished gradvar run; start a new run instead.")
             raise ResultsError(f"no unfinished run {run!r} in {store.out_dir} (looked for "
                                f"{store.parts}/run.json).")
         return store

@@ -6,12 +6,20 @@
 :func:`build` reads the table, computes the exact per-sample variance curves by
 quadrature, draws every figure that the table has data for (PNG and SVG each), and
 writes ``index.html`` (figures embedded, opens from disk) and ``summary.md`` (the
-figures by file name, the ranking and the exact-vs-measured gaps).
+figures by file name, the ranking and the exact-vs-measured gaps). Everything is written
+into a temporary folder beside the destination, which replaces it only once complete: an
+error leaves the previous report (or nothing) in place, never half a report.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import os
+import shutil
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -54,8 +62,13 @@ FIGURES = [
      "small batches loop more, large ones need more memory.", figures.time_vs_batch),
     ("efficiency", "Efficiency ranking",
      "Variance × time per estimate at the largest n_samples, averaged over the sweep: the "
-     "cost of reaching a given variance. Lower is better; hatched bars are biased "
-     "estimators, whose variance understates their error.", figures.efficiency),
+     "cost of reaching a given variance. Lower is better. Error bars: from the low end of "
+     "the variance's 95% CI × the fastest timed call to its high end × the slowest, averaged "
+     "the same way. Ranked among unbiased estimators: one whose interval overlaps the best "
+     "one's is tied with the best, and all of them are ranked =1; the rest follow by their "
+     "point value. Biased estimators (hatched) are listed apart, below, unranked: their "
+     "variance understates their error. Estimators with non-finite estimates are named as "
+     "not ranked; deterministic ones (zero variance) are not drawn.", figures.efficiency),
 ]
 
 
@@ -75,25 +88,48 @@ def build(results, out_dir=None, progress: bool = True) -> Report:
 
     Args:
       results: Path of a ``results/<run_id>.parquet`` written by ``gradvar run``.
-      out_dir: Directory to write into (created); default ``reports/<run_id>``.
+      out_dir: Directory to write (replaced once the new report is complete); default
+        ``reports/<run_id>``.
       progress: Show a progress bar while exact curves are computed.
 
     Returns:
       A :class:`Report` (``.index`` is the path of index.html).
 
     Raises:
-      ReportError: the file is not a gradvar results table, or lacks columns.
+      ReportError: the file is not a gradvar results table, lacks columns or rows, or
+        ``out_dir`` exists and is not a report.
     """
     started = time.perf_counter()
     frame, meta = read_results(results)
     prepared = data.prepare(frame, str(results))
     run_id = meta.get("run_id", Path(results).stem)
     out = Path(out_dir) if out_dir is not None else Path("reports") / run_id
-    out.mkdir(parents=True, exist_ok=True)
+    with _staging(out) as staging:
+        files, gaps = _write(staging, prepared, frame, meta, run_id, progress)
+    files = [dataclasses.replace(f, png=out / f.png.name, svg=out / f.svg.name) for f in files]
+    return Report(out / "index.html", files, time.perf_counter() - started, gaps)
 
+
+def _write(out: Path, prepared, frame, meta: dict, run_id: str, progress: bool):
+    """Writes every file of the report into ``out``; returns (figure files, gaps)."""
+    measured = data.finite_cells(prepared)
     base_dir = meta.get("grid_dir") or None  # where the grid's own problem files are
-    exact_rows, notes = exact.curves(prepared, progress=progress, base_dir=base_dir)
-    gaps = exact.gaps(prepared, exact_rows)
+    exact_rows, notes = exact.curves(measured, progress=progress, base_dir=base_dir)
+    gaps = exact.gaps(measured, exact_rows)
+    files = _draw(out, prepared, exact_rows, meta, notes)
+    report_tables = _tables(prepared, frame, meta, gaps)
+    skipped = meta.get("skipped", [])
+    if skipped:
+        notes.append(f"{len(skipped)} combinations of the grid do not apply and were skipped "
+                     f"(e.g. {skipped[0][0]}: {skipped[0][1]}).")
+    title, lede = f"gradvar report: {run_id}", _lede(prepared, meta)
+    page.write_html(out / "index.html", title, lede, files, report_tables, notes)
+    page.write_markdown(out / "summary.md", title, lede, files, report_tables, notes)
+    return files, gaps
+
+
+def _draw(out: Path, prepared, exact_rows, meta: dict, notes: list[str]) -> list:
+    """Draws every figure the table has data for into ``out``; notes the others."""
     figures.theme()
     colours = figures.palette(data.estimator_order(prepared))
     drawn = [(name, title, caption, draw(prepared, colours))
@@ -120,12 +156,34 @@ def build(results, out_dir=None, progress: bool = True) -> Report:
         fig.savefig(svg)
         plt.close(fig)
         files.append(page.FigureFile(name, title, caption, png, svg))
+    return files
 
-    report_tables = [page.Table("ranking", "Ranking per problem",
-                                "Each problem at its largest n_samples and batch size, averaged "
-                                "over the sweep and gradient components (blocks: their mean); ranked by "
-                                "MSE. biased: |bias| ≥ 4 SE at some setting (for a block, its worst "
-                                "component, with the level corrected for the number of components).", tables.ranking(prepared))]
+
+def _tables(prepared, frame, meta: dict, gaps) -> list:
+    report_tables = []
+    listed = tables.nonfinite(prepared)
+    if len(listed):
+        cells = prepared.cell.nunique()
+        more = (f" The first {tables.NONFINITE_LISTED} are listed."
+                if len(listed) > tables.NONFINITE_LISTED else "")
+        report_tables.append(page.Table(
+            "nonfinite", "Cells with non-finite estimates",
+            f"{len(listed)} of {cells} cells have estimates that are not finite (an overflow "
+            "or a NaN): their statistics are not computed, they are drawn in no figure and "
+            "never ranked. 'non-finite estimates' counts them among the cell's R (for several "
+            "gradient components, the most of any)." + more,
+            listed.head(tables.NONFINITE_LISTED)))
+    report_tables.append(page.Table(
+        "ranking", "Ranking per problem",
+        "Each problem at its largest n_samples and batch size, averaged over the sweep and "
+        "gradient components (blocks: their mean); ranked by MSE. efficiency_rank ranks "
+        "variance × time per estimate among unbiased estimators with non-zero variance; "
+        "efficiency_low/high is its interval (variance CI low end × fastest timed call, high "
+        "end × slowest), and estimators whose interval overlaps the best one's share rank =1 "
+        "(tied with the best). biased: |bias| ≥ 4 SE at some setting (for a block, its worst "
+        "component, with the level corrected for the number of components). Estimators with "
+        "non-finite estimates in any of these cells are not ranked.",
+        tables.ranking(prepared)))
     summary = tables.gap_summary(gaps)
     if summary:
         report_tables.append(page.Table(
@@ -143,16 +201,71 @@ def build(results, out_dir=None, progress: bool = True) -> Report:
             "standard error.", tables.lab(meta["lab"])))
     report_tables.append(page.Table("metadata", "Run metadata", "Where and how the table was "
                                     "measured.", tables.metadata(meta, frame)))
-    skipped = meta.get("skipped", [])
-    if skipped:
-        notes.append(f"{len(skipped)} combinations of the grid do not apply and were skipped "
-                     f"(e.g. {skipped[0][0]}: {skipped[0][1]}).")
-    title = f"gradvar report: {run_id}"
-    lede = (f"Grid '{meta.get('grid_name')}': {prepared.cell.nunique()} cells, "
+    return report_tables
+
+
+def _lede(prepared, meta: dict) -> str:
+    cells = prepared.cell.nunique()
+    lede = (f"Grid '{meta.get('grid_name')}': {cells} cells, "
             f"{meta.get('n_replicates')} replicate estimates each, backend {meta.get('backend')} "
             f"on {meta.get('device')}. Variance and bias figures are faceted by problem family "
             "and gradient component (∂/∂parameter), time and efficiency by problem family; "
             "x is the coordinate the grid sweeps.")
-    page.write_html(out / "index.html", title, lede, files, report_tables, notes)
-    page.write_markdown(out / "summary.md", title, lede, files, report_tables, notes)
-    return Report(out / "index.html", files, time.perf_counter() - started, gaps)
+    bad = prepared[prepared.nonfinite].cell.nunique()
+    if bad == cells:
+        lede += (f" Every one of the {cells} cells has non-finite estimates: no cell has finite "
+                 "statistics, so nothing measured is drawn or ranked; see 'Cells with "
+                 "non-finite estimates'.")
+    elif bad:
+        lede += (f" {bad} of {cells} cells have non-finite estimates: they are listed under "
+                 "'Cells with non-finite estimates' and left out of every figure and ranking.")
+    return lede
+
+
+REPORT_FILES = (".png", ".svg", ".html", ".md")
+"""What a folder may hold for a new report to replace it: a report's own files."""
+
+
+@contextlib.contextmanager
+def _staging(out: Path):
+    """A temporary folder beside ``out``, renamed into its place when the block succeeds
+    (an existing report is replaced only then) and removed when it fails."""
+    _check_replaceable(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".building"))
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # a folder's usual mode, not mkdtemp's private 0700
+        yield staging
+        _replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _check_replaceable(out: Path) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise ReportError(f"{out}: exists and is not a folder; give --out a folder for the "
+                          "report.")
+    foreign = [p.name for p in out.iterdir() if p.is_dir() or p.suffix not in REPORT_FILES]
+    if foreign:
+        raise ReportError(f"{out}: exists and is not a gradvar report (it holds {foreign[0]!r}), "
+                          "so it is not replaced; give --out a new folder or remove it.")
+
+
+def _replace(staging: Path, out: Path) -> None:
+    """Renames ``staging`` to ``out``, moving an existing ``out`` aside until it is done."""
+    if not out.exists():
+        os.rename(staging, out)
+        return
+    old = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.old")
+    os.rename(out, old)
+    try:
+        os.rename(staging, out)
+    except BaseException:
+        os.rename(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

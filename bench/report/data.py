@@ -7,7 +7,16 @@ blocks (``mean[0]`` … ``mean[999]``) would need a panel per component. As Moha
 95% interval bounds, per-sample variance, MSE, truth) is the **mean over the block's
 components**, ``variance_max`` their largest, and the bias is that of the component
 farthest from its truth in standard errors (``bias``/``bias_se`` of the worst component,
-its |bias|/SE in ``max_abs_z``). Scalar parameters are their own block of one.
+its |bias|/SE in ``max_abs_z``). Scalar parameters are their own block of one. A block's
+``n_nonfinite`` is that of its component with the most non-finite estimates.
+
+**Non-finite estimates.** A row with ``n_nonfinite`` > 0 has no trustworthy statistics
+(``gradvar run`` writes NaN for them; older tables hold statistics of the finite rest,
+which describe a different estimator). :func:`prepare` marks such rows ``nonfinite``;
+figures draw :func:`finite_cells` only, and the ranking lists them as not ranked.
+
+**Timing spread.** ``time_per_estimate_min_s`` / ``_max_s`` (the fastest and slowest timed
+call over R) are the median ``time_per_estimate_s`` in tables written before they existed.
 
 **Bias flags.** An estimator is flagged biased when its worst component misses by more
 than ``bias_threshold(k)`` standard errors, k the number of components: 4 SE for one
@@ -53,7 +62,8 @@ def bias_threshold(components) -> np.ndarray:
 
 def check_columns(frame: pd.DataFrame, where: str) -> None:
     if frame.empty:
-        raise ReportError(f"{where}: the results table has no rows; nothing to report.")
+        raise ReportError(f"{where}: the results table has no rows (every cell of its grid was "
+                          "skipped); nothing to report.")
     missing = [column for column in REPORT_COLUMNS if column not in frame.columns]
     if missing:
         raise ReportError(f"{where}: the results table lacks the columns {missing} that the "
@@ -80,10 +90,14 @@ def aggregate_blocks(frame: pd.DataFrame) -> pd.DataFrame:
              "per_sample_variance", "mse", "truth_se", "theta"]
     keys = ["cell", "param_block"]
     grouped = blocks.groupby(keys, sort=False)
-    worst = blocks.loc[grouped.abs_z.idxmax(), keys + ["bias", "bias_se"]]
+    # A block whose components all lack a bias (non-finite estimates) has no worst one:
+    # its first component stands in, NaN bias and all.
+    worst = blocks.loc[blocks.abs_z.fillna(-1.0).groupby([blocks[k] for k in keys],
+                                                         sort=False).idxmax(),
+                       keys + ["bias", "bias_se"]]
     summary = grouped.agg(**{c: (c, "mean") for c in means},
                           variance_max=("variance", "max"), max_abs_z=("abs_z", "max"),
-                          components=("param", "size"), n_nonfinite=("n_nonfinite", "sum"))
+                          components=("param", "size"), n_nonfinite=("n_nonfinite", "max"))
     first = grouped.first().drop(columns=means + ["variance_max", "max_abs_z", "components",
                                                   "n_nonfinite", "bias", "bias_se", "abs_z",
                                                   "param"], errors="ignore")
@@ -105,12 +119,13 @@ def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
     when no single coordinate varies, the position of its ``setting``, with
     ``categorical`` set and ``sweep`` = "setting"), ``panel`` ("family · ∂/∂param"),
     ``setting`` (every coordinate, as text), ``deterministic`` (zero variance, up to
-    float32 rounding) and ``biased`` (module docstring); and from :func:`aggregate_blocks`
-    ``components``, ``variance_max``, ``max_abs_z``.
+    float32 rounding), ``biased`` and ``nonfinite`` (module docstring); and from
+    :func:`aggregate_blocks` ``components``, ``variance_max``, ``max_abs_z``. Tables
+    without the timing spread get it (module docstring).
     """
     check_columns(frame, where)
     coords = _coords_per_cell(frame)
-    frame = aggregate_blocks(frame)
+    frame = aggregate_blocks(_with_defaults(frame))
     frame["coords"] = frame["cell"].map(coords)
     frame["setting"] = [", ".join(f"{k}={_text(v)}" for k, v in c.items()) for c in frame.coords]
     frame["sweep"], frame["x"], frame["categorical"] = "", np.nan, False
@@ -147,7 +162,27 @@ def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
         frame.deterministic,
         frame.bias.abs() >= 1e-3 * frame.truth.abs() + 1e-6 * reference,
         frame.max_abs_z >= bias_threshold(frame.components))
+    frame["nonfinite"] = frame.n_nonfinite > 0
     return frame
+
+
+def _with_defaults(frame: pd.DataFrame) -> pd.DataFrame:
+    """Columns that older tables lack: no count of non-finite estimates (none were
+    counted) and no timing spread (the median stands in for both ends)."""
+    frame = frame.copy()
+    if "n_nonfinite" not in frame:
+        frame["n_nonfinite"] = 0
+    frame["n_nonfinite"] = frame.n_nonfinite.fillna(0).astype(int)
+    for column in ("time_per_estimate_min_s", "time_per_estimate_max_s"):
+        if column not in frame:
+            frame[column] = frame.time_per_estimate_s
+        frame[column] = frame[column].fillna(frame.time_per_estimate_s)
+    return frame
+
+
+def finite_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a prepared table whose R estimates are all finite: the ones to draw."""
+    return frame[~frame.nonfinite]
 
 
 def _coords_per_cell(frame: pd.DataFrame) -> dict:

@@ -4,7 +4,9 @@ Every function takes the table from :func:`bench.report.data.prepare` and return
 figure, or None when the table has nothing to show for it (a grid with one n_samples has
 no variance-vs-n figure). Panels are "problem family · ∂/∂parameter"; colours are fixed
 per estimator across figures; log axes drop non-positive values (deterministic
-estimators have zero variance), which each caption says.
+estimators have zero variance), which each caption says. Cells with non-finite estimates
+are never drawn (:func:`bench.report.data.finite_cells`): their statistics are NaN, or, in
+older tables, those of the finite rest; the efficiency figure names them as not ranked.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from bench.report.data import at_largest_n, middle_setting  # noqa: E402
-from bench.report.tables import ranking  # noqa: E402
+from bench.report.data import at_largest_n, finite_cells, middle_setting  # noqa: E402
+from bench.report.tables import NOT_RANKED, ranking  # noqa: E402
 
 PANEL_WIDTH, PANEL_HEIGHT = 4.6, 3.3
 
@@ -115,6 +117,7 @@ def _errorbars(ax, group, x, y, low, high, colours, log_x=False, connect=True):
 
 
 def variance_vs_theta(frame, colours):
+    frame = finite_cells(frame)
     data = at_largest_n(frame[~frame.deterministic])
     if data.empty:
         return None
@@ -131,6 +134,7 @@ def variance_vs_theta(frame, colours):
 
 
 def variance_vs_n(frame, colours):
+    frame = finite_cells(frame)
     data = middle_setting(frame[~frame.deterministic & (frame.batch_size == frame.n_samples)])
     if data.empty or data.n_samples.nunique() < 2:
         return None
@@ -159,6 +163,7 @@ def variance_vs_dimension(frame, colours):
     """Per-sample variance against the event dimension D, for families whose grid sweeps
     it: the mean over each block's components (points, mean of their 95% CI bounds) and
     the largest component (dotted)."""
+    frame = finite_cells(frame)
     data = at_largest_n(frame[~frame.deterministic])
     families = [f for f, g in data.groupby("problem_family", sort=False)
                 if g.event_size.nunique() > 1]
@@ -191,7 +196,9 @@ def _setting(row) -> str:
 
 
 def bias_vs_theta(frame, colours):
-    data = at_largest_n(frame)
+    data = at_largest_n(finite_cells(frame))
+    if data.empty:
+        return None
     fig, panels = _panels(data, "Bias (mean estimate − exact gradient) with ±2 SE bands")
     for panel, ax, group in panels:
         log_x = _log_x(group.x) and not group.categorical.iloc[0]
@@ -238,6 +245,7 @@ def _timing(data, axis: str, families: list[str], suptitle: str, xlabel: str, co
 
 
 def time_vs_n(frame, colours):
+    frame = finite_cells(frame)
     data = _per_cell(frame[frame.batch_size == frame.n_samples])
     if data.n_samples.nunique() < 2:
         return None
@@ -247,7 +255,7 @@ def time_vs_n(frame, colours):
 
 
 def time_vs_batch(frame, colours):
-    data = _per_cell(at_largest_n_all_batches(frame))
+    data = _per_cell(at_largest_n_all_batches(finite_cells(frame)))
     families = [f for f, g in data.groupby("problem_family", sort=False)
                 if g.batch_size.nunique() > 1]
     if not families:
@@ -258,42 +266,72 @@ def time_vs_batch(frame, colours):
 
 
 def at_largest_n_all_batches(frame):
-    return pd.concat([g[g.n_samples == g.n_samples.max()]
-                      for _, g in frame.groupby("problem_family", sort=False)])
+    parts = [g[g.n_samples == g.n_samples.max()]
+             for _, g in frame.groupby("problem_family", sort=False)]
+    return pd.concat(parts) if parts else frame
 
 
 def efficiency(frame, colours):
-    # The ranking's variance × time, over the stochastic rows only, best first.
-    table = ranking(frame[~frame.deterministic]).rename(columns={"variance_x_time": "efficiency"})
-    table = table[np.isfinite(table.efficiency) & (table.efficiency > 0)]
-    table = table.sort_values(["problem_family", "efficiency"], kind="stable")
-    if table.empty:
+    """The ranking's variance × time with its interval, per family: ranked estimators
+    best first (labelled by rank, "=1" for ties with the best), then, apart, the biased
+    ones (hatched, unranked) and those with non-finite estimates (named, not drawn)."""
+    table = ranking(frame)
+    drawn = np.isfinite(table.variance_x_time) & (table.variance_x_time > 0)
+    families = [f for f in dict.fromkeys(frame.problem_family)
+                if drawn[table.problem_family == f].any()]
+    if not families:
         return None
-    families = list(dict.fromkeys(frame.problem_family))
-    families = [f for f in families if f in set(table.problem_family)]
-    fig, axes = facets(families, 3, "Efficiency: variance × time per estimate (lower is better), "
-                                    "ranked; hatched: biased")
+    fig, axes = facets(families, 3, "Efficiency: variance × time per estimate (lower is "
+                                    "better), with intervals\nranked; =1: tied with the best; "
+                                    "hatched: biased, not ranked")
     for family, ax in axes.items():
-        group = table[table.problem_family == family].reset_index(drop=True)
-        # Bars from a whole decade below the best, on whole decades, so lengths compare
-        # on the log scale and the axis has labelled major ticks only.
-        low = 10.0 ** (np.floor(np.log10(group.efficiency.min())) - 1)
-        high = 10.0 ** np.ceil(np.log10(group.efficiency.max()) + 0.3)
-        ax.barh(group.estimator, group.efficiency - low, left=low,
-                color=[colours[n] for n in group.estimator],
-                hatch=["//" if b else "" for b in group.biased], edgecolor="0.25", linewidth=0.5)
-        for position, value in enumerate(group.efficiency):
-            ax.text(value * 1.15, position, f"{value:.2g}", va="center", fontsize="small")
-        ax.invert_yaxis()  # best on top
-        ax.set(xscale="log", xlim=(low, high), xlabel="variance × seconds per estimate",
-               title=f"{family}   (n = {int(group.n_samples.iloc[0]):,})")
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.grid(axis="y", visible=False)
+        _efficiency_panel(ax, table[table.problem_family == family], drawn, colours)
     return fig
 
 
+def _efficiency_panel(ax, group, drawn, colours) -> None:
+    group = group.sort_values("variance_x_time", kind="stable")
+    ranked = group[group.efficiency_rank != NOT_RANKED]
+    biased = group[drawn.loc[group.index] & group.biased.fillna(False).astype(bool)]
+    excluded = group[group.note.str.startswith("not ranked")]
+    bars = pd.concat([ranked, biased])
+    gap = int(not biased.empty)  # a row for the biased group's heading
+    positions = np.arange(len(bars)) + gap * (np.arange(len(bars)) >= len(ranked))
+    values = bars.variance_x_time.to_numpy(float)
+    lows = bars.efficiency_low.to_numpy(float)
+    highs = np.fmax(bars.efficiency_high.to_numpy(float), values)
+    # Bars from a whole decade below the lowest interval end, on whole decades, so lengths
+    # compare on the log scale and the axis has labelled major ticks only.
+    floor = 10.0 ** (np.floor(np.log10(np.nanmin(np.where(lows > 0, lows, values)))) - 1)
+    ceiling = 10.0 ** np.ceil(np.log10(np.nanmax(highs)) + 0.4)
+    ax.barh(positions, values - floor, left=floor, color=[colours[n] for n in bars.estimator],
+            hatch=["//" if i >= len(ranked) else "" for i in range(len(bars))],
+            edgecolor="0.25", linewidth=0.5)
+    ax.errorbar(values, positions, xerr=np.clip([values - lows, highs - values], 0, None),
+                fmt="none", ecolor="0.15", elinewidth=1, capsize=3)
+    for position, value, high in zip(positions, values, highs):
+        ax.text(high * 1.15, position, f"{value:.2g}", va="center", fontsize="small")
+    side = ax.get_yaxis_transform()  # x in axes fractions, y in data
+    labels = [f"{rank} {name}" for rank, name in zip(ranked.efficiency_rank, ranked.estimator)]
+    if gap:
+        labels += [""] + list(biased.estimator)
+        ax.text(0.01, len(ranked), "biased, not ranked:",
+                transform=side, va="center", fontsize="small", color="firebrick")
+    for name, note in zip(excluded.estimator, excluded.note):
+        ax.text(0.01, len(labels), note.split(" (at ")[0], transform=side, va="center", fontsize="small",
+                color="0.3")
+        labels.append(name)
+    ax.set_yticks(np.arange(len(labels)), labels)
+    ax.set_ylim(len(labels) - 0.5, -0.5)  # best on top
+    ax.set(xscale="log", xlim=(floor, ceiling), xlabel="variance × seconds per estimate",
+           title=f"{group.problem_family.iloc[0]}   (n = {int(group.n_samples.iloc[0]):,})")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.grid(axis="y", visible=False)
+
+
 def exact_per_sample_variance(frame, exact, colours):
-    if exact.empty:
+    frame = finite_cells(frame)
+    if exact.empty or frame.empty:
         return None
     data = at_largest_n(frame[~frame.deterministic])
     zero = exact[exact.zero & exact.measured][["problem_family", "estimator", "param", "x"]]

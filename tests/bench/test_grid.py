@@ -23,10 +23,11 @@ theta = [2.0]
 
 def test_valid_grid_expands_and_lists_skipped():
     g = grid.parse(VALID, "g.toml")
-    # gaussian: 2 k × 3 estimators × {n=1 b=1, n=10 b=10, n=10 b=5}, minus trapz at n=1.
-    # poisson: score_function only (3 cells).
-    assert len(g.cells) == 2 * (3 * 3 - 1) + 3
+    # gaussian: 2 k × 3 estimators × {n=1 b=1, n=10 b=10, n=10 b=5}, minus trapz at n=1
+    # and at n=10 b=5 (a quadrature rule takes no batches). poisson: score_function only.
+    assert len(g.cells) == 2 * (3 * 3 - 2) + 3
     reasons = {reason for _, reason in g.skipped}
+    assert any("trapz is a quadrature rule" in r for r in reasons)
     assert "batch_size > n_samples" in reasons
     assert any("TFP does not reparameterize Poisson" in r for r in reasons)
     assert any("discrete distribution (Poisson)" in r for r in reasons)

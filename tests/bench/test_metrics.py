@@ -39,9 +39,14 @@ def test_cell_metrics_on_a_known_sample():
     assert m["n_nonfinite"] == 0
 
 
-def test_non_finite_estimates_are_counted_and_left_out():
-    m = metrics.cell_metrics(np.array([1.0, np.nan, 3.0, np.inf]), truth=2.0, n_samples=1)
-    assert m["n_nonfinite"] == 2 and m["mean"] == 2.0
+def test_non_finite_estimates_are_counted_and_never_dropped_from_statistics():
+    # Was: the two finite estimates were averaged and reported as the cell's mean (2.0).
+    m = metrics.cell_metrics(np.array([1.0, np.nan, 3.0, np.inf]), truth=2.0, n_samples=1,
+                             truth_se=0.1)
+    assert m["n_nonfinite"] == 2
+    assert all(np.isnan(m[column]) for column in metrics.STATISTICS)
+    assert m["truth"] == 2.0 and m["truth_se"] == 0.1
+    assert set(m) == set(metrics.cell_metrics(np.ones(3), 2.0, 1))  # same columns either way
 
 
 def test_deterministic_estimates_have_zero_variance_and_interval():

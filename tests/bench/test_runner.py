@@ -29,7 +29,8 @@ theta = [-1.0, 0.5]
 name = "gaussian_exp"
 theta = [[0.5, 1.0]]
 """
-TIMING = ["time_per_estimate_s", "time_per_call_s", "compile_time_s", "samples_per_s"]
+TIMING = ["time_per_estimate_s", "time_per_call_s", "compile_time_s", "samples_per_s",
+          "time_per_estimate_min_s", "time_per_estimate_max_s"]
 
 
 def statistics_of(path):
