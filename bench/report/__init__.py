@@ -122,10 +122,29 @@ def _write(out: Path, prepared, frame, meta: dict, run_id: str, progress: bool):
     if skipped:
         notes.append(f"{len(skipped)} combinations of the grid do not apply and were skipped "
                      f"(e.g. {skipped[0][0]}: {skipped[0][1]}).")
+    unchecked = _unchecked_truths(frame)
+    if unchecked:
+        notes.append(unchecked)
     title, lede = f"gradvar report: {run_id}", _lede(prepared, meta)
     page.write_html(out / "index.html", title, lede, files, report_tables, notes)
     page.write_markdown(out / "summary.md", title, lede, files, report_tables, notes)
     return files, gaps
+
+
+def _unchecked_truths(frame) -> str | None:
+    """A note naming the settings whose exact truth could not be cross-checked."""
+    if "truth_checked" not in frame.columns or frame.truth_checked.all():
+        return None
+    rows = frame[~frame.truth_checked.astype(bool)]
+    settings = rows.drop_duplicates(["problem", "theta_label"]) if "theta_label" in rows \
+        else rows.drop_duplicates(["problem", "theta"])
+    where = "; ".join(f"{r.problem} at {getattr(r, 'theta_label', r.theta)}"
+                      for r in settings.head(5).itertuples())
+    more = f" and {len(settings) - 5} more" if len(settings) > 5 else ""
+    return (f"The truth of {len(settings)} setting(s) is used without its Monte Carlo "
+            f"cross-check, which was inconclusive there (a few draws carry its second moment: "
+            f"f is heavy-tailed or concentrated far from the mass of p): {where}{more}. "
+            "Column truth_checked.")
 
 
 def _draw(out: Path, prepared, exact_rows, meta: dict, notes: list[str]) -> list:

@@ -257,3 +257,18 @@ def test_a_block_whose_components_are_all_nonfinite(tmp_path):
     assert list(tables.nonfinite(frame)["non-finite estimates"]) == ["200 of 200"]
     built = build(write(tmp_path, rows), tmp_path / "r")
     assert "no cell has finite statistics" in text_of(built)
+
+
+def test_truths_used_without_their_cross_check_are_named(tmp_path):
+    rows = [dict(row("score_function", theta), truth_checked=theta != 8.0)
+            for theta in (-1.0, 8.0)]
+    built = build(write(tmp_path, rows), tmp_path / "report")
+    text = text_of(built)
+    assert "The truth of 1 setting(s) is used without its Monte Carlo cross-check" in text
+    assert "seed_dependence at theta=8" in text
+
+
+def test_a_report_of_a_table_whose_truths_were_all_checked_has_no_such_note(tmp_path):
+    rows = [dict(row("score_function", theta), truth_checked=True) for theta in (-1.0, 0.5)]
+    assert "without its Monte Carlo cross-check" not in text_of(
+        build(write(tmp_path, rows), tmp_path / "report"))
