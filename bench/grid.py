@@ -185,6 +185,7 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
         base_dir = str(Path(where).resolve().parent) if where != "<grid>" else ""
 
     cells = []
+    named = {}  # problem name -> (the entry's name, the arguments that gave it)
     for index, entry in enumerate(data["problems"]):
         where_p = f"problems[{index}]"
         if not isinstance(entry, dict):
@@ -222,6 +223,14 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
                 problem = problem_specs.get(name, dict(kwargs), base_dir or None)
             except problem_specs.ProblemSpecError as error:
                 fail(where_p, str(error))
+            if named.setdefault(problem.name, (name, kwargs)) != (name, kwargs):
+                # Results are keyed by problem name: the two would be averaged as one.
+                first = named[problem.name]
+                fail(where_p, f"'{name}' ({_arguments(kwargs) or 'no arguments'}) gives the "
+                              f"problem name '{problem.name}' that '{first[0]}' "
+                              f"({_arguments(first[1]) or 'no arguments'}) already gave; "
+                              "put the swept arguments in the Problem's name (e.g. "
+                              "name=f\"mine(scale={scale})\").")
             thetas = []
             for value in entry["theta"]:
                 try:
@@ -252,6 +261,10 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
                 backend=backend, n_replicates=n_replicates, timing_repeats=repeats,
                 cells=tuple(cells), skipped=tuple(skipped),
                 lab_setups=data.get("lab_setups", False), base_dir=base_dir)
+
+
+def _arguments(kwargs) -> str:
+    return ", ".join(f"{key}={value}" for key, value in kwargs)
 
 
 def _not_applicable(cell: Cell, problem: E.Problem, where_p: str, fail) -> str | None:

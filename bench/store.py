@@ -94,9 +94,10 @@ class RunStore:
         if path.parent == Path(".") and not Path(run).exists():
             path = Path(out_dir) / path.name  # a bare run id: look in --out
         store = cls(path.parent, path.name)
+        if store.table.exists():  # written last: its parts may remain, the run is finished
+            raise ResultsError(f"run {store.run_id} is already complete: {store.table}; "
+                               "there is nothing to resume.")
         if not (store.parts / "run.json").exists():
-            if store.table.exists():
-                raise ResultsError(f"run {store.run_id} is already complete: {store.table}.")
             if store.parts.is_dir():
                 raise ResultsError(f"{store.parts}: has no run record (run.json), so it is not "
                                    "an unfinished gradvar run; start a new run instead.")
@@ -147,6 +148,9 @@ def read_results(path) -> tuple[pd.DataFrame, dict]:
     path = Path(path)
     if not path.exists():
         raise ResultsError(f"{path}: no such results file.")
+    if path.is_dir():
+        raise ResultsError(f"{path}: is a directory; give a results table, "
+                           "<out>/<run_id>.parquet.")
     try:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as error:

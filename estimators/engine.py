@@ -21,7 +21,7 @@ import numpy as np
 
 from estimators import _rng, memory
 from estimators._runtime import DEVICE, philox_by_default, tf
-from estimators.errors import BiasedEstimatorWarning
+from estimators.errors import BiasedEstimatorWarning, traced_failure
 from estimators.estimator import Estimator, get_estimator
 from estimators.problem import Problem
 
@@ -122,10 +122,19 @@ class Program:
         first = self.compile_time_s is None
         started = time.perf_counter()
         with philox_by_default():
-            result = self._function(*args).numpy()
+            try:
+                result = self._function(*args).numpy()
+            except tf.errors.ResourceExhaustedError:
+                raise
+            except Exception as error:  # noqa: BLE001 - the user's dist and cost, traced
+                raise self._compiled_error(error) from None
         if first:
             self.compile_time_s = time.perf_counter() - started
         return result.astype(np.float64)
+
+    def _compiled_error(self, error: Exception) -> ValueError:
+        return traced_failure(self.problem.name, f"{self.label} inside its compiled program "
+                              f"(backend {self.backend}; 'eager' runs it step by step)", error)
 
 
 def program(estimator, problem: Problem, theta, n_samples: int, n_replicates: int = 1,

@@ -148,18 +148,19 @@ def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
             blocks[family].append(block)
     frame["panel_rank"] = [families[f] * 1000 + blocks[f].index(b)
                            for f, b in zip(frame.problem_family, frame.param_block)]
-    # Zero variance, or float32 rounding noise: an sd below 1e-6 of the family's largest
-    # gradient or of the largest sd at the same problem, component and n (an antithetic
-    # pair makes ∂/∂mean of (x-k)² constant; its estimates still differ in the last bits).
-    largest_sd = np.sqrt(frame.groupby(["problem_family", "param", "n_samples"])
+    # Zero variance, or float32 rounding noise: an sd below 1e-6 of the cell's own gradient
+    # or of the largest sd among the estimators at the same problem, θ, component and n (an
+    # antithetic pair makes ∂/∂mean of (x-k)² constant; its estimates still differ in the
+    # last bits). Per θ: one family's gradients can differ by orders of magnitude across θ.
+    largest_sd = np.sqrt(frame.groupby(["problem", "setting", "param", "n_samples"])
                          .variance.transform("max"))
-    largest_truth = frame.groupby("problem_family").truth.transform(lambda t: t.abs().max())
-    reference = np.maximum(largest_sd, largest_truth)
+    reference = np.maximum(largest_sd, frame.truth.abs())
     frame["deterministic"] = np.sqrt(frame.variance_max) <= 1e-6 * reference
-    # A deterministic estimate has no SE: call it biased when it misses by more than a
-    # quadrature-sized error (naive_mc returns exactly 0 where only p depends on θ).
+    # A deterministic estimate against an exact truth has no SE: call it biased when it
+    # misses by more than a quadrature-sized error (naive_mc returns exactly 0 where only p
+    # depends on θ). Against a Monte Carlo truth its SE is the truth's: test in SE units.
     frame["biased"] = np.where(
-        frame.deterministic,
+        frame.deterministic & ~(frame.truth_se > 0),
         frame.bias.abs() >= 1e-3 * frame.truth.abs() + 1e-6 * reference,
         frame.max_abs_z >= bias_threshold(frame.components))
     frame["nonfinite"] = frame.n_nonfinite > 0

@@ -44,6 +44,7 @@ from collections.abc import Callable
 import numpy as np
 
 from estimators import measure
+from estimators.errors import traced_failure
 from estimators._runtime import tf
 from estimators.truth import integrands, monte_carlo
 from estimators.truth.integrate import NoExactForm, QuadratureWarning, integrate
@@ -134,7 +135,12 @@ def reference(problem, theta, method: str = "auto", check: bool = True) -> Refer
     cache = _references.setdefault(problem, {})
     key = (tuple(vector.tolist()), method, check)
     if key not in cache:
-        cache[key] = _reference(problem, vector, method, check)
+        try:
+            cache[key] = _reference(problem, vector, method, check)
+        except (ValueError, tf.errors.ResourceExhaustedError):
+            raise
+        except Exception as error:  # noqa: BLE001 - the user's functions, traced in float64
+            raise traced_failure(problem.name, "computing the truth", error) from None
     return cache[key]
 
 

@@ -276,3 +276,35 @@ def test_random_bad_arguments_never_produce_a_traceback(argv, tmp_path_factory):
         os.chdir(cwd)
     assert "Traceback" not in err
     assert code in (0, 2), (argv, code, err)
+
+
+def test_resume_of_a_finished_run_is_refused_and_leaves_it_alone(small_run):
+    # Was: exit 0, the table rewritten and its finish time moved.
+    out, _ = small_run
+    table = next(out.glob("*.parquet"))
+    written = table.stat().st_mtime_ns
+    for ref in (table, table.with_suffix(".parts"), table.stem):
+        code, _, err = gradvar("run", "--out", out, "--resume", ref, "--no-progress")
+        assert code == 2 and "is already complete" in one_sentence_error(err)
+    assert table.stat().st_mtime_ns == written
+
+
+def test_a_factory_whose_name_ignores_a_swept_argument_is_refused(tmp_path):
+    # Was: two problems under one name, their rows averaged as one in the ranking.
+    (tmp_path / "mine.py").write_text(
+        "import estimators as E, tensorflow_probability as tfp\n"
+        "def scaled(scale=1.0):\n"
+        "    return E.Problem(name='scaled', param_names=('theta',),\n"
+        "                     dist=lambda t: tfp.distributions.Normal(t, 1.0),\n"
+        "                     cost=lambda x, t: scale * x**2)\n")
+    text = ONE_CELL.replace('name = "gaussian_cos"\ntheta = [[0.5, 1.0]]',
+                            'name = "mine.py:scaled"\nscale = [0.5, 2.0]\ntheta = [1.0]')
+    with pytest.raises(grid.GridError, match=r"gives the problem name 'scaled' that "
+                                             r"'mine.py:scaled' \(scale=0.5\) already gave"):
+        grid.parse(text, str(tmp_path / "g.toml"))
+
+
+def test_show_of_a_directory(tmp_path):
+    # Was: "a parquet file, but not a gradvar results table" (pyarrow reads folders).
+    code, _, err = gradvar("show", tmp_path)
+    assert code == 2 and "is a directory" in one_sentence_error(err)

@@ -272,3 +272,37 @@ def test_a_report_of_a_table_whose_truths_were_all_checked_has_no_such_note(tmp_
     rows = [dict(row("score_function", theta), truth_checked=True) for theta in (-1.0, 0.5)]
     assert "without its Monte Carlo cross-check" not in text_of(
         build(write(tmp_path, rows), tmp_path / "report"))
+
+
+# -- bias and determinism judged per cell ---------------------------------------------------
+
+def prepared_rows(rows):
+    return data.prepare(pd.DataFrame(rows), "hand-made").set_index(["estimator", "theta"])
+
+
+def test_a_large_truth_at_one_theta_does_not_make_the_others_deterministic():
+    # Was: seed_dependence at θ = 3 (truth 6.6e6) made every θ = -1 cell "deterministic"
+    # (sd < 1e-6 of the family's largest truth), so naive_mc, 300 SE off there, was
+    # called unbiased and ranked tied with the best.
+    rows = [row("score_function", -1.0, variance=2.5e-3, bias=0.001, bias_se=0.0035),
+            row("naive_mc", -1.0, variance=1e-4, bias=-0.2, bias_se=0.0007)]
+    rows += [dict(row(name, 3.0, variance=1e10, bias_se=7e3), truth=6.6e6, mean=6.6e6)
+             for name in ("score_function", "naive_mc")]
+    frame = prepared_rows(rows)
+    assert not frame.deterministic.any()
+    assert frame.biased[("naive_mc", -1.0)] and not frame.biased[("score_function", -1.0)]
+
+
+@pytest.mark.parametrize("misses_by_se, biased", [(1.8, False), (10.0, True)])
+def test_an_exact_estimator_against_a_monte_carlo_truth_is_judged_in_its_se(misses_by_se,
+                                                                            biased):
+    # Was: zero variance meant "no SE", and a 1.8-SE miss of a Monte Carlo truth was biased.
+    truth_se = 0.0056
+    rows = [dict(row("score_function", 0.5, variance=0.0, ci=(1.0, 1.0),
+                     bias=misses_by_se * truth_se, bias_se=truth_se),
+                 truth_se=truth_se, truth_kind="monte_carlo"),
+            dict(row("reparameterization", 0.5, bias_se=0.07), truth_se=truth_se,
+                 truth_kind="monte_carlo")]
+    frame = prepared_rows(rows)
+    assert frame.deterministic[("score_function", 0.5)]
+    assert frame.biased[("score_function", 0.5)] == biased

@@ -339,3 +339,28 @@ def test_quadrature_check_is_not_cached_across_n_samples():
     assert E.estimate("trapz", SEED, -1.0, n_samples=10, batch_size=10).shape == (1, 1)
     with pytest.raises(E.NotApplicableError, match="batch_size must equal n_samples"):
         E.estimate("trapz", SEED, -1.0, n_samples=100, batch_size=10)
+
+
+def _traced_only_problem(cost, name):
+    return E.Problem(name=name, param_names=("theta",), dist=lambda t: tfd.Normal(t, 1.0),
+                     cost=cost)
+
+
+def test_a_cost_that_fails_only_when_compiled_is_one_sentence():
+    # Passes the eager check (x.numpy() works eagerly), fails traced. Was: a traceback.
+    problem = _traced_only_problem(lambda x, t: tf.constant(np.square(x.numpy())), "numpy_cost")
+    with pytest.raises(ValueError, match=r"^problem 'numpy_cost': score_function inside its "
+                                         r"compiled program .* failed with AttributeError .*"
+                                         r"traceable TensorFlow code"):
+        E.estimate("score_function", problem, 0.5, 10, 4)
+
+
+def test_a_cost_that_fails_only_when_traced_for_the_truth_is_one_sentence():
+    def python_if(x, t):
+        if tf.reduce_mean(x) > 0:  # fine eagerly and under autograph; not in a plain trace
+            return x**2
+        return x**2
+
+    with pytest.raises(ValueError, match=r"^problem 'python_if': computing the truth failed "
+                                         r"with OperatorNotAllowedInGraphError"):
+        _traced_only_problem(python_if, "python_if").truth(0.5)

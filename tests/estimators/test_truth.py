@@ -300,3 +300,19 @@ def test_exact_pathwise_variance_is_refused_where_tfp_samples_another_path(dist)
     p = E.Problem(name="other_path", dist=dist, cost=lambda x, t: tf.math.log1p(x**2))
     with pytest.raises(NotImplementedError, match="quantile path"):
         E.truth.per_sample_variance(p, E.ESTIMATORS["reparameterization"], 1.5)
+
+
+def test_an_inconclusive_cross_check_is_recorded_not_a_false_refusal():
+    # f = exp(θ|x|) at θ = 7 is lognormal-like: one of the check's draws carries most of its
+    # second moment, and the correct closed form (8.33e31) used to be refused against a
+    # Monte Carlo "check" of 1.47e29 ± 5.2e28.
+    problem = E.problems.get("seed_dependence")
+    hot = problem.truth(7.0)
+    assert hot.kind == "closed_form" and not hot.checked
+    assert hot.value == pytest.approx(np.exp(7.0**2 / 2 + 7.0**2), rel=1e-3)
+    assert problem.truth(-1.0).checked and E.problems.get("gaussian_cos").truth([0.5, 1.0]).checked
+
+
+def test_a_truth_that_overflows_float64_is_refused():
+    with pytest.raises(E.TruthError, match="is not finite"):
+        E.problems.get("seed_dependence").truth(40.0)
