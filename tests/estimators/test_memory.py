@@ -22,8 +22,12 @@ PEAK = textwrap.dedent("""
     name, R = sys.argv[1], int(sys.argv[2])
     problem = E.problems.get("gaussian_cos")
     E.estimate(name, problem, [0.5, 1.0], 10, 10)  # TensorFlow, XLA and caches first
-    with open("/proc/self/clear_refs", "w") as clear:
-        clear.write("5")  # reset the peak (VmHWM) to the current resident size
+    try:
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")  # reset the peak (VmHWM) to the current resident size
+    except OSError:
+        print("null")  # a sandbox that forbids it: nothing can be measured
+        sys.exit(0)
     before = status("VmRSS:")
     E.estimate(name, problem, [0.5, 1.0], 10, R)
     print(json.dumps(status("VmHWM:") - before))
@@ -40,6 +44,8 @@ def test_the_model_bounds_a_measured_peak(name):
     result = subprocess.run([sys.executable, "-c", PEAK, name, str(replicates)],
                             capture_output=True, text=True, check=True)
     measured = json.loads(result.stdout.strip().splitlines()[-1])
+    if measured is None:
+        pytest.skip("this system does not let a process reset its peak memory (clear_refs)")
     modelled = E.memory.required_bytes(replicates, 10, event_size=1, dim=2)
     assert 0 < measured <= modelled
     assert measured > modelled / 10, "the model is so loose that it refuses calls that fit"
