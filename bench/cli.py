@@ -77,7 +77,7 @@ def cmd_run(args) -> int:
             print(f"run {run_id}: finished cells go to {Path(args.out) / run_id}.parts; if "
                   f"interrupted, resume with: gradvar run --out {args.out} --resume {run_id}",
                   file=sys.stderr)
-            path = runner.run(grid, Path(args.out), run_id=run_id, new=True,
+            path = runner.run(grid, Path(args.out), run_id=run_id,
                               progress=not args.no_progress)
     except (grids.GridError, ResultsError) as error:
         print(f"gradvar: error: {error}", file=sys.stderr)

@@ -42,8 +42,6 @@ import json
 import tomllib
 from pathlib import Path
 
-import numpy as np
-
 import estimators as E
 from bench import problem_specs
 
@@ -186,6 +184,7 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
 
     cells = []
     named = {}  # problem name -> (the entry's name, the arguments that gave it)
+    available = E.memory.available_bytes()
     for index, entry in enumerate(data["problems"]):
         where_p = f"problems[{index}]"
         if not isinstance(entry, dict):
@@ -250,10 +249,9 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
                     skipped.append((cell.label, reason))
                 elif cell not in cells:  # "all" and an explicit b == n are the same cell
                     try:  # before anything runs: a cell that cannot fit would be killed
-                        E.memory.check(f"cell {cell.label}", n_replicates, batch,
-                                       int(np.prod(problem.event_shape(theta), dtype=int)),
-                                       problem.dim, E.get_estimator(estimator).control_variate
-                                       == "delta")
+                        E.memory.check_call(E.get_estimator(estimator), problem, theta,
+                                            n_replicates, batch, available,
+                                            label=f"cell {cell.label}")
                     except ValueError as error:
                         fail("n_replicates", str(error))
                     cells.append(cell)

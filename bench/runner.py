@@ -169,22 +169,20 @@ def new_run_id(grid: Grid, out_dir: Path | None = None) -> str:
     run_id = f"{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}-{grid.name}"
     if out_dir is not None:
         stem, index = run_id, 1
-        while RunStore(out_dir, run_id).parts.exists() or RunStore(out_dir, run_id).table.exists():
+        while (store := RunStore(out_dir, run_id)).parts.exists() or store.table.exists():
             index += 1
             run_id = f"{stem}-{index}"
     return run_id
 
 
 def run(grid: Grid, out_dir: Path, run_id: str | None = None, progress: bool = True,
-        new: bool | None = None) -> Path:
-    """Runs every cell of ``grid`` into a new run (``run_id`` None, or ``new``), or resumes
-    the existing store of ``run_id``."""
+        resume: bool = False) -> Path:
+    """Runs every cell of ``grid`` into a new run (named ``run_id``, default
+    :func:`new_run_id`), or with ``resume`` finishes the existing store of ``run_id``."""
     out_dir = Path(out_dir)
-    new = run_id is None if new is None else new
-    if run_id is None:
-        run_id = new_run_id(grid, out_dir)
+    run_id = run_id or new_run_id(grid, out_dir)
     store = RunStore(out_dir, run_id)
-    if new:
+    if not resume:
         if store.parts.exists() or store.table.exists():
             raise ResultsError(f"run {run_id} already exists in {out_dir}; resume it with "
                                f"--resume {run_id}, or start a new run.")
@@ -230,7 +228,7 @@ def resume(run_ref: str, out_dir: Path, progress: bool = True) -> Path:
         raise ResultsError(f"run {store.run_id}: {changed[0]} changed since the run started, so "
                            "resuming would mix cells of two different problems; start a new "
                            "run (or restore the file).")
-    return run(grid, store.out_dir, store.run_id, progress)
+    return run(grid, store.out_dir, store.run_id, progress, resume=True)
 
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
@@ -259,6 +257,7 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
             mse=("mse", "mean"), efficiency=("efficiency", "mean"),
             efficiency_low=("efficiency_low", "mean"), efficiency_high=("efficiency_high", "mean"),
             biased=("biased", "any"), nonfinite=("nonfinite", "any"))
+        excluded = int(by.nonfinite.sum())
         by = by[~by.nonfinite]
         stochastic = by[(by.efficiency > 0) & ~by.biased]
         row = {"problem": problem, "n_samples": int(largest.n_samples.iloc[0]),
@@ -271,7 +270,6 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
                     and stochastic.efficiency_low[name] <= stochastic.efficiency_high[best]]
             row["best_by_variance_x_time"] = best + (f" (tied: {', '.join(ties)})" if ties else "")
             row["variance_x_time"] = stochastic.efficiency[best]
-        excluded = int(largest.groupby("estimator").nonfinite.any().sum())
         if excluded:
             row["not_ranked"] = f"{excluded} estimator(s) with non-finite estimates"
         rows.append(row)

@@ -33,7 +33,8 @@ class ResultsError(ValueError):
     """A file is not a readable gradvar results table."""
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """The process's umask (reading it means setting it: put it straight back)."""
     current = os.umask(0)
     os.umask(current)
     return current
@@ -48,7 +49,7 @@ def _atomic_write(path: Path, write) -> None:
         write(tmp)
         # mkstemp makes 0600 files; results are meant to be shared like any file the user
         # writes, so give them the permissions the user's umask gives new files.
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         with open(tmp, "rb") as written:
             os.fsync(written.fileno())
         os.replace(tmp, path)

@@ -127,14 +127,12 @@ class Program:
             except tf.errors.ResourceExhaustedError:
                 raise
             except Exception as error:  # noqa: BLE001 - the user's dist and cost, traced
-                raise self._compiled_error(error) from None
+                raise traced_failure(self.problem.name, f"{self.label} inside its compiled "
+                                     f"program (backend {self.backend}; 'eager' runs it step "
+                                     "by step)", error) from None
         if first:
             self.compile_time_s = time.perf_counter() - started
         return result.astype(np.float64)
-
-    def _compiled_error(self, error: Exception) -> ValueError:
-        return traced_failure(self.problem.name, f"{self.label} inside its compiled program "
-                              f"(backend {self.backend}; 'eager' runs it step by step)", error)
 
 
 def program(estimator, problem: Problem, theta, n_samples: int, n_replicates: int = 1,
@@ -166,9 +164,7 @@ def program(estimator, problem: Problem, theta, n_samples: int, n_replicates: in
     cache = _programs.setdefault(problem, {})
     key = (estimator.label, n_samples, n_replicates, batch_size, backend)
     if key not in cache:
-        memory.check(f"{estimator.label} on problem '{problem.name}'", n_replicates, batch_size,
-                     int(np.prod(problem.event_shape(vector), dtype=int)), problem.dim,
-                     delta=estimator.control_variate == "delta")
+        memory.check_call(estimator, problem, vector, n_replicates, batch_size)
         cache[key] = Program(estimator, problem, n_samples, n_replicates, batch_size, backend)
     return cache[key]
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 FACTOR = 8
 """Float32 temporaries per value of a batch (an upper bound of the measured 2.4–4.8)."""
 
@@ -69,6 +71,16 @@ def check(label: str, n_replicates: int, batch_size: int, event_size: int, dim: 
         f"{label} needs about {_gb(needed)} of memory (a batch of {batch_size:,} draws for each "
         f"of {n_replicates:,} replicates at once), more than the {_gb(available)} this machine "
         f"has available; lower n_replicates (about {fits:,} fit) or batch_size.")
+
+
+def check_call(estimator, problem, theta, n_replicates: int, batch_size: int,
+               available: int | None = None, label: str | None = None) -> None:
+    """:func:`check` for ``estimator`` (an :class:`estimators.Estimator`) on ``problem`` at
+    θ: the event size and the delta method's Hessians come from them; ``label`` names the
+    call in the error (default: the estimator and the problem)."""
+    check(label or f"{estimator.label} on problem '{problem.name}'", n_replicates, batch_size,
+          int(np.prod(problem.event_shape(theta), dtype=int)), problem.dim,
+          delta=estimator.control_variate == "delta", available=available)
 
 
 def _gb(count: float) -> str:

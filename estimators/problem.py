@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from estimators import measure, truth
 from estimators._runtime import tf
+from estimators.errors import (DTYPE_WORDS, SHAPE_WORDS, cause, sentence, speaks_for,
+                               tensorflow_check)
 from estimators.params import Parameters
 
 WINDOW_STDDEVS = measure.WINDOW_STDDEVS
@@ -270,7 +271,7 @@ class Problem:
 
     def _raise_user_error(self, step, theta, error):
         """Re-raises ``error`` from ``step`` (the user's dist or cost) as one sentence."""
-        if isinstance(error, ValueError) and str(error).startswith(f"problem '{self.name}'"):
+        if speaks_for(error, self.name):
             raise type(error)(str(error)) from None  # ours: already one sentence
         _user_error(self, step, theta, error)
 
@@ -424,38 +425,26 @@ def _short(vector) -> str:
     return str(values) if len(values) <= 6 else f"[{', '.join(f'{v:g}' for v in values[:4])}, …]"
 
 
-_DTYPE_WORDS = re.compile(r"dtype|\bdouble\b|\bfloat(16|32|64)?\b", re.IGNORECASE)
-_SHAPE_WORDS = re.compile(r"shape|broadcast|incompatible|dimension", re.IGNORECASE)
-
-
 def _user_error(problem, step, theta, error):
     """One sentence for an exception from the user's ``step`` (dist or cost): a dtype hint
     or a broadcasting hint where the error is plausibly about dtypes or shapes, else which
     function raised which exception."""
-    text = str(error).strip()
-    detail = re.sub(r"\s*name:\s*$", "", text.splitlines()[0]).strip() if text else ""
-    ours = isinstance(error, (tf.errors.OpError, TypeError, ValueError))  # TF's own checks
-    if ours and _DTYPE_WORDS.search(detail):
+    detail = cause(error)
+    if tensorflow_check(error) and DTYPE_WORDS.search(detail):
         raise ValueError(
             f"problem '{problem.name}': {step} failed for {theta.dtype.name} θ ({detail}); "
             "gradvar computes estimates in float32 and exact values in float64, so build "
             "constants in θ's dtype (tf.ones_like(theta), tf.cast(c, theta.dtype)) or as "
             "Python numbers.") from None
     if isinstance(error, tf.errors.InvalidArgumentError) \
-            or (ours and _SHAPE_WORDS.search(detail)):
+            or (tensorflow_check(error) and SHAPE_WORDS.search(detail)):
         where = "on a batch of θ" if theta.shape.rank > 1 else "for θ"
         raise ValueError(
             f"problem '{problem.name}': {step} failed {where} of shape "
             f"{theta.shape.as_list()} ({detail or type(error).__name__}); dist and cost must "
             "broadcast over a leading replicate axis (see estimators.Problem).") from None
     raise ValueError(f"problem '{problem.name}': {step} raised "
-                     f"{_sentence(type(error).__name__, detail)}") from None
-
-
-def _sentence(name: str, detail: str) -> str:
-    """``Name: detail.`` (or ``Name.``), ending in one full stop."""
-    text = f"{name}: {detail}" if detail else name
-    return text if text.endswith((".", "!", "?")) else text + "."
+                     f"{sentence(type(error).__name__, detail)}") from None
 
 
 def _check_window(window, what) -> tuple[float, float]:

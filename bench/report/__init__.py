@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt
 
 from bench.report import data, exact, figures, page, tables
 from bench.report.data import ReportError
-from bench.store import read_results
+from bench.store import current_umask, read_results
 
 __all__ = ["ReportError", "build", "Report"]
 
@@ -253,9 +253,7 @@ def _staging(out: Path):
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".building"))
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)  # a folder's usual mode, not mkdtemp's private 0700
+        staging.chmod(0o777 & ~current_umask())  # a folder's usual mode, not mkdtemp's private 0700
         yield staging
         _replace(staging, out)
     except BaseException:

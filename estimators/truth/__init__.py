@@ -36,7 +36,6 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import re
 import warnings
 import weakref
 from collections.abc import Callable
@@ -44,7 +43,8 @@ from collections.abc import Callable
 import numpy as np
 
 from estimators import measure
-from estimators.errors import traced_failure
+from estimators.errors import (DTYPE_WORDS, cause, sentence, speaks_for, tensorflow_check,
+                               traced_failure)
 from estimators._runtime import tf
 from estimators.truth import integrands, monte_carlo
 from estimators.truth.integrate import NoExactForm, QuadratureWarning, integrate
@@ -195,18 +195,16 @@ def _closed_form(problem, vector):
 def _exact_value_error(problem, error) -> ValueError:
     """One sentence for an exception from the user's ``exact_value``; a ValueError that
     already speaks for the problem passes unchanged."""
-    text = str(error).strip()
-    if isinstance(error, ValueError) and text.startswith(f"problem '{problem.name}'"):
+    if speaks_for(error, problem.name):
         return error
-    detail = re.sub(r"\s*name:\s*$", "", text.splitlines()[0]).strip() if text else ""
-    said = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
-    if isinstance(error, (tf.errors.OpError, TypeError, ValueError)) \
-            and re.search(r"dtype|\bdouble\b|\bfloat(16|32|64)?\b", detail, re.IGNORECASE):
-        return ValueError(f"problem '{problem.name}': exact_value(theta) raised {said}; exact "
-                          "values are computed in float64, so build constants in θ's dtype "
-                          "(tf.cast(c, theta.dtype)) or as Python numbers.")
-    return ValueError(f"problem '{problem.name}': exact_value(theta) raised {said}"
-                      f"{'' if said.endswith(('.', '!', '?')) else '.'}")
+    detail = cause(error)
+    if tensorflow_check(error) and DTYPE_WORDS.search(detail):
+        return ValueError(f"problem '{problem.name}': exact_value(theta) raised "
+                          f"{type(error).__name__}: {detail}; "
+                          "exact values are computed in float64, so build constants in θ's "
+                          "dtype (tf.cast(c, theta.dtype)) or as Python numbers.")
+    return ValueError(f"problem '{problem.name}': exact_value(theta) raised "
+                      f"{sentence(type(error).__name__, detail)}")
 
 
 def _why_not_numeric(problem, vector) -> str:
