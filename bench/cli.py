@@ -235,6 +235,14 @@ def cmd_list(args) -> int:
                 summary = (E.SAMPLINGS[value].summary if option == "sampling"
                            else E.CONTROL_VARIATES[value].summary)
                 yield f"{option}={value}", f"{summary} [{', '.join(takers)}]"
+        settings = {}
+        for name, identity in E.IDENTITIES.items():
+            for setting, default, meaning, low in identity.settings:
+                settings.setdefault((setting, default, meaning, low), []).append(name)
+        for (setting, default, meaning, low), takers in settings.items():
+            allowed = f"a number > {low:g}" if low is not None else "a number"
+            yield (f"{setting}=<number>", f"{meaning}: {allowed}, default {default:g} "
+                                          f"[{', '.join(takers)}]")
 
     rows(option_rows())
     print("\nBundled grids (gradvar run --grid NAME):")

@@ -17,6 +17,7 @@ A grid is a TOML file (``bench/grids/*.toml``)::
         "reparameterization",
         "score_function(control_variate=delta)",
         {name = "score_function", control_variate = ["none", "loo"]},
+        {name = "gumbel_softmax", temperature = [0.1, 0.5, 1.0]},  # numeric settings
     ]
 
     [[problems]]
@@ -302,8 +303,12 @@ def _estimators(entries, key, fail, skipped) -> list[str]:
                             "control_variate = \"delta\"}.")
             options = {k: v if isinstance(v, list) else [v] for k, v in entry.items()}
             for option, values in options.items():
-                if not values or not all(isinstance(v, str) for v in values):
-                    fail(f"{where}.{option}", f"must be a string or a list of strings, got "
+                numbers = option != "name" and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+                if not values or not (numbers or all(isinstance(v, str) for v in values)):
+                    fail(f"{where}.{option}", f"must be a string or a list of strings (a "
+                                              f"number or a list of numbers for a numeric "
+                                              f"setting such as temperature), got "
                                               f"{entry[option]!r}.")
             names = options.pop("name")
             combos = [(name, dict(zip(options, values)))

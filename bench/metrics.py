@@ -20,6 +20,10 @@ Non-finite estimates (an overflow, a NaN) are counted in ``n_nonfinite`` and nev
 out quietly: a cell with any of them reports every statistic above as NaN, because the
 finite rest describes a different estimator (the one that happens not to overflow). The
 report lists such cells and never ranks them.
+
+An estimator biased by construction (``Estimator.declared_biased``: the relaxations
+gumbel_softmax and straight_through) is flagged biased in every summary whatever its
+measured bias, which a small temperature can hide below the noise (:func:`declared_biased`).
 """
 
 from __future__ import annotations
@@ -29,10 +33,25 @@ import math
 import numpy as np
 from scipy import stats
 
+import estimators as E
+
 Z95 = float(stats.norm.ppf(0.975))
 STATISTICS = ("mean", "bias", "bias_se", "variance", "variance_ci_low", "variance_ci_high",
               "variance_ci_rel", "per_sample_variance", "mse")
 """The columns that describe the R estimates; all NaN when any estimate is non-finite."""
+
+
+def declared_biased(estimators):
+    """``estimators`` (labels, a pandas Series) -> booleans: biased by construction.
+    Labels this version does not know (a table from elsewhere) count as not declared."""
+    def declared(label):
+        try:
+            return E.get_estimator(label).declared_biased
+        except (ValueError, TypeError):
+            return False
+
+    flags = {label: declared(label) for label in estimators.unique()}
+    return estimators.map(flags).astype(bool)
 
 
 def variance_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:

@@ -215,6 +215,10 @@ def estimate(name, problem: Problem, theta, n_samples: int, n_replicates: int = 
     if compiled.estimator.ignores_measure_gradient and _measure_depends(problem, vector):
         warnings.warn(f"{compiled.label} ignores how p(x|θ) depends on θ, so it is biased "
                       f"on problem '{problem.name}'.", BiasedEstimatorWarning, stacklevel=2)
+    elif compiled.estimator.declared_biased:
+        warnings.warn(f"{compiled.label} differentiates a continuous relaxation of the discrete "
+                      f"draws of problem '{problem.name}', so it is biased (less so at a lower "
+                      "temperature, with more variance).", BiasedEstimatorWarning, stacklevel=2)
     return compiled(vector, seed)
 
 

@@ -18,7 +18,9 @@ all R estimates. An estimator is composed from
 
 * a **gradient identity** (:mod:`estimators.gradients`): ``score_function``,
   ``reparameterization`` (alias ``pathwise``), ``measure_valued``, ``naive_mc``,
-  ``trapz``, ``dependence``;
+  ``trapz``, ``dependence``; for Bernoulli and one-hot categorical latents ``arm``,
+  ``disarm``, ``rebar``, ``gumbel_softmax``, ``straight_through``, some with numeric
+  settings of their own (``temperature``, ``eta``);
 * a **sampling** scheme (:mod:`estimators.sampling`): ``iid``, ``antithetic``, ``qmc``;
 * a **control variate** (:mod:`estimators.control_variates`): ``none``, ``loo``,
   ``batch_optimal``, ``delta``.
@@ -31,9 +33,12 @@ all R estimates. An estimator is composed from
 'score_function(control_variate=loo)'
 >>> E.get_estimator("score_function(control_variate=loo)") == E.ESTIMATORS["score_function_loo"]
 True
+>>> E.get_estimator("gumbel_softmax", temperature=0.1).label
+'gumbel_softmax(temperature=0.1)'
 
 Tables and figures name an estimator by its canonical ``label``: the identity, then the
-options that differ from their defaults, in the order sampling, control_variate.
+options that differ from their defaults, in the order sampling, control_variate, then the
+identity's settings (numbers written with ``:g``).
 """
 
 from __future__ import annotations
@@ -69,8 +74,10 @@ class Estimator:
     Build one with :func:`get_estimator`. Attributes and methods:
 
     * ``label`` (also ``name``): the canonical name used in tables;
-    * ``unbiased``, ``deterministic``, ``ignores_measure_gradient``, ``uses_window``,
-      ``pathwise``, ``min_batch``: what it is and needs;
+    * ``unbiased``, ``declared_biased``, ``deterministic``, ``ignores_measure_gradient``,
+      ``uses_window``, ``pathwise``, ``min_batch``: what it is and needs;
+    * ``settings``: the identity's own numeric options (e.g. ``temperature``), all of them,
+      defaults included; :meth:`setting` reads one;
     * :meth:`surrogate`, :meth:`check`, :meth:`exact_moments`,
       :meth:`f_evals_per_estimate`.
     """
@@ -78,6 +85,7 @@ class Estimator:
     identity: Identity
     sampling: str = "iid"
     control_variate: str = "none"
+    settings: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self):
         for option in OPTIONS:
@@ -85,20 +93,40 @@ class Estimator:
             if value not in OPTIONS[option]:
                 raise ValueError(f"{option} must be one of {', '.join(OPTIONS[option])}, got "
                                  f"{value!r}.")
+        given = dict(self.settings)
+        unknown = set(given) - {name for name, *_ in self.identity.settings}
+        if unknown:
+            raise ValueError(_unknown_option(self.identity, sorted(unknown)[0]))
+        # Every setting stored, defaults included, so equal estimators compare equal.
+        object.__setattr__(self, "settings", tuple(
+            (name, _setting_value(self.identity, name, given.get(name, default)))
+            for name, default, *_ in self.identity.settings))
 
     # -- naming ----------------------------------------------------------------------------
 
     @property
     def options(self) -> dict:
-        """The options that differ from their defaults, in canonical order."""
-        return {k: getattr(self, k) for k in OPTIONS if getattr(self, k) != DEFAULTS[k]}
+        """The options that differ from their defaults, in canonical order (sampling,
+        control_variate, then the identity's own settings)."""
+        options = {k: getattr(self, k) for k in OPTIONS if getattr(self, k) != DEFAULTS[k]}
+        defaults = {name: default for name, default, *_ in self.identity.settings}
+        options.update({name: value for name, value in self.settings
+                        if value != defaults[name]})
+        return options
+
+    def setting(self, name: str) -> float:
+        """The value of one of the identity's settings (e.g. ``temperature``)."""
+        settings = dict(self.settings)
+        if name not in settings:
+            raise ValueError(_unknown_option(self.identity, name))
+        return settings[name]
 
     @property
     def label(self) -> str:
         options = self.options
         if not options:
             return self.identity.name
-        return f"{self.identity.name}({', '.join(f'{k}={v}' for k, v in options.items())})"
+        return f"{self.identity.name}({', '.join(f'{k}={_format(v)}' for k, v in options.items())})"
 
     name = label
 
@@ -118,6 +146,12 @@ class Estimator:
     @property
     def unbiased(self) -> bool:
         return self.identity.unbiased  # control variates and samplings keep the mean
+
+    @property
+    def declared_biased(self) -> bool:
+        """Biased by construction on every problem (a relaxation); naive_mc, biased only
+        where p depends on θ, is judged by its measured bias instead."""
+        return not self.identity.unbiased and not self.identity.ignores_measure_gradient
 
     @property
     def deterministic(self) -> bool:
@@ -154,7 +188,8 @@ class Estimator:
         """``[R]``, whose θ-gradient is the batch estimate (module docstring); ``context``
         is what :meth:`prepare` returned for this θ."""
         if self.identity.surrogate is not None:
-            return self.identity.surrogate(problem, theta, n, key, window)
+            return self.identity.surrogate(problem, theta, n, key, window,
+                                           **dict(self.settings))
         control = CONTROL_VARIATES[self.control_variate]
         if control.surrogate is not None:
             return control.surrogate(problem, theta, n, key)
@@ -233,7 +268,8 @@ class Estimator:
         if self.deterministic:
             return truth.gradient(problem, vector), np.zeros(problem.dim)
         if self.identity.exact_moments is not None:
-            return self.identity.exact_moments(problem, vector, batch_size)
+            return self.identity.exact_moments(problem, vector, batch_size,
+                                               **dict(self.settings))
         control = CONTROL_VARIATES[self.control_variate]
         if control.exact_moments is not None:
             return control.exact_moments(problem, vector, batch_size)
@@ -322,16 +358,47 @@ def get_estimator(name, **options) -> Estimator:
         options = {**parsed, **options}
     if not options:
         return base
+    own = {name for name, *_ in base.identity.settings}
+    settings = dict(base.settings)
     for option, value in options.items():
-        if option not in OPTIONS:
-            raise ValueError(f"unknown estimator option {option!r}; the options are "
-                             f"{', '.join(OPTIONS)}.")
-        if value not in OPTIONS[option]:
+        if option in own:
+            settings[option] = _setting_value(base.identity, option, value)
+        elif option not in OPTIONS:
+            raise ValueError(_unknown_option(base.identity, option))
+        elif value not in OPTIONS[option]:
             raise ValueError(f"{option} must be one of {', '.join(OPTIONS[option])}, got "
                              f"{value!r}.")
-    merged = {**{k: getattr(base, k) for k in OPTIONS}, **options}
+    merged = {**{k: getattr(base, k) for k in OPTIONS},
+              **{k: v for k, v in options.items() if k in OPTIONS}}
     _check_combination(base.identity, merged)
-    return Estimator(base.identity, **merged)
+    return Estimator(base.identity, **merged, settings=tuple(settings.items()))
+
+
+def _unknown_option(identity: Identity, option: str) -> str:
+    own = [name for name, *_ in identity.settings]
+    return (f"unknown estimator option {option!r}; the options are {', '.join(OPTIONS)}"
+            + (f", and for {identity.name} {', '.join(own)}" if own else "") + ".")
+
+
+def _setting_value(identity: Identity, name: str, value) -> float:
+    """A setting as a float, checked against its range (one sentence otherwise)."""
+    _, _, meaning, low = next(entry for entry in identity.settings if entry[0] == name)
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if isinstance(number, (bool, np.bool_)) or not isinstance(number, (int, float, np.number)) \
+            or not np.isfinite(number) or (low is not None and number <= low):
+        allowed = f"a number above {low:g}" if low is not None else "a finite number"
+        raise ValueError(f"{name} ({meaning}) of {identity.name} must be {allowed}, got "
+                         f"{value!r}.")
+    return float(number)
+
+
+def _format(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _parse_label(text: str):

@@ -10,7 +10,8 @@ scores and gradients, plus ``[R, d]`` estimates. The model
 with ``FACTOR = 8`` float32 temporaries per value bounds every peak measured on CPU under
 XLA (tests/estimators/test_memory.py measures one): the largest ratio of measured peak to
 ``4 · batch_size · R · (event_size + d)`` was 4.8 (score_function with the batch-optimal
-baseline), 2.4 for reparameterization, 3.7 for the score function.
+baseline), 2.4 for reparameterization, 3.7 for the score function; 4.8 for REBAR on 200
+Bernoullis (two uniforms per coordinate, three evaluations of f), 1.6 for ARM and DisARM.
 
 Without this check a call of 10⁸ replicates grows until the operating system kills the
 process (4 GB after 7 s was seen); with it, a one-sentence error says how to fix the call.

@@ -7,15 +7,21 @@
 ``naive_mc``              ∇θ f over fixed draws: biased when p depends on θ (lab T3)
 ``trapz``                 ∇θ of a trapezoidal-rule expectation (deterministic)
 ``dependence``            the lab's T4 hybrid: trapezoidal ∫∇θp·f + Monte Carlo E[∇θ f]
+``arm``, ``disarm``       antithetic estimators for binary latents (ARM; DisARM / U2G)
+``rebar``                 score function with a relaxed control variate (fixed η, λ)
+``gumbel_softmax``        ∇θ f at a relaxed draw (Concrete): biased
+``straight_through``      f at the discrete draw, gradient through the relaxed one: biased
 ========================  ===============================================================
 """
 
-from estimators.gradients import measure_valued, naive, pathwise, quadrature, score_function
+from estimators.gradients import (arm, measure_valued, naive, pathwise, quadrature, rebar,
+                                  relaxed, score_function)
 from estimators.gradients.base import Identity
 
 IDENTITIES = {identity.name: identity for identity in (
     quadrature.TRAPZ, naive.IDENTITY, score_function.IDENTITY, quadrature.DEPENDENCE,
-    pathwise.IDENTITY, measure_valued.IDENTITY)}
+    pathwise.IDENTITY, measure_valued.IDENTITY, arm.ARM, arm.DISARM, rebar.IDENTITY,
+    relaxed.GUMBEL_SOFTMAX, relaxed.STRAIGHT_THROUGH)}
 """Identity name -> :class:`Identity`."""
 
 __all__ = ["IDENTITIES", "Identity"]

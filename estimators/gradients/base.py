@@ -19,6 +19,14 @@ def per_draw(problem, vector, n_samples: int) -> int:
     return n_samples
 
 
+def evaluations_per_draw(count: int) -> Callable:
+    """An ``f_evals`` for identities that evaluate f ``count`` times per draw of noise."""
+    def f_evals(problem, vector, n_samples: int) -> int:
+        del problem, vector
+        return count * n_samples
+    return f_evals
+
+
 @dataclasses.dataclass(frozen=True)
 class Identity:
     """A gradient identity (score function, pathwise, measure-valued, ...).
@@ -46,6 +54,9 @@ class Identity:
         identities with their own exact form; None to integrate ``per_sample``.
       check: ``(label, problem, dist, θ [d], batch_size) -> None`` raising
         NotApplicableError, for conditions of its own.
+      settings: Numeric options of this identity alone, ``((name, default, meaning, low),
+        ...)`` with ``low`` an exclusive lower bound or None, e.g. a relaxation's
+        temperature; ``surrogate`` and ``exact_moments`` receive them as keyword arguments.
     """
 
     name: str
@@ -65,3 +76,4 @@ class Identity:
     f_evals: Callable = per_draw
     exact_moments: Callable | None = None
     check: Callable | None = None
+    settings: tuple[tuple[str, float, str, float | None], ...] = ()

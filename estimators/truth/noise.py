@@ -1,10 +1,12 @@
-"""Exact moments of estimates written as functions of their noise, for a scalar Normal.
+"""Exact moments of estimates written as functions of their noise.
 
 The antithetic and measure-valued estimators are not means of iid ``per_sample`` terms in
 x; they are means of iid *units* of noise (an antithetic pair, one (W, M, U) draw). One
 unit's estimate is a sum over independent blocks of noise of ∇θ ``surrogate``, so its
 mean and variance are integrals over each block, done here by ``scipy.integrate.cubature``
-(with its product rule in two dimensions) over a box of ±12 standard units.
+(with its product rule in two dimensions) over a box of ±12 standard units for a scalar
+Normal (:func:`noise_moments`), or over any box, e.g. the unit square of the uniforms behind
+the discrete estimators (:func:`block_moments`).
 """
 
 from __future__ import annotations
@@ -85,21 +87,30 @@ def noise_moments(problem, theta, batch_size=None, *, blocks, samples_per_unit=1
     standard_kinks = [(b - loc) / scale for b in problem.breakpoints]
     mean, variance = np.zeros(problem.dim), np.zeros(problem.dim)
     for block in blocks:
-        integrand = _compiled_block(problem, block)
-        points = [np.asarray(p, dtype=np.float64) for t in standard_kinks for p in block.kinks(t)
-                  if np.all((np.asarray(block.low) < p) & (p < np.asarray(block.high)))]
-        result = integrate.cubature(
-            lambda v: integrand(tf.constant(v), tf.constant(vector)).numpy(),
-            np.asarray(block.low, dtype=np.float64), np.asarray(block.high, dtype=np.float64),
-            rule="gk21", rtol=CUBATURE_RTOL, atol=CUBATURE_ATOL, points=points or None)
-        if result.status != "converged":
-            warnings.warn(f"cubature for problem '{problem.name}' at theta={vector.tolist()} "
-                          f"stopped with error estimate {np.max(result.error):.3g}",
-                          QuadratureWarning, stacklevel=2)
-        first, second = result.estimate[: problem.dim], result.estimate[problem.dim:]
-        mean += first
-        variance += np.maximum(second - first**2, 0.0)
+        block_mean, block_variance = block_moments(
+            problem, vector, block, [p for t in standard_kinks for p in block.kinks(t)])
+        mean += block_mean
+        variance += block_variance
     return mean, samples_per_unit * variance
+
+
+def block_moments(problem, vector, block: NoiseBlock, points=()):
+    """Mean and variance ``([d], [d])`` of one block's estimate ∇θ ``surrogate`` at θ
+    ``vector``, by cubature over its box, split at ``points`` (noise values where the
+    estimate jumps or has a kink; those outside the box are ignored)."""
+    integrand = _compiled_block(problem, block)
+    low, high = np.asarray(block.low, np.float64), np.asarray(block.high, np.float64)
+    points = [np.asarray(p, dtype=np.float64) for p in points]
+    points = [p for p in points if np.all((low < p) & (p < high))]
+    result = integrate.cubature(
+        lambda v: integrand(tf.constant(v), tf.constant(vector)).numpy(), low, high,
+        rule="gk21", rtol=CUBATURE_RTOL, atol=CUBATURE_ATOL, points=points or None)
+    if result.status != "converged":
+        warnings.warn(f"cubature for problem '{problem.name}' at theta={vector.tolist()} "
+                      f"stopped with error estimate {np.max(result.error):.3g}",
+                      QuadratureWarning, stacklevel=3)
+    first, second = result.estimate[: problem.dim], result.estimate[problem.dim:]
+    return first, np.maximum(second - first**2, 0.0)
 
 
 def _compiled_block(problem, block: NoiseBlock):

@@ -98,6 +98,21 @@ def test_labels_and_tables_of_the_same_estimator_are_one_cell():
                       "score_function(control_variate=delta)"]
 
 
+def test_numeric_settings_sweep_in_tables():
+    text = textwrap.dedent('''
+        n_samples = [10]
+        estimators = [{name = ["gumbel_softmax", "straight_through"], temperature = [0.1, 0.5, 2]},
+                      "rebar(eta=0.5)", {name = "rebar", eta = 0.5, temperature = "0.5"}]
+        [[problems]]
+        name = "bernoulli_toy"
+        theta = [0.0]
+    ''')
+    labels = [c.estimator for c in grid.parse(text, "g.toml").cells]
+    assert labels == ["gumbel_softmax(temperature=0.1)", "gumbel_softmax",
+                      "gumbel_softmax(temperature=2)", "straight_through(temperature=0.1)",
+                      "straight_through", "straight_through(temperature=2)", "rebar(eta=0.5)"]
+
+
 TABLE = '{name = "score_function", control_variate = ["none", "loo", "delta"]}'
 
 
@@ -114,8 +129,17 @@ TABLE = '{name = "score_function", control_variate = ["none", "loo", "delta"]}'
     pytest.param('{control_variate = "loo"}',
                  r"^g\.toml: estimators\[1\]: an estimator table needs a name", id="no-name"),
     pytest.param('{name = "score_function", control_variate = 2}',
+                 r"^g\.toml: estimators\[1\]: control_variate must be one of none, loo, "
+                 r"batch_optimal, delta, got 2\.$", id="a-number-for-a-named-option"),
+    pytest.param('{name = "score_function", control_variate = ["none", 2]}',
                  r"^g\.toml: estimators\[1\]\.control_variate: must be a string or a list of "
-                 r"strings, got 2\.$", id="not-a-string"),
+                 r"strings \(a number or a list of numbers for a numeric setting such as "
+                 r"temperature\), got \['none', 2\]\.$", id="mixed-list"),
+    pytest.param('{name = "gumbel_softmax", temperature = [0.5, 0]}',
+                 r"^g\.toml: estimators\[1\]: temperature \(the relaxation's temperature λ\) "
+                 r"of gumbel_softmax must be a number above 0, got 0\.$", id="zero-temperature"),
+    pytest.param('{name = "gumbel_softmax", temperature = true}',
+                 r"^g\.toml: estimators\[1\]\.temperature: must be a string", id="boolean"),
     pytest.param('{name = "reinforce"}',
                  r"^g\.toml: estimators\[1\]: unknown estimator 'reinforce'; choose one of: ",
                  id="unknown-name"),

@@ -53,3 +53,12 @@ def test_deterministic_estimates_have_zero_variance_and_interval():
     m = metrics.cell_metrics(np.full(10, 0.5), truth=0.4, n_samples=5)
     assert m["variance"] == 0 and m["variance_ci_low"] == 0 and m["variance_ci_high"] == 0
     assert m["bias"] == pytest.approx(0.1) and m["mse"] == pytest.approx(0.01)
+
+
+def test_relaxations_are_declared_biased_and_naive_mc_is_judged_by_measurement():
+    import pandas as pd
+
+    labels = pd.Series(["gumbel_softmax(temperature=0.1)", "straight_through", "naive_mc",
+                        "disarm", "score_function", "gumbel_softmax", "not_an_estimator_here"])
+    assert metrics.declared_biased(labels).tolist() == [True, True, False, False, False, True,
+                                                        False]

@@ -69,13 +69,15 @@ def test_theta_not_numeric():
 
 def test_unknown_estimator_lists_valid_names():
     with pytest.raises(ValueError, match="unknown estimator 'reinforce'; choose one of: "
-                                         "dependence, ") as error:
+                                         "arm, dependence, disarm, ") as error:
         call(name="reinforce")
     assert all(name in str(error.value) for name in E.ESTIMATORS)  # sorted, all of them
 
 
 def test_unknown_problem_lists_valid_names():
-    with pytest.raises(ValueError, match="unknown problem 'gauss'; choose one of: gaussian_cos"):
+    with pytest.raises(ValueError, match="unknown problem 'gauss'; choose one of: "
+                                         "bernoulli_quadratic, bernoulli_toy, categorical_toy, "
+                                         "gaussian_cos, "):
         E.problems.get("gauss")
 
 

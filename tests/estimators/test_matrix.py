@@ -25,6 +25,7 @@ PROBLEMS = {
     "gaussian_exp": ({"k": 1.0}, (0.5, 0.8)),
     "gaussian_cos": ({"k": 2.0}, (0.3, 0.7)),
     "poisson_square": ({}, 3.0),
+    "bernoulli_toy": ({"t": 0.45}, 0.6),
     "gaussian_square_nd": ({"D": 3}, {"mean": 0.5, "std": 1.0}),
     "gaussian_cos_nd": ({"D": 3, "k": 1.5}, {"mean": [0.2, -0.4, 1.0], "std": [0.5, 1.0, 1.5]}),
 }
@@ -109,9 +110,12 @@ def cost_ignores_theta(p, theta) -> bool:
 
 def expected_mean(label, name):
     """The truth for unbiased estimators (and the rules, whose bias is negligible at
-    GRID_POINTS); E_p[∇θ f] for naive_mc, whatever its sampling (every draw has law p)."""
+    GRID_POINTS); E_p[∇θ f] for naive_mc, whatever its sampling (every draw has law p);
+    a relaxation's own exact (biased) mean."""
     estimator = E.get_estimator(label)
     p, (_, theta) = problem(name), PROBLEMS[name]
+    if estimator.declared_biased:
+        return estimator.exact_moments(p, theta)[0]
     if estimator.unbiased or estimator.deterministic or estimator.uses_window:
         return p.true_gradient(theta)
     if not p.measure_depends_on_theta(theta):

@@ -1,0 +1,150 @@
+"""What the discrete estimators share: Bernoulli and categorical latents read through
+their logits, the uniform noise behind them, and exact moments on a scalar Bernoulli.
+
+Every discrete estimator here (ARM, DisARM, REBAR, Gumbel-softmax, straight-through) is
+written as per-draw surrogate terms of θ-free uniform noise u ∈ (0, 1) — one (or, for
+REBAR, two) uniforms per coordinate of the latent — and the logits α(θ) of p(b|θ), which
+keep their path to θ. A draw of that noise is what ``n_samples`` counts.
+
+Because the noise is uniform on a box, the exact mean and per-sample variance of any of
+these estimators on a *scalar* Bernoulli are integrals over the unit interval (square for
+REBAR): :func:`bernoulli_moments` computes them by cubature split where the estimate
+jumps (u = σ(-α) = 1 - p, where b flips, and u = p for the antithetic partner 1 - u).
+"""
+
+from __future__ import annotations
+
+import functools
+
+from estimators import _rng, measure, truth
+from estimators._runtime import tf, tfd
+from estimators.errors import NotApplicableError
+
+HALF_STEP = 2.0**-24
+"""Philox float32 uniforms are multiples of 2⁻²³ in [0, 1); shifting them by half a step
+keeps them symmetric about ½ and away from 0 and 1, where log-odds are infinite."""
+
+
+def uniforms(shape, key, dtype=tf.float32):
+    """θ-free uniforms in (0, 1), symmetric about ½: ``[*shape]``."""
+    return tf.random.stateless_uniform(shape, seed=key, dtype=dtype, alg=_rng.ALG) + HALF_STEP
+
+
+def log_odds(u):
+    """log(u / (1 - u)): a standard logistic draw from a uniform."""
+    return tf.math.log(u) - tf.math.log1p(-u)
+
+
+def is_binary(dist) -> bool:
+    """A Bernoulli, or independent Bernoullis (``tfd.Independent(tfd.Bernoulli, 1)``)."""
+    return isinstance(measure.base(dist), tfd.Bernoulli) and measure.event_rank(dist) <= 1
+
+
+def is_one_hot(dist) -> bool:
+    return isinstance(dist, tfd.OneHotCategorical)
+
+
+def logits(dist, theta):
+    """The logits of p(b|θ) with their path to θ, ``[R, *event]`` (a measure written
+    without θ gets the replicate axis)."""
+    alpha = tf.convert_to_tensor(measure.base(dist).logits_parameter())
+    if dist.batch_shape.rank == 0:
+        alpha = tf.broadcast_to(alpha, tf.concat([tf.shape(theta)[:1], tf.shape(alpha)], 0))
+    return alpha
+
+
+def event_axes(dist) -> list[int]:
+    """Axes of the event in draws ``[n, R, *event]``."""
+    return list(range(2, 2 + measure.event_rank(dist)))
+
+
+def require_binary(label: str, problem, dist, extension: str) -> None:
+    """NotApplicableError unless p(b|θ) is a Bernoulli vector; ``extension`` names the
+    method's categorical generalization, which gradvar does not implement."""
+    if is_binary(dist):
+        return
+    raise NotApplicableError(
+        f"{label} is defined for binary latent variables (tfd.Bernoulli or "
+        f"tfd.Independent(tfd.Bernoulli, 1)), but problem '{problem.name}' has a "
+        f"{type(dist).__name__}{extension}; use score_function or score_function_loo.")
+
+
+def require_relaxable(label: str, problem, dist) -> None:
+    """NotApplicableError unless p(b|θ) is a Bernoulli vector or a one-hot categorical,
+    and f has a gradient in b (a relaxation evaluates f between the discrete values)."""
+    if isinstance(dist, tfd.Categorical):
+        raise NotApplicableError(
+            f"{label} relaxes one-hot vectors, but problem '{problem.name}' draws category "
+            "indices (tfd.Categorical); write the measure as tfd.OneHotCategorical(logits, "
+            "dtype=tf.float32) and f on one-hot vectors.")
+    if not (is_binary(dist) or is_one_hot(dist)):
+        raise NotApplicableError(
+            f"{label} relaxes Bernoulli or one-hot categorical latent variables, but problem "
+            f"'{problem.name}' has a {type(dist).__name__}; use score_function.")
+
+
+def require_cost_gradient(label: str, problem, vector) -> None:
+    """NotApplicableError when f has no gradient with respect to b, since a relaxation
+    (or REBAR's control variate) through it would be a silent zero."""
+    dist = problem.distribution(vector, tf.float32)
+    theta = tf.constant(vector[None, :], tf.float32)
+    half = tf.fill([1, 1] + dist.event_shape.as_list(), 0.5)  # [1, 1, *event]
+    with tf.GradientTape() as tape:
+        tape.watch(half)
+        values = problem.cost_values(dist, half, theta)
+    if tape.gradient(values, half) is None:
+        raise NotApplicableError(
+            f"{label} evaluates f at relaxed values between 0 and 1 and differentiates it "
+            f"there, but the cost of problem '{problem.name}' has no gradient in x (it casts, "
+            "rounds or indexes x); write f with differentiable operations or use "
+            "score_function.")
+
+
+def mean_of_terms(terms, noise_per_coordinate: int):
+    """A ``surrogate(problem, theta, n, key, window, **settings) -> [R]``: the mean over
+    n draws of noise of ``terms(problem, dist, theta, u [n, R, *event, k], **settings)``."""
+
+    def surrogate(problem, theta, n, key, window, **settings):
+        del window
+        dist = problem.measure(theta)
+        alpha = logits(dist, theta)  # [R, *event]
+        shape = tf.concat([[n], tf.shape(alpha), [noise_per_coordinate]], 0)
+        u = uniforms(shape, key, alpha.dtype)  # [n, R, *event, k]
+        return tf.reduce_mean(terms(problem, dist, theta, u, **settings), axis=0)  # [R]
+
+    return surrogate
+
+
+def bernoulli_moments(name: str, terms, noise_per_coordinate: int):
+    """An ``exact_moments(problem, θ [d], batch_size, **settings) -> (mean, variance)``
+    for a scalar Bernoulli: the mean and variance of one draw's estimate, integrated over
+    the uniform noise. Per-sample variance is that variance whatever n and the batch.
+
+    Raises NotImplementedError for any other measure."""
+
+    def exact_moments(problem, vector, batch_size=None, **settings):
+        del batch_size  # draws are iid whatever the batching
+        dist = problem.distribution(vector)
+        if not isinstance(dist, tfd.Bernoulli) or measure.event_rank(dist):
+            raise NotImplementedError(
+                f"exact moments of {name} are integrals over its uniform noise for a scalar "
+                f"Bernoulli p(b|θ); problem '{problem.name}' has a {type(dist).__name__} "
+                f"with event shape {dist.event_shape.as_list()}")
+        p = float(dist.probs_parameter())
+        block = _block(terms, noise_per_coordinate, tuple(sorted(settings.items())))
+        jumps = [(edge,) + (0.5,) * (noise_per_coordinate - 1) for edge in (p, 1.0 - p)]
+        return truth.block_moments(problem, problem.theta_vector(vector), block, jumps)
+
+    return exact_moments
+
+
+@functools.lru_cache(maxsize=None)
+def _block(terms, noise_per_coordinate: int, settings: tuple) -> truth.NoiseBlock:
+    """One compiled integrand per estimator and setting (blocks key the cache)."""
+
+    def surrogate(problem, dist, theta, noise):  # noise [m, k]: one draw per θ row
+        return terms(problem, dist, theta, noise[tf.newaxis], **dict(settings))[0]  # [m]
+
+    return truth.NoiseBlock(low=(0.0,) * noise_per_coordinate,
+                            high=(1.0,) * noise_per_coordinate,
+                            density=lambda v: tf.ones_like(v[:, 0]), surrogate=surrogate)
