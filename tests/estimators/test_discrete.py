@@ -228,3 +228,23 @@ def test_estimate_warns_that_a_relaxation_is_biased():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         E.estimate("disarm", problem, 0.0, n_samples=4)
+
+
+def test_truth_of_a_nearly_certain_bernoulli_is_unchecked_not_refused():
+    """At p = 3e-7 every one of the cross-check's draws is b = 0, so Monte Carlo cannot see
+    the closed form's (correct) p-term: the check is inconclusive, not a TruthError ..."""
+    problem = E.problems.get("bernoulli_toy", t=0.45)
+    reference = problem.truth(-15.0)
+    p = 1 / (1 + np.exp(15.0))
+    assert reference.kind == "closed_form" and not reference.checked
+    np.testing.assert_allclose(reference.gradient, [p * (1 - p) * 0.1], rtol=1e-9)
+
+
+def test_a_wrong_closed_form_for_a_bernoulli_is_still_refused():
+    """... while a wrong closed form at an ordinary p still is one."""
+    wrong = E.Problem(name="wrong_toy", param_names=("logit",),
+                      dist=lambda t: tfp.distributions.Bernoulli(logits=t, dtype=tf.float32),
+                      cost=lambda b, t: (b - 0.45) ** 2,
+                      exact_value=lambda t: tf.sigmoid(t) * 0.55**2 + tf.sigmoid(t) * 0.45**2)
+    with pytest.raises(E.truth.TruthError, match="disagrees with a Monte Carlo check"):
+        wrong.truth(0.3)
