@@ -155,12 +155,13 @@ def cmd_report(args) -> int:
 
 
 def _group_skipped(skipped):
-    """One line per (estimator, reason), with a count, so long grids stay readable."""
+    """One line per reason (which names the estimator and the problem), with a count, so
+    long grids stay readable."""
     groups = {}
     for label, reason in skipped:
-        groups.setdefault((label.split(" ")[1], reason), []).append(label)
-    for (estimator, reason), labels in groups.items():
-        yield f"{estimator} ({len(labels)} cells, e.g. {labels[0]})", reason
+        groups.setdefault(reason, []).append(label)
+    for reason, labels in groups.items():
+        yield (labels[0] if len(labels) == 1 else f"{len(labels)} cells, e.g. {labels[0]}"), reason
 
 
 def cmd_show(args) -> int:
