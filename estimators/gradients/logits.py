@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
+
 from estimators import _rng, measure, truth
 from estimators._runtime import tf, tfd
 from estimators.errors import NotApplicableError
@@ -120,18 +122,20 @@ def bernoulli_moments(name: str, terms, noise_per_coordinate: int):
     for a scalar Bernoulli: the mean and variance of one draw's estimate, integrated over
     the uniform noise. Per-sample variance is that variance whatever n and the batch.
 
-    Raises NotImplementedError for any other measure."""
+    Raises NotImplementedError for any other measure (an ``Independent`` of a single
+    Bernoulli is one)."""
 
     def exact_moments(problem, vector, batch_size=None, **settings):
         del batch_size  # draws are iid whatever the batching
         dist = problem.distribution(vector)
-        if not isinstance(dist, tfd.Bernoulli) or measure.event_rank(dist):
+        if not is_binary(dist) or measure.event_size(dist) != 1:
             raise NotImplementedError(
                 f"exact moments of {name} are integrals over its uniform noise for a scalar "
                 f"Bernoulli p(b|θ); problem '{problem.name}' has a {type(dist).__name__} "
                 f"with event shape {dist.event_shape.as_list()}")
-        p = float(dist.probs_parameter())
-        block = _block(terms, noise_per_coordinate, tuple(sorted(settings.items())))
+        p = float(np.asarray(measure.base(dist).probs_parameter()).reshape(-1)[0])
+        block = _block(terms, noise_per_coordinate, tuple(sorted(settings.items())),
+                       measure.event_rank(dist))
         jumps = [(edge,) + (0.5,) * (noise_per_coordinate - 1) for edge in (p, 1.0 - p)]
         return truth.block_moments(problem, problem.theta_vector(vector), block, jumps)
 
@@ -139,11 +143,16 @@ def bernoulli_moments(name: str, terms, noise_per_coordinate: int):
 
 
 @functools.lru_cache(maxsize=None)
-def _block(terms, noise_per_coordinate: int, settings: tuple) -> truth.NoiseBlock:
-    """One compiled integrand per estimator and setting (blocks key the cache)."""
+def _block(terms, noise_per_coordinate: int, settings: tuple, event_rank: int
+           ) -> truth.NoiseBlock:
+    """One compiled integrand per estimator, setting and event rank (0, or 1 for an
+    ``Independent`` of one Bernoulli); blocks key the cache."""
 
     def surrogate(problem, dist, theta, noise):  # noise [m, k]: one draw per θ row
-        return terms(problem, dist, theta, noise[tf.newaxis], **dict(settings))[0]  # [m]
+        noise = noise[tf.newaxis]  # [1, m, k]
+        if event_rank:
+            noise = noise[:, :, tf.newaxis]  # [1, m, 1, k]
+        return terms(problem, dist, theta, noise, **dict(settings))[0]  # [m]
 
     return truth.NoiseBlock(low=(0.0,) * noise_per_coordinate,
                             high=(1.0,) * noise_per_coordinate,

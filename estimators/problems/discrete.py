@@ -64,6 +64,7 @@ def bernoulli_quadratic(D: int = 200, t: float = 0.499) -> Problem:
         params={"logits": D},
         exact_value=lambda theta: tf.reduce_mean(
             _bernoulli_square(tf.sigmoid(theta["logits"]), t), axis=-1),
+        additive_cost=True,  # exact score-function variances, one coordinate at a time
         description=f"f = (1/D) Σ (b_i-{t:g})², b_i ~ Bernoulli(σ(logits_i)), D = {D}",
     )
 

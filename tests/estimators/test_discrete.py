@@ -248,3 +248,92 @@ def test_a_wrong_closed_form_for_a_bernoulli_is_still_refused():
                       exact_value=lambda t: tf.sigmoid(t) * 0.55**2 + tf.sigmoid(t) * 0.45**2)
     with pytest.raises(E.truth.TruthError, match="disagrees with a Monte Carlo check"):
         wrong.truth(0.3)
+
+
+# -- exact moments against formulas written independently of the estimators' code ------
+
+def _toy_gap(t):
+    return (1 - t) ** 2 - t**2  # f(1) - f(0)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5, 0.8, 0.95])
+def test_arm_and_disarm_variance_match_their_closed_forms(p):
+    """One Bernoulli, Δ = f(1) - f(0), M = max(p, 1-p), m = min(p, 1-p):
+    ARM's estimate is ±Δ(u - ½) where b⁺ ≠ b⁻, so E ĝ² = (2/3) Δ² (1/8 - (M - ½)³);
+    DisARM's is ½ Δ M with probability 2m, else 0, so Var = Δ² M² m (½ - m)."""
+    t = 0.45
+    problem, theta, gap = E.problems.get("bernoulli_toy", t=t), logit(p), _toy_gap(t)
+    big, small = max(p, 1 - p), min(p, 1 - p)
+    arm = 2 / 3 * gap**2 * (1 / 8 - (big - 0.5) ** 3) - (gap * p * (1 - p)) ** 2
+    disarm = gap**2 * big**2 * small * (0.5 - small)
+    np.testing.assert_allclose(E.get_estimator("arm").exact_moments(problem, theta)[1],
+                               [arm], rtol=1e-7)
+    np.testing.assert_allclose(E.get_estimator("disarm").exact_moments(problem, theta)[1],
+                               [disarm], rtol=1e-7, atol=1e-15)
+
+
+@pytest.mark.parametrize("temperature", [0.1, 0.5, 1.0])
+@pytest.mark.parametrize("p", [0.2, 0.8])
+def test_relaxed_exact_moments_match_a_numpy_quadrature(p, temperature):
+    """Gumbel-softmax: ∂/∂α (y - t)² = 2 (y - t) y (1 - y)/λ at y = σ((α + logit u)/λ);
+    straight-through: the same with the discrete b = 1[α + logit u > 0] in place of the
+    first y. Integrated over u by scipy, with the jump at u = 1 - p."""
+    from scipy import integrate, special
+
+    t, alpha = 0.45, logit(p)
+    problem = E.problems.get("bernoulli_toy", t=t)
+
+    def moments(hard):
+        def g(u):
+            z = alpha + special.logit(u)
+            y = special.expit(z / temperature)
+            value = float(z > 0) if hard else y
+            return 2 * (value - t) * y * (1 - y) / temperature
+
+        first = sum(integrate.quad(g, a, b, epsabs=1e-13, epsrel=1e-11)[0]
+                    for a, b in ((0, 1 - p), (1 - p, 1)))
+        second = sum(integrate.quad(lambda u: g(u) ** 2, a, b, epsabs=1e-13,
+                                    epsrel=1e-11)[0] for a, b in ((0, 1 - p), (1 - p, 1)))
+        return first, second - first**2
+
+    for name, hard in (("gumbel_softmax", False), ("straight_through", True)):
+        mean, variance = E.get_estimator(name, temperature=temperature).exact_moments(
+            problem, alpha)
+        np.testing.assert_allclose([mean[0], variance[0]], moments(hard), rtol=1e-6)
+
+
+@pytest.mark.parametrize("p, eta, temperature", [(0.8, 1.0, 0.5), (0.3, 0.5, 0.2)])
+def test_rebar_exact_moments_match_a_numpy_quadrature(p, eta, temperature):
+    """REBAR on one Bernoulli with its derivatives written out by hand: z = α + logit u,
+    b = 1[z > 0], z̃ = α + logit u' with u' = 1 - p + v p (b = 1) or v (1 - p) (b = 0), so
+    ∂z̃/∂α = 1 - (1 - v or v) p (1 - p) / (u'(1 - u')); integrated over (u, v) by scipy."""
+    from scipy import integrate, special
+
+    t, alpha = 0.45, logit(p)
+    problem = E.problems.get("bernoulli_toy", t=t)
+
+    def relaxed_slope(z):  # ∂/∂z f(σ(z/λ)) for f(x) = (x - t)²
+        y = special.expit(z / temperature)
+        return 2 * (y - t) * y * (1 - y) / temperature
+
+    def g(v, u):
+        b = float(u > 1 - p)
+        z = alpha + special.logit(u)
+        w = (1 - v) if b else v
+        u_given_b = 1 - p + v * p if b else v * (1 - p)
+        z_tilde = alpha + special.logit(u_given_b)
+        dz_tilde = 1 - w * p * (1 - p) / (u_given_b * (1 - u_given_b))
+        f_tilde = (special.expit(z_tilde / temperature) - t) ** 2
+        return ((b - t) ** 2 - eta * f_tilde) * (b - p) \
+            + eta * relaxed_slope(z) - eta * relaxed_slope(z_tilde) * dz_tilde
+
+    def integral(h):
+        return sum(integrate.dblquad(h, a, b, 0, 1, epsabs=1e-12, epsrel=1e-10)[0]
+                   for a, b in ((0, 1 - p), (1 - p, 1)))
+
+    first = integral(g)
+    variance = integral(lambda v, u: g(v, u) ** 2) - first**2
+    mean, exact = E.get_estimator("rebar", eta=eta, temperature=temperature).exact_moments(
+        problem, alpha)
+    np.testing.assert_allclose([mean[0], exact[0]], [first, variance], rtol=1e-5)
+    np.testing.assert_allclose(first, problem.true_gradient(alpha)[0], rtol=1e-6)
