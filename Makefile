@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run lab report report-check paper dimension test clean asv-quick asv-publish benchmarks
+.PHONY: install run lab report report-check paper dimension discrete test clean asv-quick asv-publish benchmarks
 
 ASV_STAMP := $(VENV)/.asv-installed
 
@@ -51,6 +51,12 @@ paper: $(STAMP)
 dimension: $(STAMP)
 	$(BIN)/gradvar run --grid dimension --out results
 	$(BIN)/gradvar report $$(ls -t results/*-dimension.parquet | head -1) --out reports/dimension
+
+## discrete: rerun bench/grids/discrete.toml (Bernoulli and categorical toys: ARM, DisARM,
+## REBAR, relaxations; ~4 min on 2 cores) and rebuild the committed reports/discrete/
+discrete: $(STAMP)
+	$(BIN)/gradvar run --grid discrete --out results
+	$(BIN)/gradvar report $$(ls -t results/*-discrete.parquet | head -1) --out reports/discrete
 
 ## lab: the PPDL lab's setups against exact values, with the batches timing
 lab: $(STAMP)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from bench.report import data, exact, figures, page, tables
+from bench.report import data, discrete, exact, figures, page, tables
 from bench.report.data import ReportError
 from bench.store import current_umask, read_results
 
@@ -69,7 +69,38 @@ FIGURES = [
      "point value. Biased estimators (hatched) are listed apart, below, unranked: their "
      "variance understates their error. Estimators with non-finite estimates are named as "
      "not ranked; deterministic ones (zero variance) are not drawn.", figures.efficiency),
+    ("variance_vs_probability", "Variance against the Bernoulli probability",
+     "Per-sample variance (variance × n_samples) against p = P(b = 1) on problems whose "
+     "measure is one Bernoulli (bernoulli_toy; Tucker et al. 2017, Grathwohl et al. 2018, Yin "
+     "& Zhou 2019), one panel per problem, at its largest n_samples, estimators at their "
+     "default settings (a temperature sweep is in the next figure). Points: measured, with "
+     "95% CIs; lines: the exact per-sample variance (estimators.truth) on a dense grid of θ. "
+     "Log scale: a zero variance (DisARM at p = 0.5, where its antithetic pair is always "
+     "(0, 1) and every draw gives the same estimate) is drawn at the bottom edge of the "
+     "panel (▼); a measured zero (float32 rounding) is not drawn. Not per f evaluation: ARM "
+     "and DisARM evaluate f twice per sample, REBAR three times (see the last figure).",
+     discrete.variance_vs_probability),
+    ("bias_vs_temperature", "Bias against temperature",
+     "Bias (mean estimate − exact gradient) of the estimators with a temperature setting "
+     "(gumbel_softmax, straight_through: relaxations, biased by construction) against the "
+     "temperature (log scale), at each problem and θ where the grid sweeps it: measured "
+     "points with ±2 standard errors, and the exact bias (exact mean of the estimator − "
+     "exact gradient) as a line. The bias vanishes only as the temperature goes to 0, where "
+     "the variance of the relaxed gradient grows.", discrete.bias_vs_temperature),
+    ("efficiency_per_f_eval", "Efficiency per evaluation of f",
+     "Variance × evaluations of f per estimate (= per-sample variance × f evaluations per "
+     "sample): the variance of an estimate that costs one evaluation of f, for the problems "
+     "measured with estimators for discrete latents; each label says the evaluations per "
+     "sample (ARM, DisARM: 2; REBAR: 3). Mean over each problem's settings (θ) and "
+     "components; a family swept in dimension is shown at its largest D. Error bars: the "
+     "same mean of the 95% CI bounds. Ranked among unbiased estimators: one whose interval "
+     "overlaps the best one's is tied with it (=1). Biased estimators (hatched; measured, "
+     "or by construction: the relaxations) are listed apart, unranked. Estimators measured "
+     "at only some of a problem's settings (a temperature sweep) are left out.",
+     discrete.efficiency_per_f_eval),
 ]
+OPTIONAL = {"variance_vs_probability", "bias_vs_temperature", "efficiency_per_f_eval"}
+"""Figures of particular grids (bench/grids/discrete.toml): not noted when not drawn."""
 
 
 class Report:
@@ -101,7 +132,7 @@ def build(results, out_dir=None, progress: bool = True) -> Report:
     """
     started = time.perf_counter()
     frame, meta = read_results(results)
-    prepared = data.prepare(frame, str(results))
+    prepared = data.per_problem_sweeps(data.prepare(frame, str(results)))
     run_id = meta.get("run_id", Path(results).stem)
     out = Path(out_dir) if out_dir is not None else Path("reports") / run_id
     with _staging(out) as staging:
@@ -166,6 +197,8 @@ def _draw(out: Path, prepared, exact_rows, meta: dict, notes: list[str]) -> list
                   for name, (draw, title, caption) in lab_figures.FIGURES.items()]
     files = []
     for name, title, caption, fig in drawn:
+        if fig is None and name in OPTIONAL:
+            continue
         if fig is None:
             notes.append(f"figure {name} not drawn: the table has no data for it "
                          "(e.g. a single n_samples or batch size).")
@@ -200,9 +233,12 @@ def _tables(prepared, frame, meta: dict, gaps) -> list:
         "efficiency_low/high is its interval (variance CI low end × fastest timed call, high "
         "end × slowest), and estimators whose interval overlaps the best one's share rank =1 "
         "(tied with the best). biased: |bias| ≥ 4 SE at some setting (for a block, its worst "
-        "component, with the level corrected for the number of components). Estimators with "
-        "non-finite estimates in any of these cells are not ranked.",
+        "component, with the level corrected for the number of components). settings: how many "
+        "of the family's settings an estimator's averages cover (fewer than the others: not "
+        "comparable with them). Estimators with non-finite estimates in any of these cells "
+        "are not ranked.",
         tables.ranking(prepared)))
+    report_tables += [page.Table(*entry) for entry in discrete.tables(prepared)]
     summary = tables.gap_summary(gaps)
     if summary:
         report_tables.append(page.Table(
@@ -228,8 +264,9 @@ def _lede(prepared, meta: dict) -> str:
     lede = (f"Grid '{meta.get('grid_name')}': {cells} cells, "
             f"{meta.get('n_replicates')} replicate estimates each, backend {meta.get('backend')} "
             f"on {meta.get('device')}. Variance and bias figures are faceted by problem family "
-            "and gradient component (∂/∂parameter), time and efficiency by problem family; "
-            "x is the coordinate the grid sweeps.")
+            "(by problem when each of a family's problems sweeps the same coordinate, e.g. θ "
+            "at two values of t) and gradient component (∂/∂parameter), time and efficiency "
+            "by problem family; x is the coordinate the grid sweeps.")
     bad = prepared[prepared.nonfinite].cell.nunique()
     if bad == cells:
         lede += (f" Every one of the {cells} cells has non-finite estimates: no cell has finite "

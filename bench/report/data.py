@@ -22,13 +22,17 @@ call over R) are the median ``time_per_estimate_s`` in tables written before the
 than ``bias_threshold(k)`` standard errors, k the number of components: 4 SE for one
 component (a false flag once in 16,000 cells), raised with k (Bonferroni) so that a block
 of 2,000 unbiased components is not flagged by chance. A deterministic estimator has no
-SE: it is flagged when it misses by more than a quadrature-sized error.
+SE: it is flagged when it misses by more than a quadrature-sized error. An estimator
+biased by construction (a relaxation: ``Estimator.declared_biased``) is always flagged.
 
 **Sweep axis.** A grid sweeps θ and, for problem factories, their arguments. Within one
 problem family the coordinates that vary across cells (θ's scalars and blocks whose
 components are all equal, and factory arguments) decide the x axis: when exactly one
 varies it is the axis; otherwise cells are placed in order of appearance and labelled by
-all their coordinates.
+all their coordinates. :func:`per_problem_sweeps` then gives such a family one panel per
+problem when each of its problems sweeps the same single coordinate (``bernoulli_toy`` at
+t = 0.499 and t = 0.45, each over θ): ``sweep_group`` names the cells that share an x axis
+(the family, or for those families the problem).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bench import metrics
 from bench.store import REQUIRED_COLUMNS
 
 # Written by bench.runner beside the columns every results table has.
@@ -117,7 +122,8 @@ def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
     Added: ``coords`` (dict of the cell's θ scalars, constant blocks and factory
     arguments), ``sweep`` (name of the family's x axis), ``x`` (the cell's value on it;
     when no single coordinate varies, the position of its ``setting``, with
-    ``categorical`` set and ``sweep`` = "setting"), ``panel`` ("family · ∂/∂param"),
+    ``categorical`` set and ``sweep`` = "setting"), ``sweep_group`` (the cells that share
+    the x axis: the family; see :func:`per_problem_sweeps`), ``panel`` ("family · ∂/∂param"),
     ``setting`` (every coordinate, as text), ``deterministic`` (zero variance, up to
     float32 rounding), ``biased`` and ``nonfinite`` (module docstring); and from
     :func:`aggregate_blocks` ``components``, ``variance_max``, ``max_abs_z``. Tables
@@ -139,15 +145,8 @@ def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
         frame.loc[group.index, "sweep"] = sweep
         frame.loc[group.index, "x"] = x
         frame.loc[group.index, "categorical"] = sweep == "setting"
-    frame["panel"] = frame.problem_family + " · ∂/∂" + frame.param
-    # Panels in grid order: families as they appear, blocks in θ's order.
-    families = {f: i for i, f in enumerate(dict.fromkeys(frame.problem_family))}
-    blocks = {}
-    for family, block in zip(frame.problem_family, frame.param_block):
-        if block not in blocks.setdefault(family, []):
-            blocks[family].append(block)
-    frame["panel_rank"] = [families[f] * 1000 + blocks[f].index(b)
-                           for f, b in zip(frame.problem_family, frame.param_block)]
+    frame["sweep_group"] = frame.problem_family
+    _set_panels(frame)
     # Zero variance, or float32 rounding noise: an sd below 1e-6 of the cell's own gradient
     # or of the largest sd among the estimators at the same problem, θ, component and n (an
     # antithetic pair makes ∂/∂mean of (x-k)² constant; its estimates still differ in the
@@ -162,8 +161,60 @@ def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
     frame["biased"] = np.where(
         frame.deterministic & ~(frame.truth_se > 0),
         frame.bias.abs() >= 1e-3 * frame.truth.abs() + 1e-6 * reference,
-        frame.max_abs_z >= bias_threshold(frame.components))
+        frame.max_abs_z >= bias_threshold(frame.components)) \
+        | metrics.declared_biased(frame.estimator)
     frame["nonfinite"] = frame.n_nonfinite > 0
+    return frame
+
+
+def _set_panels(frame: pd.DataFrame) -> None:
+    """``panel`` ("sweep group · ∂/∂param") and ``panel_rank``: panels in grid order,
+    families as they appear, then their problems (for split families), then blocks in θ's
+    order."""
+    frame["panel"] = frame.sweep_group + " · ∂/∂" + frame.param
+    families = {f: i for i, f in enumerate(dict.fromkeys(frame.problem_family))}
+    groups, blocks = {}, {}
+    for family, group, block in zip(frame.problem_family, frame.sweep_group, frame.param_block):
+        if group not in groups.setdefault(family, []):
+            groups[family].append(group)
+        if block not in blocks.setdefault(family, []):
+            blocks[family].append(block)
+    frame["panel_rank"] = [families[f] * 1000 + groups[f].index(g) * len(blocks[f])
+                           + blocks[f].index(b)
+                           for f, g, b in zip(frame.problem_family, frame.sweep_group,
+                                              frame.param_block)]
+
+
+SPLIT_PROBLEMS = 6
+"""The most problems of one family that :func:`per_problem_sweeps` draws side by side."""
+
+
+def per_problem_sweeps(frame: pd.DataFrame) -> pd.DataFrame:
+    """A prepared table whose families with no single sweep axis get one per problem.
+
+    A family whose cells vary in more than one coordinate is placed by setting (labels on
+    a categorical axis). When instead every one of its problems (at most
+    ``SPLIT_PROBLEMS`` of them, each a factory call such as ``bernoulli_toy(t=0.45)``)
+    varies in the same single numeric coordinate, each problem becomes its own panel
+    (``sweep_group`` = the problem, ``panel`` = "problem · ∂/∂param") with that coordinate
+    as x: two grids of θ at t = 0.499 and t = 0.45 are two panels over θ, not 18 labels.
+    Other rows are returned unchanged.
+    """
+    frame = frame.copy()
+    for family, group in frame[frame.categorical].groupby("problem_family", sort=False):
+        problems = [rows for _, rows in group.groupby("problem", sort=False)]
+        if len(problems) > SPLIT_PROBLEMS:
+            continue
+        axes = {_sweep_axis(rows.coords) for rows in problems}
+        sweep = axes.pop() if len(axes) == 1 else None
+        if sweep is None or any(rows.coords.map(lambda c, s=sweep: _hashable(c.get(s)))
+                                .nunique() < 2 for rows in problems):
+            continue
+        frame.loc[group.index, "sweep"] = sweep
+        frame.loc[group.index, "x"] = group.coords.map(lambda c, s=sweep: _number(c.get(s)))
+        frame.loc[group.index, "categorical"] = False
+        frame.loc[group.index, "sweep_group"] = group.problem
+    _set_panels(frame)
     return frame
 
 
@@ -248,9 +299,10 @@ def at_largest_n(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def middle_setting(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per problem family: rows of the median x (the middle setting of its sweep)."""
+    """Per sweep group (problem family): rows of the median x (the middle setting of its
+    sweep)."""
     parts = []
-    for _, group in frame.groupby("problem_family", sort=False):
+    for _, group in frame.groupby("sweep_group", sort=False):
         values = sorted(group.x.unique())
         parts.append(group[group.x == values[(len(values) - 1) // 2]])
     return pd.concat(parts, ignore_index=True) if parts else frame.iloc[:0]

@@ -4,8 +4,10 @@ For every estimator with a single-sample form (``estimators.truth``), the exact 
 of one sample's estimate is computed on a dense set of points of the family's x axis
 (θ, or a factory argument such as ``k``) and at every measured point, so the report can
 draw the curve beside the measured per-sample variances (variance × n_samples) and say
-how far apart they are. Families whose sweep is not one coordinate, problems not in the
-registry of this process and estimators without an exact form are skipped with a note.
+how far apart they are. A family split into one sweep per problem
+(:func:`bench.report.data.per_problem_sweeps`) has a curve per problem (``sweep_group``).
+Families whose sweep is not one coordinate, problems not in the registry of this process
+and estimators without an exact form are skipped with a note.
 """
 
 from __future__ import annotations
@@ -73,13 +75,17 @@ def curves(frame: pd.DataFrame, progress: bool = True,
       base_dir: Where the grid's own problem files are (its folder).
 
     Returns:
-      A table with columns problem_family, estimator, param, x, exact_per_sample_variance,
-      measured (whether x is a measured point), zero (exactly zero up to rounding); and a
-      list of notes.
+      A table with columns problem_family, sweep_group (the family, or the problem of a
+      family swept per problem), estimator, param, x, exact_per_sample_variance, measured
+      (whether x is a measured point), zero (exactly zero up to rounding); and a list of
+      notes.
     """
     notes, jobs = [], []
     stochastic = frame[~frame.deterministic]
-    for family, group in stochastic.groupby("problem_family", sort=False):
+    if "sweep_group" not in stochastic:
+        stochastic = stochastic.assign(sweep_group=stochastic.problem_family)
+    for where, group in stochastic.groupby("sweep_group", sort=False):
+        family = group.problem_family.iloc[0]
         if group.categorical.iloc[0]:
             notes.append(f"{family}: no exact curve, as more than one of its coordinates "
                          "varies across the grid.")
@@ -91,55 +97,65 @@ def curves(frame: pd.DataFrame, progress: bool = True,
                          f"({error})")
             continue
         sweep, coords = group.sweep.iloc[0], group.coords.iloc[0]
-        measured = np.unique(group.x.to_numpy(dtype=float))
-        axis = dense_axis(measured)
-        if _integer_argument(family, sweep, base_dir):  # e.g. a dimension D
-            axis = np.unique(np.round(axis))
+        integer = _integer_argument(family, sweep, base_dir)  # e.g. a dimension D
         # The batch the figures show; only batch-dependent estimators (LOO baseline) use it.
         batch = int(at_largest_n(group).batch_size.iloc[0])
-        for name in sorted(group.estimator.unique()):
+        for name, rows in sorted(group.groupby("estimator")):
             try:
                 E.get_estimator(name)
             except ValueError as error:
                 notes.append(f"{family} · {name}: no exact curve ({error})")
                 continue
-            jobs += [(family, sweep, coords, name, batch, x, x in measured) for x in axis]
-    rows, skipped, reasons = [], set(), {}
+            # Each estimator's curve spans the points it was measured at (a temperature
+            # sweep may measure some settings at a few points of the family's axis only).
+            measured = np.unique(rows.x.to_numpy(dtype=float))
+            axis = dense_axis(measured)
+            if integer:
+                axis = np.unique(np.round(axis))
+            jobs += [(where, family, sweep, coords, name, batch, x, x in measured)
+                     for x in axis]
+    rows, skipped, reasons, reached = [], set(), {}, {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", truth.QuadratureWarning)
-        for family, sweep, coords, name, batch, x, measured in tqdm(
+        for where, family, sweep, coords, name, batch, x, measured in tqdm(
                 jobs, desc="exact per-sample variances", unit="point", disable=not progress,
                 leave=False):
-            if (family, name) in skipped:
+            if (where, name) in skipped:
                 continue
             try:
                 problem, theta = _problem_at(family, coords, sweep, x, base_dir)
                 variance = truth.per_sample_variance(problem, E.get_estimator(name), theta,
                                                      batch)
             except (NotImplementedError, ValueError) as error:
-                skipped.add((family, name))
-                reasons.setdefault((name, str(error)), []).append(family)
+                skipped.add((where, name))
+                # Curves stop at the first point without an exact value (an enumeration
+                # that grows with D): say how far they go.
+                upto = (f" beyond {sweep} = {reached[where, name]:g}"
+                        if (where, name) in reached else "")
+                reasons.setdefault((name, upto, str(error)), []).append(where)
                 continue
+            reached[where, name] = x
             # Blocks as in the figures: the mean over each block's components.
             per_block = pd.Series(variance).groupby(list(problem.param_blocks), sort=False).mean()
-            rows += [{"problem_family": family, "estimator": name, "param": block, "x": x,
-                      "exact_per_sample_variance": float(value), "measured": measured}
+            rows += [{"problem_family": family, "sweep_group": where, "estimator": name,
+                      "param": block, "x": x, "exact_per_sample_variance": float(value),
+                      "measured": measured}
                      for block, value in per_block.items()]
-    notes += [f"{name}: no exact curve on {', '.join(families)} ({reason})"
-              for (name, reason), families in reasons.items()]
+    notes += [f"{name}: no exact curve{upto} on {', '.join(groups)} ({reason})"
+              for (name, upto, reason), groups in reasons.items()]
     if caught:
         notes.append(f"quadrature warned {len(caught)} times (e.g. {caught[0].message}); "
                      "those exact values may be inaccurate.")
-    columns = ["problem_family", "estimator", "param", "x", "exact_per_sample_variance",
-               "measured"]
+    columns = ["problem_family", "sweep_group", "estimator", "param", "x",
+               "exact_per_sample_variance", "measured"]
     table = pd.DataFrame(rows, columns=columns)
-    scale = table.groupby("problem_family").exact_per_sample_variance.transform("max")
+    scale = table.groupby("sweep_group").exact_per_sample_variance.transform("max")
     table["zero"] = table.exact_per_sample_variance <= ZERO_RELATIVE * scale
     zero = table[table.zero & table.measured]
     if len(zero):
         notes.append(f"{len(zero)} measured points have an exact per-sample variance of zero "
                      f"(up to rounding), e.g. {zero.estimator.iloc[0]} · ∂/∂{zero.param.iloc[0]} "
-                     f"on {zero.problem_family.iloc[0]} at {zero.x.iloc[0]:g}: their measured "
+                     f"on {zero.sweep_group.iloc[0]} at {zero.x.iloc[0]:g}: their measured "
                      "values are float32 rounding, left out of the figure and the gaps.")
     return table, notes
 
@@ -158,8 +174,10 @@ def gaps(frame: pd.DataFrame, exact: pd.DataFrame) -> pd.DataFrame:
     measured = at_largest_n(frame[~frame.deterministic])
     if measured.empty or exact.empty:
         return pd.DataFrame(columns=GAP_COLUMNS)
-    joined = measured.merge(exact[exact.measured], on=["problem_family", "estimator", "param",
-                                                       "x"])
+    if "sweep_group" not in measured:
+        measured = measured.assign(sweep_group=measured.problem_family)
+    joined = measured.merge(exact[exact.measured], on=["problem_family", "sweep_group",
+                                                       "estimator", "param", "x"])
     joined = joined[~joined.zero]
     n = joined.n_samples
     return pd.DataFrame({

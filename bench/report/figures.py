@@ -11,7 +11,9 @@ older tables, those of the finite rest; the efficiency figure names them as not 
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import textwrap
 
 import matplotlib
 
@@ -24,6 +26,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+import estimators as E  # noqa: E402
 from bench.report.data import at_largest_n, finite_cells, middle_setting  # noqa: E402
 from bench.report.tables import NOT_RANKED, ranking  # noqa: E402
 
@@ -35,19 +38,72 @@ def theme() -> None:
 
 
 def palette(estimators: list[str]) -> dict[str, tuple]:
-    colours = sns.color_palette("tab10", max(len(estimators), 3))
-    return dict(zip(estimators, colours))
+    """A colour per estimator label. Labels that differ only in an identity's own settings
+    (``gumbel_softmax``, ``gumbel_softmax(temperature=0.1)``, …) share a hue: the
+    default settings get the hue itself, smaller values lighter shades, larger ones darker;
+    so a temperature sweep does not use up (and repeat) the ten distinct colours."""
+    groups: dict[str, list[str]] = {}
+    for name in estimators:
+        groups.setdefault(_base_label(name), []).append(name)
+    if len(groups) == len(estimators):
+        colours = sns.color_palette("tab10", max(len(estimators), 3))
+        return dict(zip(estimators, colours))
+    shaded = {}
+    for (base, members), colour in zip(groups.items(),
+                                       sns.color_palette("tab10", max(len(groups), 3))):
+        shaded.update(_shades(base, members, colour))
+    return {name: shaded[name] for name in estimators}
 
 
-def facets(panels: list[str], ncols: int, suptitle: str):
-    """A figure with one axes per panel, no empty axes; returns (fig, {panel: ax})."""
+def _base_label(label: str) -> str:
+    """The label at the identity's default settings (itself when it has none or is unknown)."""
+    try:
+        estimator = E.get_estimator(label)
+    except (ValueError, TypeError):
+        return label
+    return dataclasses.replace(estimator, settings=()).label
+
+
+def _settings(label: str) -> tuple:
+    try:
+        return tuple(value for _, value in E.get_estimator(label).settings)
+    except (ValueError, TypeError):
+        return ()
+
+
+def _shades(base: str, members: list[str], colour) -> dict[str, tuple]:
+    """Lighter shades of ``colour`` below the default settings, darker above."""
+    default = _settings(base)
+    ordered = sorted(members, key=_settings)
+    anchor = sum(_settings(m) < default for m in ordered)  # where the default sits
+    rgb = np.asarray(colour, dtype=float)
+    shades = {}
+    for index, name in enumerate(ordered):
+        if name == base:
+            shades[name] = tuple(rgb)
+            continue
+        steps = index - anchor + (index >= anchor and base not in members)
+        amount = min(0.22 * abs(steps), 0.66)
+        target = np.ones(3) if steps < 0 else np.zeros(3)
+        shades[name] = tuple(rgb + (target - rgb) * amount)
+    return shades
+
+
+def facets(panels: list[str], ncols: int, suptitle: str, panel_width: float = PANEL_WIDTH):
+    """A figure with one axes per panel, no empty axes; returns (fig, {panel: ax}). The
+    title is wrapped to the figure's width."""
     ncols = max(1, min(ncols, len(panels)))
     nrows = math.ceil(len(panels) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(PANEL_WIDTH * ncols, PANEL_HEIGHT * nrows + 0.9),
+    if ncols == 1:  # room for the title, and for a legend of two columns below one panel
+        panel_width = max(panel_width, 6.4)
+    size = (panel_width * ncols, PANEL_HEIGHT * nrows + 0.9)
+    fig, axes = plt.subplots(nrows, ncols, figsize=size,
                              squeeze=False, layout="constrained")
     for ax in axes.flat[len(panels):]:
         ax.remove()
-    fig.suptitle(suptitle, fontsize="large")
+    width = max(40, int(fig.get_figwidth() * 10.5))  # characters of the large font per line
+    fig.suptitle("\n".join(textwrap.fill(line, width) for line in suptitle.split("\n")),
+                 fontsize="large")
     return fig, dict(zip(panels, axes.flat))
 
 
@@ -80,6 +136,10 @@ def _axis_labels(ax, group: pd.DataFrame, ylabel: str) -> None:
     if group.categorical.iloc[0]:
         labels = group.drop_duplicates("x").sort_values("x")
         ax.set_xticks(labels.x, labels.setting, rotation=20, fontsize="small")
+    elif group.x.nunique() == 1:  # one setting: its value, with the dodged points around it
+        x = float(group.x.iloc[0])
+        ax.set_xticks([x], [f"{x:g}"])
+        ax.set_xlim(x - 0.12, x + 0.12)
     elif _log_x(group.x):
         ax.set_xscale("log")
 
@@ -89,18 +149,19 @@ def _log_x(values) -> bool:
     return bool(values.min() > 0 and values.max() / values.min() >= 20)
 
 
-def _dodge(x: np.ndarray, index: int, count: int, log: bool) -> np.ndarray:
-    """Shifts an estimator's points sideways so error bars of equal x do not overlap."""
+def _dodge(x: np.ndarray, index: int, count: int, log: bool, step: float = 0.012) -> np.ndarray:
+    """Shifts an estimator's points sideways so error bars of equal x do not overlap: by
+    ``step`` of the axis span per estimator, all of them within ±4% of it."""
     if count < 2 or x.size == 0:
         return x
-    offset = (index - (count - 1) / 2) * 0.012
+    offset = (index - (count - 1) / 2) * min(step, 0.08 / (count - 1))
     if log:
         return x * np.exp(offset * max(np.log(x.max() / x.min()), 1.0))
     span = x.max() - x.min() or 1.0
     return x + offset * span
 
 
-def _errorbars(ax, group, x, y, low, high, colours, log_x=False, connect=True):
+def _errorbars(ax, group, x, y, low, high, colours, log_x=False, connect=True, step=0.012):
     names = [n for n in colours if n in set(group.estimator)]
     for index, name in enumerate(names):
         rows = group[group.estimator == name].sort_values(x)
@@ -108,7 +169,7 @@ def _errorbars(ax, group, x, y, low, high, colours, log_x=False, connect=True):
         rows = rows[keep]
         if rows.empty:
             continue
-        xs = _dodge(rows[x].to_numpy(float), index, len(names), log_x)
+        xs = _dodge(rows[x].to_numpy(float), index, len(names), log_x, step)
         values = rows[y].to_numpy(float)
         yerr = np.vstack([values - rows[low].to_numpy(float), rows[high].to_numpy(float) - values])
         ax.errorbar(xs, values, yerr=np.clip(yerr, 0, None), color=colours[name], marker="o",
@@ -184,7 +245,7 @@ def variance_vs_dimension(frame, colours):
             rows = rows.sort_values("event_size")
             ax.plot(rows.event_size, rows.largest, color=colours[name], linestyle=":",
                     linewidth=1)
-        ax.set(xlabel="dimension D", ylabel="per-sample variance (variance × n)")
+        ax.set(xlabel="dimension D", ylabel="per-sample variance\n(variance × n)")
         ax.set_title(f"{panel}   (n = {int(group.n_samples.iloc[0]):,})", fontsize="medium")
     legend(fig, {k: v for k, v in colours.items() if k in set(data.estimator)},
            [Line2D([], [], color="0.3", linestyle=":", label="largest component")])
@@ -207,20 +268,36 @@ def bias_vs_theta(frame, colours):
             rows = group[group.estimator == name].sort_values("x")
             xs = _dodge(rows.x.to_numpy(float), index, len(names), log_x)
             bias, band = rows.bias.to_numpy(float), 2 * rows.bias_se.fillna(0).to_numpy(float)
+            if len(xs) == 1:  # a band needs two points: a bar instead
+                ax.errorbar(xs, bias, yerr=band, color=colours[name], marker="o",
+                            markersize=4, capsize=2.5, elinewidth=1)
+                continue
             ax.plot(xs, bias, color=colours[name], marker="o", markersize=4, linewidth=1.2)
             ax.fill_between(xs, bias - band, bias + band, color=colours[name], alpha=0.18,
                             linewidth=0)
         ax.axhline(0.0, color="0.3", linewidth=0.8)
         _axis_labels(ax, group, "bias")
-        biased = sorted(group[group.biased].estimator.unique())
+        biased = biased_names(group[group.biased].estimator.unique())
         title = f"{panel}   (n = {int(group.n_samples.iloc[0]):,})"
         if biased:  # named under the title, in red, where no data can hide it
-            title += "\n"
-            ax.text(0.5, 1.0, "biased: " + ", ".join(biased), transform=ax.transAxes,
-                    ha="center", va="bottom", fontsize="small", color="firebrick")
+            text = textwrap.fill("biased: " + ", ".join(biased), 62)
+            title += "\n" * (text.count("\n") + 1)
+            ax.text(0.5, 1.0, text, transform=ax.transAxes, ha="center", va="bottom",
+                    fontsize="small", color="firebrick", linespacing=1.5)
         ax.set_title(title, fontsize="medium")
     legend(fig, {k: v for k, v in colours.items() if k in set(data.estimator)})
     return fig
+
+
+def biased_names(labels) -> list[str]:
+    """Sorted labels, those that differ only in settings named once: "gumbel_softmax
+    (5 settings)" for the default and four temperatures."""
+    groups: dict[str, list[str]] = {}
+    for label in sorted(labels):
+        groups.setdefault(_base_label(label), []).append(label)
+    # No-break spaces: a wrapped line never splits "gumbel_softmax (5 settings)".
+    return [members[0] if len(members) == 1 else f"{base}\u00a0({len(members)}\u00a0settings)"
+            for base, members in groups.items()]
 
 
 def _per_cell(frame):
@@ -334,12 +411,16 @@ def exact_per_sample_variance(frame, exact, colours):
     if exact.empty or frame.empty:
         return None
     data = at_largest_n(frame[~frame.deterministic])
-    zero = exact[exact.zero & exact.measured][["problem_family", "estimator", "param", "x"]]
+    zero = exact[exact.zero & exact.measured][["problem_family", "sweep_group", "estimator",
+                                               "param", "x"]]
     data = data.merge(zero, how="left", indicator=True)
     data = data[data.pop("_merge") == "left_only"]  # rounding noise where exact is zero
-    exact = exact[~exact.zero]
+    # Zero up to rounding has no place on a log axis: the line breaks there.
+    exact = exact.assign(exact_per_sample_variance=exact.exact_per_sample_variance
+                         .where(~exact.zero))
+    exact_panels = exact.sweep_group + " · ∂/∂" + exact.param
     panels = [p for p in dict.fromkeys(data.sort_values("panel_rank", kind="stable").panel)
-              if not exact[(exact.problem_family + " · ∂/∂" + exact.param) == p].empty]
+              if ((exact_panels == p) & ~exact.zero).any()]
     if not panels:
         return None
     fig, axes = facets(panels, panel_columns(data),
@@ -347,21 +428,22 @@ def exact_per_sample_variance(frame, exact, colours):
                        "(points, 95% CI)")
     for panel, ax in axes.items():
         group = data[data.panel == panel]
-        lines = exact[(exact.problem_family + " · ∂/∂" + exact.param) == panel]
+        lines = exact[exact_panels == panel]
         ax.set_yscale("log")
         log_x = _log_x(group.x)
-        names = [n for n in colours if n in set(lines.estimator)]
+        names = [n for n in colours if n in set(lines[~lines.zero].estimator)]
         for name in names:
             curve = lines[lines.estimator == name].sort_values("x")
             ax.plot(curve.x, curve.exact_per_sample_variance, color=colours[name], linewidth=1.4,
-                    marker="_" if len(curve) == 1 else None, markersize=18)
+                    marker="_" if curve.exact_per_sample_variance.notna().sum() == 1 else None,
+                    markersize=18)
         points = group[group.estimator.isin(names)].assign(
             low=group.variance_ci_low * group.n_samples, high=group.variance_ci_high * group.n_samples)
         _errorbars(ax, points, "x", "per_sample_variance", "low", "high",
                    {n: colours[n] for n in names}, log_x=log_x, connect=False)
-        _axis_labels(ax, group, "per-sample variance (variance × n)")
+        _axis_labels(ax, group, "per-sample variance\n(variance × n)")
         ax.set_title(f"{panel}   (n = {int(group.n_samples.iloc[0]):,})", fontsize="medium")
-    legend(fig, {k: v for k, v in colours.items() if k in set(exact.estimator)},
+    legend(fig, {k: v for k, v in colours.items() if k in set(exact[~exact.zero].estimator)},
            [Line2D([], [], color="0.3", label="exact (quadrature)"),
             Line2D([], [], color="0.3", marker="o", linestyle="none", label="measured ± 95% CI")])
     return fig

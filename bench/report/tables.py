@@ -24,6 +24,9 @@ def ranking(frame: pd.DataFrame) -> pd.DataFrame:
     such ties). An estimator with non-finite estimates in any of these cells is never
     ranked: its statistics are blank and ``note`` says how many estimates were non-finite.
     Variance × time averages the stochastic rows only (a deterministic block has none).
+    ``settings`` says how many of the family's settings (θ, factory arguments) an
+    estimator's averages cover: one measured at a few of them (a temperature sweep at two
+    θ) averages over different settings than the rest.
     """
     data = at_largest_n(frame)
     stochastic = ~data.deterministic
@@ -37,6 +40,10 @@ def ranking(frame: pd.DataFrame) -> pd.DataFrame:
         variance_x_time=("efficiency", "mean"), efficiency_low=("efficiency_low", "mean"),
         efficiency_high=("efficiency_high", "mean"), max_bias_in_se=("bias_in_se", "max"),
         biased=("biased", "any"), seconds_per_estimate=("time_per_estimate_s", "median"))
+    covered = data.groupby(KEYS, sort=False).setting.nunique()
+    total = data.groupby("problem_family").setting.nunique()
+    table["settings"] = [f"{covered[f, e]} of {total[f]}"
+                         for f, e in zip(table.problem_family, table.estimator)]
     table["note"] = _nonfinite_notes(data, table)
     unranked = table.note != ""
     statistics = ["mse", "variance_x_time", "efficiency_low", "efficiency_high", "max_bias_in_se"]
@@ -45,8 +52,8 @@ def ranking(frame: pd.DataFrame) -> pd.DataFrame:
     table["rank_by_mse"] = table.groupby("problem_family").mse.rank(method="min").astype("Int64")
     table["efficiency_rank"] = NOT_RANKED
     for _, group in table[~unranked].groupby("problem_family", sort=False):
-        _rank_efficiency(table, group)
-    columns = ["problem_family", "estimator", "n_samples", "rank_by_mse", "mse",
+        rank_efficiency(table, group)
+    columns = ["problem_family", "estimator", "n_samples", "settings", "rank_by_mse", "mse",
                "efficiency_rank", "variance_x_time", "efficiency_low", "efficiency_high",
                "max_bias_in_se", "biased", "seconds_per_estimate", "note"]
     return table[columns].sort_values(["problem_family", "rank_by_mse"], kind="stable",
@@ -71,8 +78,10 @@ def _nonfinite_notes(data: pd.DataFrame, table: pd.DataFrame) -> list[str]:
     return notes
 
 
-def _rank_efficiency(table: pd.DataFrame, group: pd.DataFrame) -> None:
-    """Fills ``efficiency_rank`` and ``note`` of one family's rows (none non-finite)."""
+def rank_efficiency(table: pd.DataFrame, group: pd.DataFrame) -> None:
+    """Fills ``efficiency_rank`` and ``note`` of one group's rows (a family's; none
+    non-finite): by ``variance_x_time`` with its interval ``efficiency_low``/``_high``,
+    unbiased estimators with non-zero values only."""
     no_variance = ~(group.variance_x_time > 0)
     biased = group.biased.astype(bool)
     table.loc[group.index[biased], "note"] = "biased: not ranked by variance × time"
