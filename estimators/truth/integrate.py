@@ -12,7 +12,8 @@ An integrand is built per problem as ``build(problem) -> fn(x [m, *event], theta
   the support (a Gamma(0.5) density at 0) is never evaluated;
 * **scalar discrete x**: every point of the support inside the window;
 * **vector discrete x** (``tfd.Independent`` of a scalar discrete family): every joint
-  configuration when there are at most ``measure.MAX_ENUMERATION``;
+  configuration when there are at most ``measure.MAX_ENUMERATION``; a
+  ``tfd.OneHotCategorical``: each of its C one-hot outcomes;
 * anything else: :class:`NoExactForm`, and callers fall back (Monte Carlo reference) or
   report that there is no exact value.
 """
@@ -27,7 +28,7 @@ import numpy as np
 from scipy import integrate as scipy_integrate
 
 from estimators import measure
-from estimators._runtime import tf
+from estimators._runtime import tf, tfd
 
 ATOL = 1e-11
 RTOL = 1e-10
@@ -131,8 +132,14 @@ def scalar_points(problem, vector) -> np.ndarray:
 
 
 def _joint_points(problem, dist) -> np.ndarray:
-    """Every configuration of a vector of independent discrete coordinates: [M, D]."""
+    """Every configuration of a vector of independent discrete coordinates, or every
+    outcome of a one-hot categorical (the rows of the identity): [M, D]."""
     size = measure.event_size(dist)
+    if isinstance(dist, tfd.OneHotCategorical):
+        if size > measure.MAX_ENUMERATION:
+            raise NoExactForm(f"problem '{problem.name}': {size:,} categories are too many "
+                              f"to enumerate (limit {measure.MAX_ENUMERATION:,})")
+        return np.eye(size, dtype=np.float64)
     support = measure.support(dist)
     if support is None or not support.finite:
         raise NoExactForm(f"problem '{problem.name}': the coordinates of its {_event_text(dist)}"

@@ -337,3 +337,14 @@ def test_rebar_exact_moments_match_a_numpy_quadrature(p, eta, temperature):
         problem, alpha)
     np.testing.assert_allclose([mean[0], exact[0]], [first, variance], rtol=1e-5)
     np.testing.assert_allclose(first, problem.true_gradient(alpha)[0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("label", ["score_function", "score_function(control_variate=loo)"])
+def test_categorical_exact_variance_by_enumerating_the_one_hot_outcomes(label):
+    problem = E.problems.get("categorical_toy", C=5)
+    theta = {"logits": [0.3, -0.5, 1.0, 0.0, -1.2]}
+    mean, per_sample = E.truth.single_sample_moments(problem, E.get_estimator(label), theta,
+                                                     batch_size=N_SAMPLES)
+    np.testing.assert_allclose(mean, problem.true_gradient(theta), atol=1e-15)
+    z, measured = variance_z(estimates(label, problem, theta), per_sample / N_SAMPLES)
+    assert np.all(np.abs(z) < 5), (z, measured, per_sample / N_SAMPLES)
