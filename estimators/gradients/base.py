@@ -46,6 +46,10 @@ class Identity:
       uses_window: Reads the integration window.
       min_batch: Smallest number of samples or points per batch.
       unbiased: Mean equals the true gradient on every problem it accepts.
+      declared_biased: Biased on every problem, by construction (a relaxation), so that
+        summaries flag it whatever its measured bias; quadrature rules (biased by a
+        vanishing discretization error) and naive_mc (biased only where p depends on θ)
+        are judged by their measured bias instead.
       ignores_measure_gradient: Drops ∇θ p, so it is biased when p depends on θ.
       deterministic: Draws nothing (identical replicates, zero variance).
       samplings, control_variates: The options it combines with.
@@ -69,6 +73,7 @@ class Identity:
     uses_window: bool = False
     min_batch: int = 1
     unbiased: bool = True
+    declared_biased: bool = False
     ignores_measure_gradient: bool = False
     deterministic: bool = False
     samplings: tuple[str, ...] = ("iid",)

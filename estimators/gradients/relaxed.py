@@ -63,6 +63,7 @@ GUMBEL_SOFTMAX = Identity(
     exact_moments=logits.bernoulli_moments("gumbel_softmax", gumbel_softmax_terms, 1),
     check=_check,
     unbiased=False,
+    declared_biased=True,
     pathwise=True,
     settings=TEMPERATURE,
 )
@@ -75,6 +76,7 @@ STRAIGHT_THROUGH = Identity(
     exact_moments=logits.bernoulli_moments("straight_through", straight_through_terms, 1),
     check=_check,
     unbiased=False,
+    declared_biased=True,
     pathwise=True,
     settings=TEMPERATURE,
 )
