@@ -117,6 +117,23 @@ def mean_of_terms(terms, noise_per_coordinate: int):
     return surrogate
 
 
+def scalar_bernoulli(name: str, problem, vector):
+    """p(b = 1 | θ) of a problem whose measure is one Bernoulli (scalar, or an
+    ``Independent`` of one), and its event rank.
+
+    Raises:
+      NotImplementedError: any other measure (exact moments of ``name`` integrate over
+        the noise of one Bernoulli)."""
+    dist = problem.distribution(vector)
+    if not is_binary(dist) or measure.event_size(dist) != 1:
+        raise NotImplementedError(
+            f"exact moments of {name} are integrals over its uniform noise for a scalar "
+            f"Bernoulli p(b|θ); problem '{problem.name}' has a {type(dist).__name__} "
+            f"with event shape {dist.event_shape.as_list()}")
+    return float(np.asarray(measure.base(dist).probs_parameter()).reshape(-1)[0]), \
+        measure.event_rank(dist)
+
+
 def bernoulli_moments(name: str, terms, noise_per_coordinate: int):
     """An ``exact_moments(problem, θ [d], batch_size, **settings) -> (mean, variance)``
     for a scalar Bernoulli: the mean and variance of one draw's estimate, integrated over
@@ -127,15 +144,9 @@ def bernoulli_moments(name: str, terms, noise_per_coordinate: int):
 
     def exact_moments(problem, vector, batch_size=None, **settings):
         del batch_size  # draws are iid whatever the batching
-        dist = problem.distribution(vector)
-        if not is_binary(dist) or measure.event_size(dist) != 1:
-            raise NotImplementedError(
-                f"exact moments of {name} are integrals over its uniform noise for a scalar "
-                f"Bernoulli p(b|θ); problem '{problem.name}' has a {type(dist).__name__} "
-                f"with event shape {dist.event_shape.as_list()}")
-        p = float(np.asarray(measure.base(dist).probs_parameter()).reshape(-1)[0])
-        block = _block(terms, noise_per_coordinate, tuple(sorted(settings.items())),
-                       measure.event_rank(dist))
+        p, rank = scalar_bernoulli(name, problem, vector)
+        block = uniform_block(terms, noise_per_coordinate, tuple(sorted(settings.items())),
+                              rank)
         jumps = [(edge,) + (0.5,) * (noise_per_coordinate - 1) for edge in (p, 1.0 - p)]
         return truth.block_moments(problem, problem.theta_vector(vector), block, jumps)
 
@@ -143,10 +154,11 @@ def bernoulli_moments(name: str, terms, noise_per_coordinate: int):
 
 
 @functools.lru_cache(maxsize=None)
-def _block(terms, noise_per_coordinate: int, settings: tuple, event_rank: int
-           ) -> truth.NoiseBlock:
-    """One compiled integrand per estimator, setting and event rank (0, or 1 for an
-    ``Independent`` of one Bernoulli); blocks key the cache."""
+def uniform_block(terms, noise_per_coordinate: int, settings: tuple, event_rank: int
+                  ) -> truth.NoiseBlock:
+    """The noise block of ``terms`` over the unit cube of its uniforms, for one Bernoulli
+    (event rank 0, or 1 for an ``Independent`` of one); one compiled integrand per
+    estimator, setting and event rank (blocks key the cache)."""
 
     def surrogate(problem, dist, theta, noise):  # noise [m, k]: one draw per θ row
         noise = noise[tf.newaxis]  # [1, m, k]

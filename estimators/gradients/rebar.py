@@ -15,6 +15,9 @@ scope). f must accept values between 0 and 1 and be differentiable there. Three
 evaluations of f per draw.
 """
 
+import numpy as np
+
+from estimators import truth
 from estimators._runtime import tf
 from estimators.gradients import logits
 from estimators.gradients.base import Identity, evaluations_per_draw
@@ -34,18 +37,74 @@ def conditional_log_odds(alpha, b, v):
     return tf.where(b > 0.5, one, zero)
 
 
-def terms(problem, dist, theta, noise, eta=1.0, temperature=0.5):
-    """REBAR's surrogate of single draws: ``[n, R]`` from noise ``[n, R, *event, 2]``."""
+def sample_terms(problem, dist, theta, u, eta=1.0, temperature=0.5):
+    """The terms of one draw that depend on u alone, ``[n, R]``, and the draw b:
+    ``stop_gradient(f(b)) log p(b|θ) + f(b, θ) + η f(σ_λ(z))`` with z = α + logit(u)."""
     alpha = logits.logits(dist, theta)  # [R, *event]
-    u, v = noise[..., 0], noise[..., 1]  # [n, R, *event]
     z = alpha + logits.log_odds(u)
     b = sg(tf.cast(z > 0.0, alpha.dtype))
-    z_tilde = alpha + conditional_log_odds(alpha, b, v)
     f_b = problem.cost_values(dist, b, theta)  # [n, R]
     relaxed = problem.cost_values(dist, tf.sigmoid(z / temperature), theta)
-    relaxed_given_b = problem.cost_values(dist, tf.sigmoid(z_tilde / temperature), theta)
-    return (sg(f_b - eta * relaxed_given_b) * dist.log_prob(b) + f_b
-            + eta * relaxed - eta * relaxed_given_b)
+    return sg(f_b) * dist.log_prob(b) + f_b + eta * relaxed, b
+
+
+def conditional_terms(problem, dist, theta, b, v, eta=1.0, temperature=0.5):
+    """The terms that depend on b and v alone, ``[n, R]``: ``-stop_gradient(η f(σ_λ(z̃)))
+    log p(b|θ) - η f(σ_λ(z̃))`` with z̃ ~ p(z | b) reparameterized by v."""
+    alpha = logits.logits(dist, theta)
+    z_tilde = alpha + conditional_log_odds(alpha, b, v)
+    relaxed_given_b = eta * problem.cost_values(dist, tf.sigmoid(z_tilde / temperature), theta)
+    return -sg(relaxed_given_b) * dist.log_prob(b) - relaxed_given_b
+
+
+def terms(problem, dist, theta, noise, eta=1.0, temperature=0.5):
+    """REBAR's surrogate of single draws: ``[n, R]`` from noise ``[n, R, *event, 2]``."""
+    settings = {"eta": eta, "temperature": temperature}
+    first, b = sample_terms(problem, dist, theta, noise[..., 0], **settings)
+    return first + conditional_terms(problem, dist, theta, b, noise[..., 1], **settings)
+
+
+def _u_terms(problem, dist, theta, noise, **settings):
+    return sample_terms(problem, dist, theta, noise[..., 0], **settings)[0]
+
+
+def _v_terms(b):
+    def v_terms(problem, dist, theta, noise, **settings):
+        v = noise[..., 0]
+        return conditional_terms(problem, dist, theta, tf.fill(tf.shape(v), b), v,
+                                 **settings)
+    return v_terms
+
+
+_V_TERMS = {0: _v_terms(0.0), 1: _v_terms(1.0)}  # one function each: blocks are cached by it
+
+
+def exact_moments(problem, vector, batch_size=None, eta=1.0, temperature=0.5):
+    """Exact mean and per-sample variance on one Bernoulli, from 1-D integrals only.
+
+    One draw's estimate is ĝ = a(u) + c_b(v): the terms of u alone, and those of the draw
+    b(u) and v. Given b, u and v are independent, so with q_b = P(b),
+    E ĝ = Σ_b E[a 1_b] + q_b E_v c_b and E ĝ² = Σ_b E[a² 1_b] + 2 E[a 1_b] E_v c_b +
+    q_b E_v c_b²: integrals over u on each side of 1 - p and over v, which stay fast where
+    a two-dimensional cubature would crawl (p near 0 or 1 puts the features of both at a
+    scale of min(p, 1 - p)).
+    """
+    del batch_size  # draws are iid whatever the batching
+    p, rank = logits.scalar_bernoulli("rebar", problem, vector)
+    vector = problem.theta_vector(vector)
+    settings = (("eta", eta), ("temperature", temperature))
+    mean = second = 0.0
+    for b, (low, high), probability in ((0, (0.0, 1.0 - p), 1.0 - p), (1, (1.0 - p, 1.0), p)):
+        if high <= low:
+            continue  # p rounds to 0 or 1: this side has no mass
+        a1, a2 = truth.block_integrals(problem, vector,
+                                       logits.uniform_block(_u_terms, 1, settings, rank),
+                                       low=(low,), high=(high,))
+        c1, c2 = truth.block_integrals(problem, vector,
+                                       logits.uniform_block(_V_TERMS[b], 1, settings, rank))
+        mean = mean + a1 + probability * c1
+        second = second + a2 + 2.0 * a1 * c1 + probability * c2
+    return mean, np.maximum(second - mean**2, 0.0)
 
 
 def _check(label, problem, dist, vector, batch_size):
@@ -60,7 +119,7 @@ IDENTITY = Identity(
     summary="REBAR (Tucker et al. 2017), fixed eta and temperature: score function with a "
             "relaxed control variate; unbiased, binary b, 3 f per draw.",
     surrogate=logits.mean_of_terms(terms, 2),
-    exact_moments=logits.bernoulli_moments("rebar", terms, 2),
+    exact_moments=exact_moments,
     check=_check,
     f_evals=evaluations_per_draw(3),
     settings=(("eta", 1.0, "the control variate's scale", None),

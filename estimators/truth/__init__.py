@@ -50,15 +50,15 @@ from estimators.truth import integrands, monte_carlo
 from estimators.truth.integrate import NoExactForm, QuadratureWarning, integrate
 from estimators.truth.integrate import method as integration_method
 from estimators.truth.monte_carlo import TruthError
-from estimators.truth.noise import (NOISE_SPAN, NoiseBlock, block_moments, mirrored,
-                                    noise_moments, standard_normal_density)
+from estimators.truth.noise import (NOISE_SPAN, NoiseBlock, block_integrals, block_moments,
+                                    mirrored, noise_moments, standard_normal_density)
 
 KINDS = ("closed_form", "quadrature", "enumeration", "monte_carlo")
 METHODS = ("auto",) + KINDS
 
 __all__ = [
     "KINDS", "NOISE_SPAN", "NoExactForm", "NoiseBlock", "QuadratureWarning", "Reference",
-    "block_moments",
+    "block_integrals", "block_moments",
     "TruthError", "gradient", "integrate_per_sample", "integrate_terms", "kind", "mirrored",
     "no_exact_form", "noise_moments", "per_sample_variance", "reference",
     "single_sample_moments", "standard_normal_density", "value",

@@ -98,8 +98,16 @@ def block_moments(problem, vector, block: NoiseBlock, points=()):
     """Mean and variance ``([d], [d])`` of one block's estimate ∇θ ``surrogate`` at θ
     ``vector``, by cubature over its box, split at ``points`` (noise values where the
     estimate jumps or has a kink; those outside the box are ignored)."""
+    first, second = block_integrals(problem, vector, block, points)
+    return first, np.maximum(second - first**2, 0.0)
+
+
+def block_integrals(problem, vector, block: NoiseBlock, points=(), low=None, high=None):
+    """∫ density · ĝ and ∫ density · ĝ² ``([d], [d])`` of a block's estimate ĝ over its box,
+    or over the part ``low`` … ``high`` of it (raw moments restricted to that part)."""
     integrand = _compiled_block(problem, block)
-    low, high = np.asarray(block.low, np.float64), np.asarray(block.high, np.float64)
+    low = np.asarray(block.low if low is None else low, np.float64)
+    high = np.asarray(block.high if high is None else high, np.float64)
     points = [np.asarray(p, dtype=np.float64) for p in points]
     points = [p for p in points if np.all((low < p) & (p < high))]
     result = integrate.cubature(
@@ -109,8 +117,7 @@ def block_moments(problem, vector, block: NoiseBlock, points=()):
         warnings.warn(f"cubature for problem '{problem.name}' at theta={vector.tolist()} "
                       f"stopped with error estimate {np.max(result.error):.3g}",
                       QuadratureWarning, stacklevel=3)
-    first, second = result.estimate[: problem.dim], result.estimate[problem.dim:]
-    return first, np.maximum(second - first**2, 0.0)
+    return result.estimate[: problem.dim], result.estimate[problem.dim:]
 
 
 def _compiled_block(problem, block: NoiseBlock):
