@@ -122,7 +122,8 @@ def _run_usage_error(args) -> str | None:
 
 
 def _print_skipped(skipped) -> None:
-    print(f"skipped {len(skipped)} combinations that do not apply:", file=sys.stderr)
+    print(f"skipped {len(skipped)} combination{'s' if len(skipped) != 1 else ''} that do "
+          f"not apply:", file=sys.stderr)
     # A batch larger than n_samples is the one-batch cell again: count, don't list.
     oversized = [s for s in skipped if s[1] == "batch_size > n_samples"]
     if oversized:

@@ -377,14 +377,16 @@ def get_estimator(name, **options) -> Estimator:
 
 def _unknown_option(identity: Identity, option: str) -> str:
     own = [name for name, *_ in identity.settings]
-    return (f"unknown estimator option {option!r}; the options are {', '.join(OPTIONS)}"
-            + (f", and for {identity.name} {', '.join(own)}" if own else "") + ".")
+    return (f"unknown estimator option {option!r} for {identity.name}; its options are "
+            f"{', '.join(OPTIONS)}" + (f", {', '.join(own)}" if own else "") + ".")
 
 
 def _setting_value(identity: Identity, name: str, value) -> float:
     """A setting as a float, checked against its range (one sentence otherwise)."""
     _, _, meaning, low = next(entry for entry in identity.settings if entry[0] == name)
     number = value
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        number = value.item()
     if isinstance(value, str):
         try:
             number = float(value)
@@ -403,6 +405,10 @@ def _format(value) -> str:
 
 
 def _parse_label(text: str):
+    if "[" in text or "]" in text:
+        raise ValueError(f"estimator label {text!r}: a label names one estimator, so its "
+                         "options take one value each; sweep a setting with a grid table "
+                         "such as {name = \"gumbel_softmax\", temperature = [0.1, 0.5]}.")
     match = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*(?:\((.*)\))?\s*", text)
     if not match:
         raise ValueError(f"unknown estimator {text!r}; write a name such as 'score_function' "

@@ -72,7 +72,7 @@ ARM = Identity(
     summary="ARM (Yin & Zhou 2019): (f(b⁺) - f(b⁻))(u - ½); unbiased, binary b, 2 f per draw.",
     surrogate=logits.mean_of_terms(arm_terms, 1),
     exact_moments=logits.bernoulli_moments("arm", arm_terms, 1),
-    check=_check(" (ARSM, its categorical extension, is not implemented)"),
+    check=_check(" (ARSM, its categorical extension, is not implemented here)"),
     f_evals=evaluations_per_draw(2),
 )
 
@@ -82,6 +82,6 @@ DISARM = Identity(
             "unbiased, binary b, 2 f per draw.",
     surrogate=logits.mean_of_terms(disarm_terms, 1),
     exact_moments=logits.bernoulli_moments("disarm", disarm_terms, 1),
-    check=_check(" (categorical DisARM is not implemented)"),
+    check=_check(" (categorical DisARM is not implemented here)"),
     f_evals=evaluations_per_draw(2),
 )

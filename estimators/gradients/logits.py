@@ -65,10 +65,18 @@ def require_binary(label: str, problem, dist, extension: str) -> None:
     method's categorical generalization, which gradvar does not implement."""
     if is_binary(dist):
         return
+    categorical = isinstance(dist, (tfd.Categorical, tfd.OneHotCategorical))
     raise NotApplicableError(
         f"{label} is defined for binary latent variables (tfd.Bernoulli or "
-        f"tfd.Independent(tfd.Bernoulli, 1)), but problem '{problem.name}' has a "
-        f"{type(dist).__name__}{extension}; use score_function or score_function_loo.")
+        f"tfd.Independent(tfd.Bernoulli, 1)), but the measure of problem '{problem.name}' is "
+        f"{_kind(dist)}{extension if categorical else ''}; use score_function or "
+        "score_function_loo.")
+
+
+def _kind(dist) -> str:
+    inner = measure.base(dist)
+    return (f"tfd.Independent({type(inner).__name__})" if inner is not dist
+            else type(dist).__name__)
 
 
 def require_relaxable(label: str, problem, dist) -> None:
@@ -77,17 +85,18 @@ def require_relaxable(label: str, problem, dist) -> None:
     if isinstance(dist, tfd.Categorical):
         raise NotApplicableError(
             f"{label} relaxes one-hot vectors, but problem '{problem.name}' draws category "
-            "indices (tfd.Categorical); write the measure as tfd.OneHotCategorical(logits, "
-            "dtype=tf.float32) and f on one-hot vectors.")
+            "indices (tfd.Categorical); write the measure as tfd.OneHotCategorical(logits) "
+            "and f on one-hot vectors.")
     if not (is_binary(dist) or is_one_hot(dist)):
         raise NotApplicableError(
-            f"{label} relaxes Bernoulli or one-hot categorical latent variables, but problem "
-            f"'{problem.name}' has a {type(dist).__name__}; use score_function.")
+            f"{label} relaxes Bernoulli or one-hot categorical latent variables, but the "
+            f"measure of problem '{problem.name}' is {_kind(dist)}; use score_function.")
 
 
 def require_cost_gradient(label: str, problem, vector) -> None:
-    """NotApplicableError when f has no gradient with respect to b, since a relaxation
-    (or REBAR's control variate) through it would be a silent zero."""
+    """NotApplicableError when f has no gradient with respect to b, or (binary b) jumps
+    between 0 and 1, since a relaxation (or REBAR's control variate) through it would be a
+    silent zero or a silent bias."""
     dist = problem.distribution(vector, tf.float32)
     theta = tf.constant(vector[None, :], tf.float32)
     half = tf.fill([1, 1] + dist.event_shape.as_list(), 0.5)  # [1, 1, *event]
@@ -100,6 +109,35 @@ def require_cost_gradient(label: str, problem, vector) -> None:
             f"there, but the cost of problem '{problem.name}' has no gradient in x (it casts, "
             "rounds or indexes x); write f with differentiable operations or use "
             "score_function.")
+    if is_binary(dist) and not _continuous_between_0_and_1(problem, dist, theta):
+        raise NotApplicableError(
+            f"{label} evaluates f at relaxed values between 0 and 1 and differentiates it "
+            f"there, but the cost of problem '{problem.name}' jumps between x = 0 and x = 1 "
+            "(part of it casts, rounds or thresholds x: its derivative along x = s·(1, ..., 1) "
+            "does not integrate to f(1) - f(0)), so the estimate would be silently biased; "
+            "write f with differentiable operations or use score_function.")
+
+
+def _continuous_between_0_and_1(problem, dist, theta) -> bool:
+    """Whether ∫₀¹ d/ds f(s·1) ds = f(1) - f(0) (Gauss-Legendre, 16 nodes, float64): false
+    for a cost with a jump the relaxation would step over unseen."""
+    nodes, weights = np.polynomial.legendre.leggauss(16)
+    s = tf.constant((nodes + 1.0) / 2.0, tf.float64)  # [16]
+    theta = tf.cast(theta, tf.float64)
+    shape = tf.concat([[16, 1], dist.event_shape_tensor()], 0)
+    with tf.GradientTape() as tape:
+        tape.watch(s)
+        x = tf.broadcast_to(tf.reshape(s, [16, 1] + [1] * measure.event_rank(dist)), shape)
+        values = problem.cost_values(dist, x, theta)  # [16, 1]
+        total = tf.reduce_sum(values)
+    slope = tape.gradient(total, s, unconnected_gradients=tf.UnconnectedGradients.ZERO).numpy()
+    ends = problem.cost_values(dist, tf.broadcast_to(
+        tf.reshape(tf.constant([0.0, 1.0], tf.float64), [2, 1] + [1] * measure.event_rank(dist)),
+        tf.concat([[2, 1], dist.event_shape_tensor()], 0)), theta).numpy()[:, 0]
+    change = ends[1] - ends[0]
+    integral = float(np.sum(weights / 2.0 * slope))
+    scale = max(abs(change), float(np.max(np.abs(values.numpy()))), 1e-300)
+    return bool(np.isfinite(integral)) and abs(integral - change) <= 1e-6 * scale
 
 
 def mean_of_terms(terms, noise_per_coordinate: int):

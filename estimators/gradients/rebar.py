@@ -110,7 +110,7 @@ def exact_moments(problem, vector, batch_size=None, eta=1.0, temperature=0.5):
 def _check(label, problem, dist, vector, batch_size):
     del batch_size
     logits.require_binary(label, problem, dist,
-                          " (categorical REBAR is not implemented)")
+                          " (categorical REBAR is not implemented here)")
     logits.require_cost_gradient(label, problem, vector)
 
 

@@ -70,7 +70,7 @@ def bernoulli_quadratic(D: int = 200, t: float = 0.499) -> Problem:
 
 
 @register("categorical_toy",
-          "f = 0.5 + (z+1)/C², z ~ Categorical(logits θ ∈ R^C) (the ARSM toy)")
+          "f = 0.5 + (z+1)/C², z ~ Categorical(logits θ ∈ R^C) drawn one-hot (the ARSM toy)")
 def categorical_toy(C: int = 30) -> Problem:
     """The toy of Yin, Yue & Zhou 2019 (ARSM). z is drawn as a one-hot vector y
     (``tfd.OneHotCategorical``), so f(y) = 0.5 + (Σ_k k y_k + 1)/C² is defined between
@@ -93,7 +93,7 @@ def categorical_toy(C: int = 30) -> Problem:
         cost=cost,
         params={"logits": C},
         exact_value=exact_value,
-        description=f"f = 0.5 + (z+1)/{C}², z ~ Categorical(logits), C = {C}",
+        description=f"f = 0.5 + (z+1)/{C}², z ~ OneHotCategorical(logits), C = {C}",
     )
 
 

@@ -121,8 +121,9 @@ TABLE = '{name = "score_function", control_variate = ["none", "loo", "delta"]}'
                  r"^g\.toml: estimators\[1\]: control_variate must be one of none, loo, "
                  r"batch_optimal, delta, got 'lo'\.$", id="unknown-value"),
     pytest.param('{name = "score_function", baseline = "loo"}',
-                 r"^g\.toml: estimators\[1\]: unknown estimator option 'baseline'; the options "
-                 r"are sampling, control_variate\.$", id="unknown-option"),
+                 r"^g\.toml: estimators\[1\]: unknown estimator option 'baseline' for "
+                 r"score_function; its options are sampling, control_variate\.$",
+                 id="unknown-option"),
     pytest.param('{name = "reparameterization", sampling = ["iid", "sobol"]}',
                  r"^g\.toml: estimators\[1\]: sampling must be one of iid, antithetic, qmc, got "
                  r"'sobol'\.$", id="unknown-sampling"),

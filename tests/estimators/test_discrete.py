@@ -149,6 +149,8 @@ def test_evaluations_of_f_per_estimate():
 
 
 def test_settings_are_options_with_canonical_labels():
+    assert E.get_estimator("gumbel_softmax", temperature=np.array(0.3)).label == \
+        "gumbel_softmax(temperature=0.3)"
     assert E.get_estimator("gumbel_softmax(temperature=0.10)").label == \
         "gumbel_softmax(temperature=0.1)"
     assert E.get_estimator("gumbel_softmax", temperature=0.5) == E.ESTIMATORS["gumbel_softmax"]
@@ -169,9 +171,12 @@ def test_settings_are_options_with_canonical_labels():
     (lambda: E.get_estimator("gumbel_softmax(temperature=hot)"), "got 'hot'"),
     (lambda: E.get_estimator("rebar", eta=float("nan")), "eta (the control variate's scale)"),
     (lambda: E.get_estimator("arm", temperature=0.5),
-     "unknown estimator option 'temperature'; the options are sampling, control_variate."),
+     "unknown estimator option 'temperature' for arm; its options are sampling, "
+     "control_variate."),
     (lambda: E.get_estimator("straight_through", eta=1.0),
-     "the options are sampling, control_variate, and for straight_through temperature."),
+     "for straight_through; its options are sampling, control_variate, temperature."),
+    (lambda: E.get_estimator("gumbel_softmax(temperature=[0.1, 0.5])"),
+     "its options take one value each; sweep a setting with a grid table such as {name = "),
     (lambda: E.get_estimator("arm", control_variate="loo"), "arm does not combine with"),
 ])
 def test_bad_settings_are_one_sentence(call, message):
@@ -197,6 +202,14 @@ def _bernoulli_problem(name, cost, dist=None):
      "has no gradient in x"),
     ("rebar", _bernoulli_problem("lookup", lambda b, t: tf.gather([1.0, 3.0], tf.cast(b, tf.int32))),
      "has no gradient in x"),
+    ("rebar", _bernoulli_problem("mixed", lambda b, t: (b - 0.45) ** 2 + 0.5 * tf.round(b)),
+     "jumps between x = 0 and x = 1"),
+    ("straight_through", E.Problem(
+        name="mixed_vector", params={"logits": 3},
+        dist=lambda t: tfp.distributions.Independent(
+            tfp.distributions.Bernoulli(logits=t["logits"]), 1),
+        cost=lambda b, t: tf.reduce_sum(b**2, -1) + tf.floor(b[..., 1])),
+     "jumps between x = 0 and x = 1"),
 ])
 def test_estimators_refuse_measures_and_costs_they_cannot_handle(label, problem, message):
     theta = {"logits": 0.0} if problem.params else 0.1 if problem.dim == 1 else (0.5, 1.0)
