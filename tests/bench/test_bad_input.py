@@ -191,7 +191,7 @@ def test_the_summary_calls_overlapping_efficiency_intervals_ties():
                      "variance": variance, "variance_ci_low": low, "variance_ci_high": high,
                      "time_per_estimate_s": 1.0, "time_per_estimate_min_s": 1.0,
                      "time_per_estimate_max_s": 1.0, "mse": variance, "bias": 0.0,
-                     "bias_se": 1.0, "n_nonfinite": 0})
+                     "bias_se": 1.0, "truth": 0.0, "n_nonfinite": 0})
     best = runner.summary(pd.DataFrame(rows)).best_by_variance_x_time.iloc[0]
     assert best == "a (tied: b)"
 
