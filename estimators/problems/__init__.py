@@ -18,7 +18,11 @@ in ``tests/estimators/test_problems.py``):
   cos(k x); and their D-dimensional versions under N(mean, diag std²) with blocks
   θ = {mean: D, std: D}, ``gaussian_square_nd(D, k)`` Σ(x_i-k)² and
   ``gaussian_cos_nd(D, k)`` Σ cos(k x_i), whose score-function variance grows with D.
-* :mod:`.discrete`: ``poisson_square(k=2)``, f = (x-k)² under Poisson(θ).
+* :mod:`.discrete`: ``poisson_square(k=2)``, f = (x-k)² under Poisson(θ); the binary and
+  categorical toys ``bernoulli_toy(t)``, ``bernoulli_quadratic(D, t)``,
+  ``categorical_toy(C)``.
+* :mod:`.models`: ``logistic_regression(data="breast_cancer")``, Bayesian logistic
+  regression with a Monte Carlo reference truth (:mod:`.datasets` prepares the data).
 
 Factory arguments keep the type of their default: ``D`` is an integer, ``k`` a float;
 strings and booleans are allowed for factories that take them. A user's own factory
@@ -152,7 +156,7 @@ def label(name, kwargs):
                                   for k, v in kwargs.items()) + ")"
 
 
-from estimators.problems import discrete, gaussian, lab  # noqa: E402,F401  (register)
+from estimators.problems import discrete, gaussian, lab, models  # noqa: E402,F401  (register)
 
 __all__ = ["build", "coerce", "factory", "get", "label", "names", "parameters", "register",
            "signature_defaults", "summary"]
