@@ -32,6 +32,16 @@ def assert_within_se(estimates, truth, k=5.0, float_tol=1e-5):
             f"component {component}: mean {m} vs exact {t} ({abs(m - t):.3g} > {allowed:.3g}; SE {s:.3g})"
 
 
+def variance_z(values, variance):
+    """(sample variance - variance) / its standard error, per component."""
+    count = len(values)
+    deviations = values - values.mean(axis=0)
+    sample = (deviations**2).sum(axis=0) / (count - 1)
+    fourth = (deviations**4).mean(axis=0)
+    se = np.sqrt(np.maximum(fourth - (count - 3) / (count - 1) * sample**2, 0.0) / count)
+    return (sample - variance) / se, sample
+
+
 @pytest.fixture(autouse=True)
 def _quiet_expected_bias_warning(request):
     """naive_mc warns on θ-dependent measures by design; tests that check it are marked."""

@@ -55,28 +55,20 @@ def _check(label, problem, dist, vector, batch_size):
 
 TEMPERATURE = (("temperature", 0.5, "the relaxation's temperature λ", 0.0),)
 
-GUMBEL_SOFTMAX = Identity(
-    name="gumbel_softmax",
-    summary="Gumbel-softmax / Concrete (Jang et al.; Maddison et al. 2017): ∇θ f at a "
-            "relaxed draw; biased, option temperature.",
-    surrogate=logits.mean_of_terms(gumbel_softmax_terms, 1),
-    exact_moments=logits.bernoulli_moments("gumbel_softmax", gumbel_softmax_terms, 1),
-    check=_check,
-    unbiased=False,
-    declared_biased=True,
-    pathwise=True,
-    settings=TEMPERATURE,
-)
+def _relaxation(name: str, summary: str, terms) -> Identity:
+    return Identity(name=name, summary=summary, surrogate=logits.mean_of_terms(terms, 1),
+                    exact_moments=logits.bernoulli_moments(name, terms, 1), check=_check,
+                    unbiased=False, declared_biased=True, pathwise=True, settings=TEMPERATURE)
 
-STRAIGHT_THROUGH = Identity(
-    name="straight_through",
-    summary="Straight-through Gumbel: f at the discrete draw, gradient through the relaxed "
-            "one; biased, option temperature.",
-    surrogate=logits.mean_of_terms(straight_through_terms, 1),
-    exact_moments=logits.bernoulli_moments("straight_through", straight_through_terms, 1),
-    check=_check,
-    unbiased=False,
-    declared_biased=True,
-    pathwise=True,
-    settings=TEMPERATURE,
-)
+
+GUMBEL_SOFTMAX = _relaxation(
+    "gumbel_softmax",
+    "Gumbel-softmax / Concrete (Jang et al.; Maddison et al. 2017): ∇θ f at a relaxed draw; "
+    "biased, option temperature.",
+    gumbel_softmax_terms)
+
+STRAIGHT_THROUGH = _relaxation(
+    "straight_through",
+    "Straight-through Gumbel: f at the discrete draw, gradient through the relaxed one; "
+    "biased, option temperature.",
+    straight_through_terms)

@@ -17,8 +17,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 import estimators as E
-from tests.conftest import assert_within_se
-from tests.estimators.test_matrix import variance_z
+from tests.conftest import assert_within_se, variance_z
 
 N_SAMPLES, N_REPLICATES = 20, 4000
 UNBIASED = ["score_function", "score_function(control_variate=loo)", "arm", "disarm", "rebar",

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import estimators as E
-from tests.conftest import assert_within_se
+from tests.conftest import assert_within_se, variance_z
 
 PROBLEMS = {
     "seed_fixed": ({"mu": 1.0}, -0.5),
@@ -132,16 +132,6 @@ def test_mean_within_5_se(label, name, backend):
     assert values.shape == (len(values), problem(name).dim) and np.all(np.isfinite(values))
     assert_within_se(values, expected_mean(label, name),
                      float_tol=1e-3 if E.get_estimator(label).uses_window else 1e-5)
-
-
-def variance_z(values, variance):
-    """(sample variance - variance) / its standard error, per component."""
-    count = len(values)
-    deviations = values - values.mean(axis=0)
-    sample = (deviations**2).sum(axis=0) / (count - 1)
-    fourth = (deviations**4).mean(axis=0)
-    se = np.sqrt(np.maximum(fourth - (count - 3) / (count - 1) * sample**2, 0.0) / count)
-    return (sample - variance) / se, sample
 
 
 @pytest.mark.parametrize("backend", ["xla", "graph"])
