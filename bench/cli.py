@@ -101,8 +101,10 @@ def cmd_run(args) -> int:
 
     from bench.store import read_results
 
-    frame, _ = read_results(path)
+    frame, meta = read_results(path)
     print(f"\nresults: {path}  ({len(frame)} rows)")
+    if meta.get("training"):
+        print(f"training: {_describe_training(meta)}")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(runner.summary(frame).to_string(index=False, float_format="{:.3g}".format))
     if args.report:
@@ -180,7 +182,10 @@ def cmd_show(args) -> int:
         print(f"gradvar: error: {args.results}: the results table has no rows (every cell of "
               "its grid was skipped); nothing to show.", file=sys.stderr)
         return 2
-    columns = [c for c in ("problem", "estimator", "param", "theta", "n_samples", "batch_size",
+    if meta.get("training"):
+        print(f"training: {_describe_training(meta)}")
+    columns = [c for c in ("problem", "step", "estimator", "param", "theta", "n_samples",
+                           "batch_size",
                            "truth", "truth_kind", "bias", "bias_se", "variance",
                            "variance_ci_rel", "mse", "time_per_estimate_s", "n_nonfinite")
                if c in frame.columns]
@@ -191,6 +196,24 @@ def cmd_show(args) -> int:
     print(shown.to_string(index=False, float_format="{:.4g}".format,
                           max_rows=None if args.all else 60))
     return 0
+
+
+def _describe_training(meta: dict) -> str:
+    """One line on a training run's settings and where each run ended."""
+    t = meta["training"]
+    text = (f"{t['direction']} with {t['optimizer']} (lr {t['learning_rate']:g}, "
+            f"{t['schedule']}), {t['steps']} steps of {t['estimator']} at n = {t['n_samples']}; "
+            f"checkpoints {', '.join(map(str, t['checkpoints']))}")
+    for run in meta.get("trajectories", []):
+        last = run["log"][-1] if run["log"] else None
+        if last:
+            extra = "".join(f", {k} {v:.4g}" for k, v in last.items() if k not in (
+                "step", "learning_rate", "objective", "objective_se", "expected_f", "penalty",
+                "train_seconds"))
+            text += (f"\n  {run['problem']} from [{run['theta_label']}]: objective "
+                     f"{last['objective']:.4g} ± {last['objective_se']:.2g} at step "
+                     f"{last['step']}{extra}; {run['train_seconds']:.1f} s of training")
+    return text
 
 
 def cmd_list(args) -> int:

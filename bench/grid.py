@@ -20,6 +20,14 @@ A grid is a TOML file (``bench/grids/*.toml``)::
         {name = "gumbel_softmax", temperature = [0.1, 0.5, 1.0]},  # numeric settings
     ]
 
+    [training]                  # optional: a training run per problem and starting θ,
+    direction = "maximize"      # with every cell measured at each checkpoint
+    learning_rate = 0.001       # (bench/training.py has every key)
+    steps = 5000
+    estimator = "reparameterization"
+    n_samples = 50
+    checkpoints = [0, 1000, 5000]
+
     [[problems]]
     name = "gaussian_cos"       # a built-in, or "my_problems.py:factory",
                                 # or "my_package.module:factory" (bench/problem_specs.py)
@@ -44,12 +52,13 @@ import tomllib
 from pathlib import Path
 
 import estimators as E
-from bench import problem_specs
+from bench import problem_specs, training as trainings
 
 GRID_DIR = Path(__file__).parent / "grids"
 TOP_KEYS = {"name": str, "seed": int, "backend": str, "n_replicates": int,
             "timing_repeats": int, "estimators": list, "n_samples": list,
-            "batch_sizes": list, "problems": list, "description": str, "lab_setups": bool}
+            "batch_sizes": list, "problems": list, "description": str, "lab_setups": bool,
+            "training": dict}
 PROBLEM_KEYS = {"name", "theta", "estimators"}
 REQUIRED = ("n_samples", "problems")
 
@@ -60,7 +69,8 @@ class GridError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
-    """One (problem, estimator, θ, n_samples, batch_size) combination of a grid."""
+    """One (problem, estimator, θ, n_samples, batch_size) combination of a grid; in a
+    training grid also a checkpoint ``step``, θ then being the trajectory's start."""
 
     problem: str            # registered name or "file.py:factory" / "module:factory"
     kwargs: tuple           # ((key, value), ...) factory arguments
@@ -69,6 +79,7 @@ class Cell:
     n_samples: int
     batch_size: int
     base_dir: str = dataclasses.field(default="", compare=False)  # where user files live
+    step: int | None = None  # a training checkpoint: measured at θ after `step` updates
 
     @property
     def problem_obj(self) -> E.Problem:
@@ -77,9 +88,17 @@ class Cell:
     @property
     def key(self) -> str:
         """A stable identifier: independent of cell order, used for seeds and resumes."""
-        return json.dumps([self.problem, [list(kv) for kv in self.kwargs], self.estimator,
-                           list(self.theta), self.n_samples, self.batch_size],
+        key = [self.problem, [list(kv) for kv in self.kwargs], self.estimator,
+               list(self.theta), self.n_samples, self.batch_size]
+        return json.dumps(key + ([self.step] if self.step is not None else []),
                           separators=(",", ":"))
+
+    @property
+    def trajectory(self) -> str | None:
+        """The training run this cell is a checkpoint of (None outside training grids)."""
+        if self.step is None:
+            return None
+        return trainings.trajectory_key(self.problem, self.kwargs, self.theta)
 
     def seed(self, run_seed: int) -> int:
         digest = hashlib.sha256(f"{run_seed}|{self.key}".encode()).digest()
@@ -88,7 +107,8 @@ class Cell:
     @property
     def label(self) -> str:
         problem = self.problem_obj
-        return (f"{problem.name} {self.estimator} θ=[{problem.describe_theta(self.theta)}] "
+        at = f" step={self.step}" if self.step is not None else ""
+        return (f"{problem.name} {self.estimator} θ=[{problem.describe_theta(self.theta)}]{at} "
                 f"n={self.n_samples} b={self.batch_size}")
 
 
@@ -105,6 +125,7 @@ class Grid:
     skipped: tuple[tuple[str, str], ...]   # (cell or combination label, reason)
     lab_setups: bool = False
     base_dir: str = ""      # the folder user problem files are looked up in
+    training: trainings.Training | None = None  # a training grid's [training] table
 
 
 def bundled() -> list[Path]:
@@ -182,6 +203,11 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
                                  fail, skipped)
     if base_dir is None:
         base_dir = str(Path(where).resolve().parent) if where != "<grid>" else ""
+    training = None
+    if "training" in data:
+        training = trainings.parse(data["training"], fail,
+                                   lambda entry, key: _one_estimator(entry, key, fail))
+    steps = training.checkpoints if training is not None else (None,)
 
     cells = []
     named = {}  # problem name -> (the entry's name, the arguments that gave it)
@@ -241,10 +267,13 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
                 problem.validate(thetas[0])
             except ValueError as error:
                 fail(where_p, str(error))
-            for estimator, theta, n, b in itertools.product(chosen, thetas, n_samples,
-                                                            batch_sizes):
+            if training is not None:
+                _check_training(training, problem, thetas, where_p, fail)
+            # A training grid runs trajectory by trajectory, checkpoint by checkpoint.
+            for theta, step, estimator, n, b in itertools.product(thetas, steps, chosen,
+                                                                  n_samples, batch_sizes):
                 batch = n if b == "all" else b
-                cell = Cell(name, kwargs, estimator, theta, n, batch, base_dir)
+                cell = Cell(name, kwargs, estimator, theta, n, batch, base_dir, step)
                 reason = _not_applicable(cell, problem, where_p, fail)
                 if reason:
                     skipped.append((cell.label, reason))
@@ -259,7 +288,30 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
     return Grid(name=data.get("name", Path(where).stem), source=text, path=where, seed=seed,
                 backend=backend, n_replicates=n_replicates, timing_repeats=repeats,
                 cells=tuple(cells), skipped=tuple(skipped),
-                lab_setups=data.get("lab_setups", False), base_dir=base_dir)
+                lab_setups=data.get("lab_setups", False), base_dir=base_dir, training=training)
+
+
+def _one_estimator(entry, key, fail) -> str:
+    """The one estimator label of a name, label or option table (training's)."""
+    skipped = []
+    labels = _estimators([entry], key, fail, skipped)
+    if len(labels) != 1:
+        fail(key, f"must name one estimator (no list of options), got {entry!r}.")
+    return labels[0]
+
+
+def _check_training(training, problem: E.Problem, thetas, where_p: str, fail) -> None:
+    """The training estimator applies at every start, and no start repeats."""
+    if len(set(thetas)) != len(thetas):
+        fail(f"{where_p}.theta", "lists a starting θ twice; each is one training run.")
+    for theta in thetas:
+        try:
+            E.get_estimator(training.estimator).check(problem, theta, training.n_samples,
+                                                      training.n_samples)
+        except E.NotApplicableError as error:
+            fail("training.estimator", f"cannot train problem '{problem.name}': {error}")
+        except ValueError as error:
+            fail(where_p, str(error))
 
 
 def _arguments(kwargs) -> str:

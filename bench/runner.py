@@ -5,11 +5,18 @@ reported as ``compile_time_s``, outside the timed region), compute the R estimat
 the cell's seed (derived from the run seed and the cell's key, so numbers do not depend on
 cell order or resumption), then time ``timing_repeats`` further identical calls and keep
 the median. One row per parameter component.
+
+A training grid (``[training]``, :mod:`bench.training`) measures its cells at checkpoints
+of a training run: before a checkpoint's first cell the run trains up to it, storing its
+state, and the cells are measured at the θ reached; their rows carry ``step`` and θ at
+that step (``theta_label`` names the start). Training to the last step completes the
+training log, which the finished table keeps in its metadata (``trajectories``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import datetime as dt
 import platform
@@ -26,7 +33,7 @@ import pandas as pd
 from tqdm import tqdm
 
 import estimators as E
-from bench import lab_setups, metrics, problem_specs
+from bench import lab_setups, metrics, problem_specs, training
 from bench.grid import Cell, Grid, parse
 from bench.store import ResultsError, RunStore
 import tensorflow as tf  # after estimators: its TensorFlow settings come first
@@ -66,7 +73,8 @@ def _stop_between_cells():
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        print("\nstopping after the current cell (Ctrl-C again to stop now)", file=sys.stderr)
+        print("\nstopping after the current cell or training step (Ctrl-C again to stop now)",
+              file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
@@ -108,13 +116,15 @@ def run_metadata(grid: Grid, run_id: str) -> dict:
         "tensorflow_probability": tfp.__version__, "numpy": np.__version__,
         "python": platform.python_version(), "platform": platform.platform(),
         "device": E.DEVICE, "git_commit": _git_commit(), "started": _now(),
+        **({"training": dataclasses.asdict(grid.training)} if grid.training else {}),
     }
 
 
-def measure(cell: Cell, grid: Grid) -> list[dict]:
-    """The metric rows (one per parameter component) of one cell."""
+def measure(cell: Cell, grid: Grid, theta=None) -> list[dict]:
+    """The metric rows (one per parameter component) of one cell, at ``theta`` (default
+    the cell's own; a training checkpoint's θ is the trajectory's)."""
     problem = cell.problem_obj
-    theta = np.asarray(cell.theta)
+    theta = np.asarray(cell.theta if theta is None else theta, dtype=np.float64)
     seed = cell.seed(grid.seed)
     try:
         program = E.program(cell.estimator, problem, cell.theta, cell.n_samples,
@@ -137,12 +147,13 @@ def measure(cell: Cell, grid: Grid) -> list[dict]:
         raise CellError(f"{cell.label}: {error}") from None
     f_evals = program.estimator.f_evals_per_estimate(problem, theta, cell.n_samples,
                                                      cell.batch_size)
-    label = problem.describe_theta(theta)
+    label = problem.describe_theta(cell.theta)  # a training run's start
+    at = {} if cell.step is None else {"step": cell.step}
     event_size = int(np.prod(problem.event_shape(theta), dtype=int))
     rows = []
     for index, (param, block) in enumerate(zip(problem.param_labels, problem.param_blocks)):
         rows.append({
-            "problem": problem.name, "problem_family": cell.problem,
+            "problem": problem.name, "problem_family": cell.problem, **at,
             "estimator": cell.estimator, "param": param, "param_block": block,
             "theta": float(theta[index]), "theta_label": label,
             "n_samples": cell.n_samples, "batch_size": cell.batch_size,
@@ -189,20 +200,25 @@ def run(grid: Grid, out_dir: Path, run_id: str | None = None, progress: bool = T
         store.start(run_metadata(grid, run_id))
     todo = [cell for cell in grid.cells if not store.done(cell.key)]
     done = len(grid.cells) - len(todo)
+    trajectories = _Trajectories(grid, store)
     with tqdm(total=len(grid.cells), initial=done, unit="cell", disable=not progress,
               dynamic_ncols=True, file=sys.stderr) as bar, _stop_between_cells() as stop:
         try:
             for cell in todo:
                 if stop.is_set():
                     raise KeyboardInterrupt
+                theta = None
+                if cell.step is not None:
+                    theta = trajectories.theta_at(cell, stop, bar)
                 bar.set_postfix_str(cell.label, refresh=True)
                 try:
-                    rows = measure(cell, grid)
+                    rows = measure(cell, grid, theta)
                 except CellError as error:
                     raise CellError(str(error), store) from None
                 store.write_cell(cell.key, rows)
                 done += 1
                 bar.update()
+            trajectories.finish(stop, bar)
             if grid.lab_setups and store.read_json("lab") is None:
                 if stop.is_set():
                     raise KeyboardInterrupt
@@ -213,7 +229,79 @@ def run(grid: Grid, out_dir: Path, run_id: str | None = None, progress: bool = T
     metadata = {**store.metadata(), "finished": _now()}
     if grid.lab_setups:
         metadata["lab"] = store.read_json("lab")
+    if grid.training is not None:
+        metadata["trajectories"] = trajectories.records()
     return store.finish([cell.key for cell in grid.cells], metadata)
+
+
+class _Trajectories:
+    """The training runs of a training grid, loaded from the store or started fresh."""
+
+    def __init__(self, grid: Grid, store: RunStore):
+        self.grid, self.store, self.runs = grid, store, {}
+        self.cells = {}  # trajectory key -> its first cell (problem, arguments, start)
+        for cell in grid.cells:
+            if cell.trajectory is not None:
+                self.cells.setdefault(cell.trajectory, cell)
+
+    def get(self, key: str) -> training.Trajectory:
+        if key not in self.runs:
+            cell = self.cells[key]
+            state = self.store.read_json(training.trajectory_name(key))
+            try:
+                self.runs[key] = training.Trajectory(
+                    cell.problem_obj, cell.theta, self.grid.training, self.grid.seed, key,
+                    self.grid.backend, state)
+            except ValueError as error:
+                raise CellError(f"training {cell.problem_obj.name}: {error}", self.store) \
+                    from None
+        return self.runs[key]
+
+    def _advance(self, run: training.Trajectory, cell: Cell, to_step: int, stop, bar) -> None:
+        """Trains ``run`` to ``to_step``, storing its state then (or where it stopped)."""
+        total = self.grid.training.steps
+        name = cell.problem_obj.name
+
+        def show(step):
+            bar.set_postfix_str(f"training {name}: step {step} of {total}", refresh=True)
+
+        show(run.step)
+        try:
+            reached = run.advance(to_step, stop, show)
+        except training.TrainingError as error:
+            # Resuming would meet the same step again: the grid must change, so no resume hint.
+            raise CellError(f"{name}: {error}") from None
+        self.store.write_json(training.trajectory_name(run.key), run.state)
+        if not reached:
+            raise KeyboardInterrupt
+
+    def theta_at(self, cell: Cell, stop, bar) -> np.ndarray:
+        """θ of ``cell``'s checkpoint, training up to it first if need be."""
+        run = self.get(cell.trajectory)
+        if str(cell.step) not in run.state["checkpoints"]:
+            self._advance(run, cell, cell.step, stop, bar)
+        return run.theta_at(cell.step)
+
+    def finish(self, stop, bar) -> None:
+        """Every run trained to its last step (the rest of the training log)."""
+        for key, cell in self.cells.items():
+            run = self.get(key)
+            if run.step < self.grid.training.steps:
+                self._advance(run, cell, self.grid.training.steps, stop, bar)
+
+    def records(self) -> list[dict]:
+        """What the finished table keeps of each run: where it started, θ at each
+        checkpoint and the training log."""
+        out = []
+        for key, cell in self.cells.items():
+            run = self.get(key)
+            problem = cell.problem_obj
+            out.append({
+                "problem": problem.name, "problem_family": cell.problem,
+                "start": list(cell.theta), "theta_label": problem.describe_theta(cell.theta),
+                "train_seed": run.train_seed, "train_seconds": run.state["train_seconds"],
+                "checkpoints": run.state["checkpoints"], "log": run.state["log"]})
+        return out
 
 
 def resume(run_ref: str, out_dir: Path, progress: bool = True) -> Path:
@@ -238,7 +326,8 @@ bias of ~1e-5 of the gradient, which must not count as detected bias."""
 
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per problem: the best estimator by MSE and by variance × time per estimate.
+    """Per problem (per problem and checkpoint ``step`` in a training run): the best
+    estimator by MSE and by variance × time per estimate.
 
     Compared at each problem's largest n_samples (and, of its batch sizes, the largest),
     averaging over θ and parameter components. An estimator with non-finite estimates in
@@ -250,7 +339,9 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
     overlaps the best one's are named as ties.
     """
     rows = []
-    for problem, group in frame.groupby("problem", sort=False):
+    keys = ["problem", "step"] if "step" in frame.columns else ["problem"]
+    for names, group in frame.groupby(keys, sort=False):
+        names = names if isinstance(names, tuple) else (names,)
         largest = group[group.n_samples == group.n_samples.max()]
         largest = largest[largest.batch_size == largest.batch_size.max()]
         t_min = largest.get("time_per_estimate_min_s", largest.time_per_estimate_s)
@@ -269,7 +360,8 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
         excluded = int(by.nonfinite.sum())
         by = by[~by.nonfinite]
         stochastic = by[(by.efficiency > 0) & ~by.biased]
-        row = {"problem": problem, "n_samples": int(largest.n_samples.iloc[0]),
+        row = {**{key: (int(v) if key == "step" else v) for key, v in zip(keys, names)},
+               "n_samples": int(largest.n_samples.iloc[0]),
                "best_by_mse": by.mse.idxmin() if len(by) else "—",
                "mse": by.mse.min() if len(by) else float("nan"),
                "best_by_variance_x_time": "—", "variance_x_time": float("nan")}

@@ -14,7 +14,9 @@ scalar or vector events), :mod:`problems` (registry of built-in problems),
 :data:`ESTIMATORS` (identities and presets), :func:`get_estimator` (an identity with
 sampling and control-variate options), :func:`estimate` and :func:`program` (the
 compiled replicate engine), :mod:`truth` (values, gradients and per-sample variances,
-labelled by how they were obtained) and :mod:`lab` (the PPDL lab's five functions).
+labelled by how they were obtained), :mod:`objective` (what a training run needs besides
+estimates: f at draws, a problem's penalty and diagnostics) and :mod:`lab` (the PPDL
+lab's five functions).
 ``DEVICE`` is where programs run, ``RNG_ALG`` the bit generator of every draw.
 
 Importing the package applies gradvar's process-wide TensorFlow settings (quiet start-up,
@@ -22,7 +24,7 @@ one XLA pass off, Philox draws); :mod:`estimators._runtime` documents all three.
 """
 
 from estimators import _runtime  # noqa: F401  (settings and the quiet TF import come first)
-from estimators import lab, measure, memory, problems, truth
+from estimators import lab, measure, memory, objective, problems, truth
 from estimators._runtime import DEVICE, GPUS, RNG_ALG
 from estimators.control_variates import CONTROL_VARIATES
 from estimators.engine import BACKENDS, Program, estimate, program
@@ -40,6 +42,6 @@ __all__ = [
     "BACKENDS", "BiasedEstimatorWarning", "CONTROL_VARIATES", "CostShapeError", "DEVICE",
     "ESTIMATORS", "Estimator", "GPUS", "IDENTITIES", "Identity", "NotApplicableError",
     "OPTIONS", "PRESETS", "Problem", "Program", "RNG_ALG", "SAMPLINGS", "TruthError",
-    "estimate", "get_estimator", "lab", "measure", "memory", "problems", "program", "register",
-    "truth",
+    "estimate", "get_estimator", "lab", "measure", "memory", "objective", "problems", "program",
+    "register", "truth",
 ]

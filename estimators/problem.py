@@ -67,6 +67,14 @@ class Problem:
       reference_samples: Draws behind the Monte Carlo reference gradient, for problems
         with no closed form, quadrature or enumeration (``truth_kind = monte_carlo``).
       description: One line for listings.
+      penalty: Optional ``theta -> scalar`` in TensorFlow ops (θ for one setting, in the
+        form ``dist`` receives): a deterministic term of a training objective, E[f] −
+        penalty(θ) when maximized (an ELBO's KL from q to the prior), E[f] + penalty(θ)
+        when minimized. Never part of the estimated gradient: training runs
+        (``bench/training.py``) add its exact gradient by autodiff.
+      diagnostics: Optional ``theta -> {name: scalar}`` in TensorFlow ops (θ as for
+        ``penalty``): numbers logged along a training run, such as a classifier's accuracy.
+        Must be deterministic in θ (use fixed-seed stateless draws).
 
     Example:
 
@@ -99,6 +107,8 @@ class Problem:
     params: Mapping[str, int] | None = None
     additive_cost: bool = False
     reference_samples: int = 1_000_000
+    penalty: Callable | None = None
+    diagnostics: Callable | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -106,8 +116,10 @@ class Problem:
         for field in ("dist", "cost"):
             if not callable(getattr(self, field)):
                 raise TypeError(f"{field} must be callable, got {getattr(self, field)!r}.")
-        if self.exact_value is not None and not callable(self.exact_value):
-            raise TypeError(f"exact_value must be callable or None, got {self.exact_value!r}.")
+        for field in ("exact_value", "penalty", "diagnostics"):
+            if getattr(self, field) is not None and not callable(getattr(self, field)):
+                raise TypeError(f"{field} must be callable or None, got "
+                                f"{getattr(self, field)!r}.")
         if self.params is not None and self.param_names is not None:
             raise ValueError("give either param_names (named scalars) or params (named "
                              "blocks with sizes), not both.")

@@ -1,4 +1,5 @@
-"""Shared test helpers: statistics of replicate estimates against exact values."""
+"""Shared test helpers: statistics of replicate estimates against exact values, and results
+tables without their timings (the part of a run that must repeat exactly)."""
 
 import warnings
 
@@ -40,6 +41,28 @@ def variance_z(values, variance):
     fourth = (deviations**4).mean(axis=0)
     se = np.sqrt(np.maximum(fourth - (count - 3) / (count - 1) * sample**2, 0.0) / count)
     return (sample - variance) / se, sample
+
+
+def assert_within_reference(problem, theta, values, k=5.5):
+    """Every component within k combined SE (the estimates' and the Monte Carlo
+    reference's own) of the reference; 5.5 for a block of tens of components."""
+    reference = problem.truth(theta)
+    assert reference.kind == "monte_carlo"
+    se = np.hypot(values.std(axis=0, ddof=1) / np.sqrt(len(values)), reference.gradient_se)
+    z = (values.mean(axis=0) - reference.gradient) / se
+    assert np.max(np.abs(z)) < k, np.max(np.abs(z))
+
+
+TIMING = ["time_per_estimate_s", "time_per_call_s", "compile_time_s", "samples_per_s",
+          "time_per_estimate_min_s", "time_per_estimate_max_s"]
+
+
+def statistics_of(path):
+    """A results table without its timing columns, in a fixed row order."""
+    from bench.store import read_results
+
+    frame, _ = read_results(path)
+    return frame.drop(columns=TIMING).sort_values(["cell", "param"]).reset_index(drop=True)
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ import pytest
 
 from bench import cli, grid, runner
 from bench.store import ResultsError, read_results
+from tests.conftest import statistics_of
 
 SMALL = """
 name = "small"
@@ -29,13 +30,6 @@ theta = [-1.0, 0.5]
 name = "gaussian_exp"
 theta = [[0.5, 1.0]]
 """
-TIMING = ["time_per_estimate_s", "time_per_call_s", "compile_time_s", "samples_per_s",
-          "time_per_estimate_min_s", "time_per_estimate_max_s"]
-
-
-def statistics_of(path):
-    frame, _ = read_results(path)
-    return frame.drop(columns=TIMING).sort_values(["cell", "param"]).reset_index(drop=True)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 import estimators as E
 from estimators.problems import datasets, models
+from tests.conftest import assert_within_reference
 
 THETA = {"mean": 0.0, "log_scale": -1.0}
 
@@ -72,15 +73,6 @@ def test_estimators_unbiased_against_the_reference(label):
     problem = E.problems.get("logistic_regression")
     values = E.estimate(label, problem, THETA, n_samples=10, n_replicates=400, seed=3)
     assert_within_reference(problem, THETA, values)
-
-
-def assert_within_reference(problem, theta, values, k=5.5):
-    """Every component within k combined SE (the estimates' and the Monte Carlo
-    reference's own) of the reference; 5.5 for a block of tens of components."""
-    reference = problem.truth(theta)
-    se = np.hypot(values.std(axis=0, ddof=1) / np.sqrt(len(values)), reference.gradient_se)
-    z = (values.mean(axis=0) - reference.gradient) / se
-    assert np.max(np.abs(z)) < k, np.max(np.abs(z))
 
 
 def test_a_users_csv_is_prepared_alike(tmp_path):

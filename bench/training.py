@@ -1,0 +1,276 @@
+"""Training runs: θ moved by an optimizer with one estimator, and every listed estimator
+measured at checkpoints along the way (Mohamed et al. 2020, §8, and their code).
+
+A grid with a ``[training]`` table trains once per problem and starting θ (the entry's
+``theta`` values are starting points) and measures its cells at each checkpoint::
+
+    [training]
+    direction = "maximize"       # required: "maximize" J = E[f] − penalty(θ) (an ELBO),
+                                 # or "minimize" J = E[f] + penalty(θ) (a cost)
+    optimizer = "sgd"            # "sgd" (default) or "adam" (β₁ = 0.9, β₂ = 0.999, ε = 1e-8)
+    learning_rate = 0.001        # required
+    schedule = "cosine"          # lr·cos(π/2 · t / steps) (Mohamed et al.), or "constant";
+                                 # default: cosine for sgd, constant for adam
+    steps = 5000                 # required
+    estimator = "reparameterization"   # required: what trains (a name, label or table)
+    n_samples = 50               # required: samples per training estimate
+    checkpoints = [0, 1000, 5000]      # required: steps at which every estimator is measured
+    log_every = 25               # steps between training-log rows (default: steps / 200)
+    eval_samples = 1000          # draws behind each logged E[f] (default 1000)
+
+``penalty`` is the problem's own (:class:`estimators.Problem`; the KL to the prior for
+``logistic_regression``), with its exact gradient; without one, J = E[f].
+
+**Same numbers after an interruption.** A checkpoint at step t measures θ after t
+updates. Update t uses the estimate keyed (trajectory seed, t), the trajectory seed
+derived from the run seed and the trajectory (problem, arguments, start), so the path is a
+function of the grid alone. The state (step, θ, optimizer moments, θ at each checkpoint
+reached, the log) is stored when a checkpoint is reached and when a run stops mid-way; a
+resumed run continues from it. Optimizers are a few lines of float64 NumPy here, rather
+than a library's, so that their whole state is a list of numbers that round-trips JSON
+exactly.
+
+**Training log**: a row every ``log_every`` steps and at every checkpoint and the last step:
+``step``, ``learning_rate``, ``objective`` J(θ) (E[f] from ``eval_samples`` draws, keyed by
+step, with its standard error ``objective_se``), ``expected_f``, ``penalty``, the problem's
+diagnostics (``accuracy``), and ``train_seconds`` (estimating and updating so far, logs
+excluded).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import time
+
+import numpy as np
+
+import estimators as E
+
+KEYS = ("direction", "optimizer", "learning_rate", "schedule", "steps", "estimator",
+        "n_samples", "checkpoints", "log_every", "eval_samples")
+REQUIRED = ("direction", "learning_rate", "steps", "estimator", "n_samples", "checkpoints")
+DIRECTIONS = ("maximize", "minimize")
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("cosine", "constant")
+ADAM = (0.9, 0.999, 1e-8)  # β₁, β₂, ε (Kingma & Ba 2015)
+LOG_ROWS = 200
+
+
+class TrainingError(ValueError):
+    """Training cannot go on (a non-finite estimate, θ leaving its allowed range); the
+    message names the step and what to change."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Training:
+    """A grid's ``[training]`` table, validated (module docstring)."""
+
+    direction: str
+    optimizer: str
+    learning_rate: float
+    schedule: str
+    steps: int
+    estimator: str          # canonical label
+    n_samples: int
+    checkpoints: tuple[int, ...]
+    log_every: int
+    eval_samples: int
+
+    @property
+    def sign(self) -> float:
+        """+1 when maximizing E[f], -1 when minimizing."""
+        return 1.0 if self.direction == "maximize" else -1.0
+
+    def learning_rate_at(self, step: int) -> float:
+        if self.schedule == "cosine":
+            return self.learning_rate * math.cos(math.pi / 2 * step / self.steps)
+        return self.learning_rate
+
+
+def parse(table, fail, estimator_label) -> Training:
+    """Validates a ``[training]`` table; ``fail(key, message)`` raises the grid's error and
+    ``estimator_label(entry, key)`` turns a name, label or option table into one label."""
+    if not isinstance(table, dict):
+        fail("training", "must be a table ([training]) of the keys "
+                         f"{', '.join(KEYS)}.")
+
+    def key(name):
+        return f"training.{name}"
+
+    for name in table:
+        if name not in KEYS:
+            fail(key(name), f"unknown key; allowed keys are {', '.join(KEYS)}.")
+    for name in REQUIRED:
+        if name not in table:
+            fail(key(name), "is required in a [training] table.")
+    direction = table["direction"]
+    if direction not in DIRECTIONS:
+        fail(key("direction"), f"must be \"maximize\" (J = E[f] − penalty, e.g. an ELBO) or "
+                               f"\"minimize\" (J = E[f] + penalty, a cost), got {direction!r}.")
+    optimizer = table.get("optimizer", "sgd")
+    if optimizer not in OPTIMIZERS:
+        fail(key("optimizer"), f"must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}.")
+    schedule = table.get("schedule", "cosine" if optimizer == "sgd" else "constant")
+    if schedule not in SCHEDULES:
+        fail(key("schedule"), f"must be one of {', '.join(SCHEDULES)}, got {schedule!r}.")
+    rate = table["learning_rate"]
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) \
+            or rate <= 0:
+        fail(key("learning_rate"), f"must be a positive number, got {rate!r}.")
+    steps = _positive(table["steps"], key("steps"), fail)
+    n_samples = _positive(table["n_samples"], key("n_samples"), fail)
+    eval_samples = _positive(table.get("eval_samples", 1000), key("eval_samples"), fail)
+    if eval_samples < 2:
+        fail(key("eval_samples"), f"must be at least 2 (its standard error needs two draws), "
+                                  f"got {eval_samples}.")
+    log_every = _positive(table.get("log_every", max(1, steps // LOG_ROWS)), key("log_every"),
+                          fail)
+    checkpoints = table["checkpoints"]
+    if not isinstance(checkpoints, list) or not checkpoints:
+        fail(key("checkpoints"), f"must be a non-empty list of steps from 0 to steps = {steps}, "
+                                 f"got {checkpoints!r}.")
+    for step in checkpoints:
+        if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= steps:
+            fail(key("checkpoints"), f"every checkpoint must be a whole step from 0 to steps = "
+                                     f"{steps}, got {step!r}.")
+    if len(set(checkpoints)) != len(checkpoints):
+        fail(key("checkpoints"), f"lists a step twice: {checkpoints}.")
+    label = estimator_label(table["estimator"], key("estimator"))
+    return Training(direction=direction, optimizer=optimizer, learning_rate=float(rate),
+                    schedule=schedule, steps=steps, estimator=label, n_samples=n_samples,
+                    checkpoints=tuple(sorted(checkpoints)), log_every=log_every,
+                    eval_samples=eval_samples)
+
+
+def _positive(value, key, fail):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        fail(key, f"must be a positive integer, got {value!r}.")
+    return value
+
+
+def trajectory_key(problem: str, kwargs: tuple, start: tuple) -> str:
+    """The identity of one training run of a grid: its problem, arguments and start."""
+    return repr((problem, tuple(kwargs), tuple(start)))
+
+
+def trajectory_name(key: str) -> str:
+    """The stored state's file stem (``trajectory-<hash>``)."""
+    return "trajectory-" + hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+class Trajectory:
+    """One training run: its state and how to advance it (module docstring).
+
+    Args:
+      problem: The :class:`estimators.Problem` trained.
+      start: θ at step 0 (any form the problem accepts).
+      training: The :class:`Training` settings.
+      seed: The run seed; the trajectory's own seeds derive from it and ``key``.
+      key: :func:`trajectory_key` of the run.
+      backend: The estimator program's backend.
+      state: A stored state to continue from (default: step 0 at ``start``).
+    """
+
+    def __init__(self, problem: E.Problem, start, training: Training, seed: int, key: str,
+                 backend: str = "xla", state: dict | None = None):
+        self.problem, self.training, self.key = problem, training, key
+        digest = hashlib.sha256(f"{seed}|train|{key}".encode()).digest()
+        self.train_seed = int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+        self.log_seed = int.from_bytes(digest[4:8], "little") & 0x7FFFFFFF
+        vector = problem.theta_vector(start)
+        self.program = E.program(training.estimator, problem, vector, training.n_samples,
+                                 n_replicates=1, backend=backend)
+        self.state = state if state is not None else {
+            "key": key, "step": 0, "theta": vector.tolist(), "moments": None, "log": [],
+            "checkpoints": {}, "train_seconds": 0.0}
+
+    @property
+    def step(self) -> int:
+        return self.state["step"]
+
+    @property
+    def theta(self) -> np.ndarray:
+        return np.asarray(self.state["theta"], dtype=np.float64)
+
+    def theta_at(self, checkpoint: int) -> np.ndarray:
+        """θ after ``checkpoint`` updates (a checkpoint already reached)."""
+        return np.asarray(self.state["checkpoints"][str(checkpoint)], dtype=np.float64)
+
+    def advance(self, to_step: int, stop=None, progress=None) -> bool:
+        """Trains up to ``to_step`` updates; False if ``stop`` (an Event) was set first
+        (the state then holds the last finished update).
+
+        Raises:
+          TrainingError: a non-finite estimate, or θ leaving the problem's bounds.
+        """
+        training, state = self.training, self.state
+        theta = self.theta
+        moments = None if state["moments"] is None else [np.asarray(m) for m in
+                                                         state["moments"]]
+        if self.program.compile_time_s is None and state["step"] < to_step:
+            self.program(theta, (self.train_seed, state["step"]))  # compiles: not timed
+        while state["step"] < to_step:
+            step = state["step"]
+            self._log(step, theta)
+            if stop is not None and stop.is_set():
+                return False
+            started = time.perf_counter()
+            estimate = self.program(theta, (self.train_seed, step))[0]  # [d]
+            if not np.all(np.isfinite(estimate)):
+                raise TrainingError(
+                    f"the training estimate at step {step} is not finite ({training.estimator} "
+                    f"at n_samples = {training.n_samples}); lower training.learning_rate or "
+                    "raise training.n_samples, and start a new run.")
+            _, penalty_gradient = E.objective.penalty(self.problem, theta)
+            ascent = training.sign * estimate - penalty_gradient  # improves J
+            theta, moments = _update(training, theta, ascent, moments, step)
+            try:
+                self.problem.theta_vector(theta)
+            except (ValueError, TypeError) as error:
+                raise TrainingError(f"training left the allowed θ at step {step + 1} "
+                                    f"({str(error).rstrip('.')}); lower training.learning_rate "
+                                    "and start a new run.") from None
+            state["train_seconds"] += time.perf_counter() - started
+            state["step"] = step + 1
+            state["theta"] = theta.tolist()
+            state["moments"] = None if moments is None else [m.tolist() for m in moments]
+            if progress is not None and (step + 1) % 100 == 0:
+                progress(step + 1)
+        if to_step in training.checkpoints:
+            state["checkpoints"][str(to_step)] = state["theta"]
+        if to_step in training.checkpoints or to_step == training.steps:
+            self._log(to_step, theta, force=True)
+        return True
+
+    def _log(self, step: int, theta: np.ndarray, force: bool = False) -> None:
+        log = self.state["log"]
+        if (log and log[-1]["step"] >= step) or (step % self.training.log_every and not force):
+            return
+        values = E.objective.cost_at_draws(self.problem, theta, self.training.eval_samples,
+                                           (self.log_seed, step))
+        penalty, _ = E.objective.penalty(self.problem, theta)
+        expected = float(values.mean())
+        log.append({
+            "step": step, "learning_rate": self.training.learning_rate_at(step),
+            "objective": expected - self.training.sign * penalty,
+            "objective_se": float(values.std(ddof=1) / math.sqrt(values.size)),
+            "expected_f": expected, "penalty": penalty,
+            **E.objective.diagnostics(self.problem, theta),
+            "train_seconds": self.state["train_seconds"]})
+
+
+def _update(training: Training, theta, ascent, moments, step):
+    """One optimizer step along ``ascent`` (the direction that improves J)."""
+    rate = training.learning_rate_at(step)
+    if training.optimizer == "sgd":
+        return theta + rate * ascent, None
+    beta1, beta2, eps = ADAM
+    first, second = moments if moments is not None else (np.zeros_like(theta),
+                                                         np.zeros_like(theta))
+    first = beta1 * first + (1 - beta1) * ascent
+    second = beta2 * second + (1 - beta2) * ascent**2
+    count = step + 1
+    corrected = first / (1 - beta1**count), second / (1 - beta2**count)
+    return theta + rate * corrected[0] / (np.sqrt(corrected[1]) + eps), [first, second]
