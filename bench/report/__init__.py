@@ -24,13 +24,47 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from bench.report import data, discrete, exact, figures, page, tables
+from bench.report import data, discrete, exact, figures, page, tables, training
 from bench.report.data import ReportError
 from bench.store import current_umask, read_results
 
 __all__ = ["ReportError", "build", "Report"]
 
 FIGURES = [
+    ("variance_vs_step", "Variance along training",
+     "Training runs (Mohamed et al. 2020, §8): θ is trained with one estimator and every "
+     "estimator is measured at θ of each checkpoint. A row of panels per training run, a "
+     "panel per parameter block: the variance of the R replicate estimates at the largest "
+     "n_samples, per gradient component and averaged over the block's components, against "
+     "the training step (markers at the checkpoints; the step axis is linear up to the "
+     "first checkpoint after 0 and logarithmic beyond it when checkpoints span decades). "
+     "The variance is on a log scale. The band is the mean of "
+     "the components' 95% CI bounds, not a confidence interval of the mean (which would be "
+     "narrower). Deterministic (zero-variance) cells and cells with non-finite estimates are "
+     "not drawn. Lower is better at equal cost (see the time per estimate): the variance "
+     "where training actually goes, not at θ picked by hand. The ranking can change along "
+     "the run (Mohamed et al. 2020, §8): a delta-method control variate, a second-order "
+     "Taylor expansion of f around the mean of q, helps only where that expansion fits f "
+     "over q's spread, so it can hurt at a wide start and help a lot once q has "
+     "concentrated; measure-valued gradients can come close to pathwise ones, at 3D + 1 "
+     "evaluations of f per sample (see 'Time per estimate along training').",
+     training.variance_vs_step),
+    ("training_log", "Training log",
+     "The training run itself: the objective J(θ) (an ELBO, E[f] − penalty, when maximizing "
+     "with a penalty) from the logged draws at θ of each step, with a ±2 standard-error "
+     "band, and the problem's diagnostics (e.g. held-in accuracy of logistic regression) "
+     "against the step; dotted lines mark the checkpoints where the estimators are "
+     "measured. When the first steps are far off the later scale, the y axis shows the "
+     "later part (said in the panel). A flat, converged curve means the later checkpoints "
+     "measure the estimators near the optimum.", training.training_log),
+    ("time_per_estimate", "Time per estimate along training",
+     "Seconds per estimate (the median of timed calls divided by R, compilation excluded) "
+     "at each problem's largest n_samples, median over the checkpoints, fastest on top, log "
+     "scale; error bars from the fastest to the slowest timed call at any checkpoint. Each "
+     "bar is labelled with the evaluations of f per estimate and per sample: measure-valued "
+     "gradients evaluate f 3D + 1 times per sample (D the dimension of x), so their low "
+     "variance (close to pathwise in Mohamed et al. 2020) costs that much more; times of a "
+     "few µs are mostly overhead.", training.time_per_estimate),
     ("variance_vs_theta", "Variance across the sweep",
      "Variance of the R replicate estimates at each problem's largest n_samples, per gradient "
      "component (for a block of parameters: the mean over its components, and of their CI "
@@ -99,8 +133,24 @@ FIGURES = [
      "at only some of a problem's settings (a temperature sweep) are left out.",
      discrete.efficiency_per_f_eval),
 ]
-OPTIONAL = {"variance_vs_probability", "bias_vs_temperature", "efficiency_per_f_eval"}
-"""Figures of particular grids (bench/grids/discrete.toml): not noted when not drawn."""
+OPTIONAL = {"variance_vs_probability", "bias_vs_temperature", "efficiency_per_f_eval",
+            "variance_vs_step", "training_log", "time_per_estimate"}
+"""Figures of particular grids (bench/grids/discrete.toml, training runs): not noted when
+not drawn."""
+
+WITH_METADATA = {"training_log"}
+"""Figures drawn from the run's metadata too: called as ``draw(prepared, colours, meta)``."""
+
+NOT_IN_TRAINING = {"variance_vs_theta", "variance_vs_probability", "bias_vs_temperature"}
+"""Figures not drawn for a training run: variance_vs_step replaces variance_vs_theta, and
+the others place cells by their key's θ, a training run's start rather than θ at the
+checkpoint."""
+
+QUIET_IN_TRAINING = {"variance_vs_n", "time_vs_n", "time_vs_batch", "exact_per_sample_variance",
+                     "variance_vs_dimension"}
+"""Figures of several n_samples, batch sizes or dimensions, or of exact curves along θ
+(not computed for a training run: its θ moves along the steps): not noted when a training
+run has no data for them."""
 
 
 class Report:
@@ -145,7 +195,10 @@ def _write(out: Path, prepared, frame, meta: dict, run_id: str, progress: bool):
     """Writes every file of the report into ``out``; returns (figure files, gaps)."""
     measured = data.finite_cells(prepared)
     base_dir = meta.get("grid_dir") or None  # where the grid's own problem files are
-    exact_rows, notes = exact.curves(measured, progress=progress, base_dir=base_dir)
+    if training.is_training(prepared):  # its key's θ is the start, not θ at the checkpoint:
+        exact_rows, notes = exact.curves(measured.iloc[:0], progress=False)  # no curves
+    else:
+        exact_rows, notes = exact.curves(measured, progress=progress, base_dir=base_dir)
     gaps = exact.gaps(measured, exact_rows)
     files = _draw(out, prepared, exact_rows, meta, notes)
     report_tables = _tables(prepared, frame, meta, gaps)
@@ -182,8 +235,12 @@ def _draw(out: Path, prepared, exact_rows, meta: dict, notes: list[str]) -> list
     """Draws every figure the table has data for into ``out``; notes the others."""
     figures.theme()
     colours = figures.palette(data.estimator_order(prepared))
-    drawn = [(name, title, caption, draw(prepared, colours))
-             for name, title, caption, draw in FIGURES]
+    trained = training.is_training(prepared)
+    quiet = OPTIONAL | (QUIET_IN_TRAINING if trained else set())
+    drawn = [(name, title, caption,
+              draw(prepared, colours, meta) if name in WITH_METADATA else draw(prepared, colours))
+             for name, title, caption, draw in FIGURES
+             if not (trained and name in NOT_IN_TRAINING)]
     drawn.append(("exact_per_sample_variance", "Per-sample variance: exact and measured",
                   "Exact variance of one sample's estimate, by quadrature (lines), and the "
                   "measured per-sample variance (variance × n_samples) with its 95% CI (points), "
@@ -197,7 +254,7 @@ def _draw(out: Path, prepared, exact_rows, meta: dict, notes: list[str]) -> list
                   for name, (draw, title, caption) in lab_figures.FIGURES.items()]
     files = []
     for name, title, caption, fig in drawn:
-        if fig is None and name in OPTIONAL:
+        if fig is None and name in quiet:
             continue
         if fig is None:
             notes.append(f"figure {name} not drawn: the table has no data for it "
@@ -211,8 +268,12 @@ def _draw(out: Path, prepared, exact_rows, meta: dict, notes: list[str]) -> list
     return files
 
 
+TABLES_NOT_IN_TRAINING = {"variance_at_p", "bias_at_temperature"}
+"""Tables of the figures in ``NOT_IN_TRAINING``."""
+
+
 def _tables(prepared, frame, meta: dict, gaps) -> list:
-    report_tables = []
+    report_tables = [page.Table(*entry) for entry in training.tables(prepared, meta)]
     listed = tables.nonfinite(prepared)
     if len(listed):
         cells = prepared.cell.nunique()
@@ -238,7 +299,9 @@ def _tables(prepared, frame, meta: dict, gaps) -> list:
         "comparable with them). Estimators with non-finite estimates in any of these cells "
         "are not ranked.",
         tables.ranking(prepared)))
-    report_tables += [page.Table(*entry) for entry in discrete.tables(prepared)]
+    skipped = TABLES_NOT_IN_TRAINING if training.is_training(prepared) else set()
+    report_tables += [page.Table(*entry) for entry in discrete.tables(prepared)
+                      if entry[0] not in skipped]
     summary = tables.gap_summary(gaps)
     if summary:
         report_tables.append(page.Table(
@@ -275,7 +338,7 @@ def _lede(prepared, meta: dict) -> str:
     elif bad:
         lede += (f" {bad} of {cells} cells have non-finite estimates: they are listed under "
                  "'Cells with non-finite estimates' and left out of every figure and ranking.")
-    return lede
+    return lede + training.lede(meta)
 
 
 REPORT_FILES = (".png", ".svg", ".html", ".md")

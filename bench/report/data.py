@@ -27,12 +27,13 @@ biased by construction (a relaxation: ``Estimator.declared_biased``) is always f
 
 **Sweep axis.** A grid sweeps θ and, for problem factories, their arguments. Within one
 problem family the coordinates that vary across cells (θ's scalars and blocks whose
-components are all equal, and factory arguments) decide the x axis: when exactly one
-varies it is the axis; otherwise cells are placed in order of appearance and labelled by
-all their coordinates. :func:`per_problem_sweeps` then gives such a family one panel per
-problem when each of its problems sweeps the same single coordinate (``bernoulli_toy`` at
-t = 0.499 and t = 0.45, each over θ): ``sweep_group`` names the cells that share an x axis
-(the family, or for those families the problem).
+components are all equal, factory arguments, and in a training run the checkpoint
+``step``, θ in the key being the run's start) decide the x axis: when exactly one varies it
+is the axis (a training run of one start: the step); otherwise cells are placed in order
+of appearance and labelled by all their coordinates. :func:`per_problem_sweeps` then
+gives such a family one panel per problem when each of its problems sweeps the same single
+coordinate (``bernoulli_toy`` at t = 0.499 and t = 0.45, each over θ): ``sweep_group``
+names the cells that share an x axis (the family, or for those families the problem).
 """
 
 from __future__ import annotations
@@ -198,24 +199,42 @@ def per_problem_sweeps(frame: pd.DataFrame) -> pd.DataFrame:
     varies in the same single numeric coordinate, each problem becomes its own panel
     (``sweep_group`` = the problem, ``panel`` = "problem · ∂/∂param") with that coordinate
     as x: two grids of θ at t = 0.499 and t = 0.45 are two panels over θ, not 18 labels.
-    Other rows are returned unchanged.
+    In a training run a problem trained from several starting θ is split the same way
+    into its runs (:func:`training_runs`), each over the step. Other rows are returned
+    unchanged.
     """
     frame = frame.copy()
     for family, group in frame[frame.categorical].groupby("problem_family", sort=False):
-        problems = [rows for _, rows in group.groupby("problem", sort=False)]
-        if len(problems) > SPLIT_PROBLEMS:
-            continue
-        axes = {_sweep_axis(rows.coords) for rows in problems}
-        sweep = axes.pop() if len(axes) == 1 else None
-        if sweep is None or any(rows.coords.map(lambda c, s=sweep: _hashable(c.get(s)))
-                                .nunique() < 2 for rows in problems):
-            continue
-        frame.loc[group.index, "sweep"] = sweep
-        frame.loc[group.index, "x"] = group.coords.map(lambda c, s=sweep: _number(c.get(s)))
-        frame.loc[group.index, "categorical"] = False
-        frame.loc[group.index, "sweep_group"] = group.problem
+        splits = [group.problem]
+        if "step" in group.columns and group.step.notna().all():
+            # Its start on a second line of the panel titles: "problem\nfrom <θ>".
+            splits.append(training_runs(group).str.replace(" from ", "\nfrom ", regex=False))
+        for labels in splits:
+            problems = [rows for _, rows in group.groupby(labels, sort=False)]
+            if len(problems) > SPLIT_PROBLEMS:
+                continue
+            axes = {_sweep_axis(rows.coords) for rows in problems}
+            sweep = axes.pop() if len(axes) == 1 else None
+            if sweep is None or any(rows.coords.map(lambda c, s=sweep: _hashable(c.get(s)))
+                                    .nunique() < 2 for rows in problems):
+                continue
+            frame.loc[group.index, "sweep"] = sweep
+            frame.loc[group.index, "x"] = group.coords.map(lambda c, s=sweep: _number(c.get(s)))
+            frame.loc[group.index, "categorical"] = False
+            frame.loc[group.index, "sweep_group"] = labels
+            break
     _set_panels(frame)
     return frame
+
+
+def training_runs(frame: pd.DataFrame) -> pd.Series:
+    """The training run of each row of a training table: its problem, and, when the
+    problem was trained from several starting θ (the θ of the cell keys), "problem from
+    <starting θ>"."""
+    starts = frame.cell.map(lambda cell: json.dumps(json.loads(cell)[3]))
+    several = starts.groupby(frame.problem).transform("nunique") > 1
+    return frame.problem.where(~several, frame.problem + " from "
+                               + frame.theta_label.astype(str))
 
 
 def _with_defaults(frame: pd.DataFrame) -> pd.DataFrame:
@@ -238,11 +257,16 @@ def finite_cells(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _coords_per_cell(frame: pd.DataFrame) -> dict:
-    """cell key -> {θ scalar or constant block: value, varying block: text, argument: value}."""
+    """cell key -> {θ scalar or constant block: value, varying block: text, argument: value,
+    and in a training run ``step``: the checkpoint}.
+
+    A key is [problem, arguments, estimator, θ, n_samples, batch_size], and in a training
+    run also the checkpoint step (its θ is then the run's start, the same at every step):
+    the step is a coordinate, so a training run's sweep axis is the step."""
     coords = {}
     for cell, group in frame.groupby("cell", sort=False):
         try:
-            _, kwargs, _, theta, *_ = json.loads(cell)
+            _, kwargs, _, theta, *rest = json.loads(cell)
         except (ValueError, TypeError):
             raise ReportError(f"malformed cell key {cell!r} in the results table.") from None
         blocks = list(group.param_block)
@@ -260,6 +284,8 @@ def _coords_per_cell(frame: pd.DataFrame) -> dict:
                 head = ", ".join(f"{v:g}" for v in items[:3])
                 entry[block] = f"[{head}, …]" if len(items) > 3 else f"[{head}]"
         entry.update({key: value for key, value in kwargs})
+        if len(rest) > 2:  # [n_samples, batch_size, step]
+            entry["step"] = rest[2]
         coords[cell] = entry
     return coords
 

@@ -110,8 +110,10 @@ def facets(panels: list[str], ncols: int, suptitle: str, panel_width: float = PA
 def legend(fig, colours: dict, extra: list[Line2D] = ()) -> None:
     handles = [Line2D([], [], color=c, marker="o", label=name) for name, c in colours.items()]
     handles += list(extra)
-    # As many columns as fit the figure's width (estimator names are long).
-    fit = max(1, int(fig.get_figwidth() // 2.6))
+    # As many columns as fit the figure's width (estimator names are long): about 0.075 in
+    # per character of the longest label at the legend's font size, plus the marker.
+    longest = max((len(h.get_label()) for h in handles), default=20)
+    fit = max(1, int(fig.get_figwidth() // max(2.6, 0.6 + 0.075 * longest)))
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), fit),
                frameon=False)
 
