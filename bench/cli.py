@@ -205,14 +205,15 @@ def _describe_training(meta: dict) -> str:
             f"{t['schedule']}), {t['steps']} steps of {t['estimator']} at n = {t['n_samples']}; "
             f"checkpoints {', '.join(map(str, t['checkpoints']))}")
     for run in meta.get("trajectories", []):
-        last = run["log"][-1] if run["log"] else None
+        first, last = (run["log"][0], run["log"][-1]) if run["log"] else (None, None)
         if last:
             extra = "".join(f", {k} {v:.4g}" for k, v in last.items() if k not in (
                 "step", "learning_rate", "objective", "objective_se", "expected_f", "penalty",
                 "train_seconds"))
             text += (f"\n  {run['problem']} from [{run['theta_label']}]: objective "
-                     f"{last['objective']:.4g} ± {last['objective_se']:.2g} at step "
-                     f"{last['step']}{extra}; {run['train_seconds']:.1f} s of training")
+                     f"{first['objective']:.4g} ± {first['objective_se']:.2g} at step "
+                     f"{first['step']}, {last['objective']:.4g} ± {last['objective_se']:.2g} "
+                     f"at step {last['step']}{extra}; {run['train_seconds']:.1f} s of training")
     return text
 
 

@@ -51,6 +51,8 @@ import json
 import tomllib
 from pathlib import Path
 
+import numpy as np
+
 import estimators as E
 from bench import problem_specs, training as trainings
 
@@ -177,8 +179,8 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
             fail(key, f"unknown key; allowed keys are {', '.join(sorted(TOP_KEYS))}.")
         expected = TOP_KEYS[key]
         if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            kind = {int: "an integer", bool: "true or false"}.get(expected,
-                                                                  "a " + expected.__name__)
+            kind = {int: "an integer", bool: "true or false", str: "a string",
+                    list: "a list", dict: f"a table ([{key}])"}[expected]
             fail(key, f"must be {kind}, got {value!r}.")
     for key in REQUIRED:
         if key not in data:
@@ -294,24 +296,52 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
 def _one_estimator(entry, key, fail) -> str:
     """The one estimator label of a name, label or option table (training's)."""
     skipped = []
-    labels = _estimators([entry], key, fail, skipped)
+
+    def fail_here(where, message):  # the entry is the key itself, not an item of a list
+        fail(where.replace(f"{key}[0]", key, 1), message)
+
+    labels = _estimators([entry], key, fail_here, skipped)
     if len(labels) != 1:
         fail(key, f"must name one estimator (no list of options), got {entry!r}.")
     return labels[0]
 
 
 def _check_training(training, problem: E.Problem, thetas, where_p: str, fail) -> None:
-    """The training estimator applies at every start, and no start repeats."""
+    """Before anything runs: the training estimator applies at every start (and is not
+    biased there by ignoring ∇θ p), no start repeats, and the problem's penalty and
+    diagnostics work, are finite, deterministic and do not reuse the log's names."""
     if len(set(thetas)) != len(thetas):
         fail(f"{where_p}.theta", "lists a starting θ twice; each is one training run.")
+    estimator = E.get_estimator(training.estimator)
     for theta in thetas:
         try:
-            E.get_estimator(training.estimator).check(problem, theta, training.n_samples,
-                                                      training.n_samples)
+            estimator.check(problem, theta, training.n_samples, training.n_samples)
         except E.NotApplicableError as error:
             fail("training.estimator", f"cannot train problem '{problem.name}': {error}")
         except ValueError as error:
             fail(where_p, str(error))
+        if estimator.ignores_measure_gradient and problem.measure_depends_on_theta(theta):
+            fail("training.estimator", f"{estimator.label} ignores how p(x|θ) depends on θ, so "
+                                       f"it is biased on problem '{problem.name}' and cannot "
+                                       "train it; choose an unbiased estimator.")
+    try:
+        value, gradient = E.objective.penalty(problem, thetas[0])
+        first = E.objective.diagnostics(problem, thetas[0])
+        again = E.objective.diagnostics(problem, thetas[0])
+    except ValueError as error:
+        fail(where_p, str(error))
+    if not (np.isfinite(value) and np.all(np.isfinite(gradient))):
+        fail(where_p, f"problem '{problem.name}': penalty(theta) or its gradient is not finite "
+                      f"at the start (penalty {value}).")
+    clash = [name for name in first if name in trainings.LOG_KEYS]
+    if clash:
+        fail(where_p, f"problem '{problem.name}': diagnostics(theta) names '{clash[0]}', a "
+                      f"column of the training log ({', '.join(trainings.LOG_KEYS)}); rename "
+                      "it.")
+    if first != again:
+        fail(where_p, f"problem '{problem.name}': diagnostics(theta) gave different values for "
+                      "the same θ; make it deterministic (fixed-seed stateless draws, e.g. "
+                      "tf.random.stateless_normal(shape, seed=(0, 0))).")
 
 
 def _arguments(kwargs) -> str:

@@ -271,6 +271,8 @@ class _Trajectories:
         except training.TrainingError as error:
             # Resuming would meet the same step again: the grid must change, so no resume hint.
             raise CellError(f"{name}: {error}") from None
+        except ValueError as error:  # the problem's own functions at a θ reached in training
+            raise CellError(f"{name}: training at step {run.step}: {error}") from None
         self.store.write_json(training.trajectory_name(run.key), run.state)
         if not reached:
             raise KeyboardInterrupt

@@ -54,6 +54,17 @@ REQUIRED = ("direction", "learning_rate", "steps", "estimator", "n_samples", "ch
 DIRECTIONS = ("maximize", "minimize")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("cosine", "constant")
+REQUIRED_HINTS = {
+    "direction": '"maximize" (J = E[f] − penalty, e.g. an ELBO) or "minimize" (a cost)',
+    "learning_rate": "a positive number, e.g. 0.001",
+    "steps": "the number of updates, a positive integer",
+    "estimator": 'the estimator that trains, e.g. "reparameterization"',
+    "n_samples": "samples per training estimate, a positive integer",
+    "checkpoints": "a list of steps from 0 to steps at which every estimator is measured",
+}
+LOG_KEYS = ("step", "learning_rate", "objective", "objective_se", "expected_f", "penalty",
+            "train_seconds")
+"""The training log's own columns: diagnostics may not reuse these names."""
 ADAM = (0.9, 0.999, 1e-8)  # β₁, β₂, ε (Kingma & Ba 2015)
 LOG_ROWS = 200
 
@@ -85,6 +96,8 @@ class Training:
 
     def learning_rate_at(self, step: int) -> float:
         if self.schedule == "cosine":
+            if step >= self.steps:  # cos(π/2) is 6e-17 in floating point
+                return 0.0
             return self.learning_rate * math.cos(math.pi / 2 * step / self.steps)
         return self.learning_rate
 
@@ -93,8 +106,8 @@ def parse(table, fail, estimator_label) -> Training:
     """Validates a ``[training]`` table; ``fail(key, message)`` raises the grid's error and
     ``estimator_label(entry, key)`` turns a name, label or option table into one label."""
     if not isinstance(table, dict):
-        fail("training", "must be a table ([training]) of the keys "
-                         f"{', '.join(KEYS)}.")
+        fail("training", f"must be a table, [training], of the keys {', '.join(KEYS)}; got "
+                         f"{table!r}.")
 
     def key(name):
         return f"training.{name}"
@@ -104,7 +117,7 @@ def parse(table, fail, estimator_label) -> Training:
             fail(key(name), f"unknown key; allowed keys are {', '.join(KEYS)}.")
     for name in REQUIRED:
         if name not in table:
-            fail(key(name), "is required in a [training] table.")
+            fail(key(name), f"is required in a [training] table: {REQUIRED_HINTS[name]}.")
     direction = table["direction"]
     if direction not in DIRECTIONS:
         fail(key("direction"), f"must be \"maximize\" (J = E[f] − penalty, e.g. an ELBO) or "
@@ -224,14 +237,20 @@ class Trajectory:
                     f"at n_samples = {training.n_samples}); lower training.learning_rate or "
                     "raise training.n_samples, and start a new run.")
             _, penalty_gradient = E.objective.penalty(self.problem, theta)
+            if not np.all(np.isfinite(penalty_gradient)):
+                raise TrainingError(
+                    f"the gradient of problem '{self.problem.name}''s penalty(theta) is not "
+                    f"finite at step {step}; fix the penalty, and start a new run.")
             ascent = training.sign * estimate - penalty_gradient  # improves J
             theta, moments = _update(training, theta, ascent, moments, step)
             try:
                 self.problem.theta_vector(theta)
             except (ValueError, TypeError) as error:
-                raise TrainingError(f"training left the allowed θ at step {step + 1} "
-                                    f"({str(error).rstrip('.')}); lower training.learning_rate "
-                                    "and start a new run.") from None
+                raise TrainingError(
+                    f"training left the allowed θ at step {step + 1} "
+                    f"({str(error).rstrip('.')}); the objective may improve all the way to "
+                    "the edge of θ's range (a scale → 0 when minimizing (x − k)²): lower "
+                    "training.learning_rate or the steps, and start a new run.") from None
             state["train_seconds"] += time.perf_counter() - started
             state["step"] = step + 1
             state["theta"] = theta.tolist()

@@ -13,6 +13,8 @@ module computes, at one θ and in float64, the parts that are not estimates of �
 * :func:`penalty`: the problem's ``penalty`` and its gradient by autodiff (0 without one);
 * :func:`diagnostics`: the problem's ``diagnostics`` (e.g. a classifier's accuracy).
 
+``penalty`` and ``diagnostics`` receive θ in float64, in the form ``dist`` receives.
+
 Each is one compiled graph per problem (and draw count), traced once: a training run
 calls them thousands of times.
 
@@ -31,7 +33,7 @@ import numpy as np
 
 from estimators import _rng, measure
 from estimators._runtime import philox_by_default, tf
-from estimators.errors import cause, sentence
+from estimators.errors import DTYPE_WORDS, cause, sentence
 
 __all__ = ["cost_at_draws", "penalty", "diagnostics"]
 
@@ -61,8 +63,12 @@ def _call(problem, what: str, function, *args):
             name = type(error).__name__
             if detail.startswith(f"{name}: ") or re.match(r"^\w+(Error|Exception)\b", detail):
                 name, _, detail = detail.partition(": ")
+            hint = ""
+            if DTYPE_WORDS.search(detail):
+                hint = (" θ arrives in float64 here: write constants as Python numbers or "
+                        "cast them to θ's dtype.")
             raise ValueError(f"problem '{problem.name}': {what} raised "
-                             f"{sentence(name, detail)}") from None
+                             f"{sentence(name, detail)}{hint}") from None
 
 
 def cost_at_draws(problem, theta, n: int, seed) -> np.ndarray:
@@ -126,12 +132,19 @@ def diagnostics(problem, theta) -> dict[str, float]:
 
     def values(theta):
         found = problem.diagnostics(problem.unpack(theta))
-        if not isinstance(found, dict) or not all(isinstance(k, str) for k in found):
+        if not isinstance(found, dict):
             raise ValueError(f"problem '{problem.name}': diagnostics(theta) must return a dict "
                              f"from names to numbers, got {type(found).__name__}.")
         out = {}
         for name, value in found.items():
-            value = tf.cast(tf.convert_to_tensor(value), tf.float64)
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"problem '{problem.name}': diagnostics(theta) must name its "
+                                 f"numbers with strings, got the key {name!r}.")
+            value = tf.convert_to_tensor(value)
+            if not (value.dtype.is_floating or value.dtype.is_integer or value.dtype.is_bool):
+                raise ValueError(f"problem '{problem.name}': diagnostics(theta)['{name}'] must "
+                                 f"be a number, got {value.dtype.name} values.")
+            value = tf.cast(value, tf.float64)
             if value.shape.rank != 0:
                 raise ValueError(f"problem '{problem.name}': diagnostics(theta)['{name}'] must "
                                  f"be one number, got shape {value.shape.as_list()}.")

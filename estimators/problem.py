@@ -67,8 +67,8 @@ class Problem:
       reference_samples: Draws behind the Monte Carlo reference gradient, for problems
         with no closed form, quadrature or enumeration (``truth_kind = monte_carlo``).
       description: One line for listings.
-      penalty: Optional ``theta -> scalar`` in TensorFlow ops (θ for one setting, in the
-        form ``dist`` receives): a deterministic term of a training objective, E[f] −
+      penalty: Optional ``theta -> scalar`` in TensorFlow ops (θ for one setting, float64,
+        in the form ``dist`` receives): a deterministic term of a training objective, E[f] −
         penalty(θ) when maximized (an ELBO's KL from q to the prior), E[f] + penalty(θ)
         when minimized. Never part of the estimated gradient: training runs
         (``bench/training.py``) add its exact gradient by autodiff.

@@ -82,7 +82,8 @@ FIGURES = [
      "Score-function variance grows with D; pathwise variance does not (Mohamed et al. 2020).",
      figures.variance_vs_dimension),
     ("bias_vs_theta", "Bias across the sweep",
-     "Mean estimate minus the exact gradient, with ±2 standard-error bands, at each "
+     "Mean estimate minus the true gradient (exact, or a Monte Carlo reference whose own "
+     "standard error the bands include: truth_kind), with ±2 standard-error bands, at each "
      "problem's largest n_samples (for a block of parameters: its component farthest from "
      "the truth in SE). An unbiased estimator's band covers zero; estimators that miss by 4 "
      "SE or more (more for blocks: the level is corrected for their number of components) "

@@ -262,7 +262,7 @@ def bias_vs_theta(frame, colours):
     data = at_largest_n(finite_cells(frame))
     if data.empty:
         return None
-    fig, panels = _panels(data, "Bias (mean estimate − exact gradient) with ±2 SE bands")
+    fig, panels = _panels(data, "Bias (mean estimate − true gradient) with ±2 SE bands")
     for panel, ax, group in panels:
         log_x = _log_x(group.x) and not group.categorical.iloc[0]
         names = [n for n in colours if n in set(group.estimator)]
