@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run lab report report-check paper dimension discrete test clean asv-quick asv-publish benchmarks
+.PHONY: install run lab report report-check paper dimension discrete blr test clean asv-quick asv-publish benchmarks
 
 ASV_STAMP := $(VENV)/.asv-installed
 
@@ -57,6 +57,12 @@ dimension: $(STAMP)
 discrete: $(STAMP)
 	$(BIN)/gradvar run --grid discrete --out results
 	$(BIN)/gradvar report $$(ls -t results/*-discrete.parquet | head -1) --out reports/discrete
+
+## blr: rerun bench/grids/blr.toml (Bayesian logistic regression trained by SGD, every
+## estimator measured at 8 checkpoints; Mohamed et al. 2020 §8) and rebuild reports/blr/
+blr: $(STAMP)
+	$(BIN)/gradvar run --grid blr --out results
+	$(BIN)/gradvar report $$(ls -t results/*-blr.parquet | head -1) --out reports/blr
 
 ## lab: the PPDL lab's setups against exact values, with the batches timing
 lab: $(STAMP)
