@@ -338,6 +338,9 @@ def _check_training(training, problem: E.Problem, thetas, where_p: str, fail) ->
         fail(where_p, f"problem '{problem.name}': diagnostics(theta) names '{clash[0]}', a "
                       f"column of the training log ({', '.join(trainings.LOG_KEYS)}); rename "
                       "it.")
+    if not all(np.isfinite(value) for value in first.values()):
+        fail(where_p, f"problem '{problem.name}': diagnostics(theta) are not all finite at the "
+                      f"start ({first}).")
     if first != again:
         fail(where_p, f"problem '{problem.name}': diagnostics(theta) gave different values for "
                       "the same θ; make it deterministic (fixed-seed stateless draws, e.g. "

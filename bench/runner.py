@@ -127,7 +127,7 @@ def measure(cell: Cell, grid: Grid, theta=None) -> list[dict]:
     theta = np.asarray(cell.theta if theta is None else theta, dtype=np.float64)
     seed = cell.seed(grid.seed)
     try:
-        program = E.program(cell.estimator, problem, cell.theta, cell.n_samples,
+        program = E.program(cell.estimator, problem, theta, cell.n_samples,
                             grid.n_replicates, cell.batch_size, grid.backend)
         estimates = program(theta, seed)  # compiles on the first call of these shapes
     except ValueError as error:  # the problem's own functions, named in one sentence

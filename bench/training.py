@@ -219,6 +219,9 @@ class Trajectory:
           TrainingError: a non-finite estimate, or θ leaving the problem's bounds.
         """
         training, state = self.training, self.state
+        if to_step < state["step"]:
+            raise ValueError(f"training run {self.key}: asked for step {to_step}, but its "
+                             f"state is already at step {state['step']}.")
         theta = self.theta
         moments = None if state["moments"] is None else [np.asarray(m) for m in
                                                          state["moments"]]

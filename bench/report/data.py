@@ -230,11 +230,15 @@ def per_problem_sweeps(frame: pd.DataFrame) -> pd.DataFrame:
 def training_runs(frame: pd.DataFrame) -> pd.Series:
     """The training run of each row of a training table: its problem, and, when the
     problem was trained from several starting θ (the θ of the cell keys), "problem from
-    <starting θ>"."""
+    <starting θ>", numbered "(start k)" when two starts read alike."""
     starts = frame.cell.map(lambda cell: json.dumps(json.loads(cell)[3]))
     several = starts.groupby(frame.problem).transform("nunique") > 1
-    return frame.problem.where(~several, frame.problem + " from "
-                               + frame.theta_label.astype(str))
+    names = frame.problem + " from " + frame.theta_label.astype(str)
+    # Labels shorten blocks (their first values): two starts may share one. Number them.
+    shared = starts.groupby(names).transform("nunique") > 1
+    order = {start: index + 1 for index, start in enumerate(dict.fromkeys(starts))}
+    names = names.where(~shared, names + " (start " + starts.map(order).astype(str) + ")")
+    return frame.problem.where(~several, names)
 
 
 def _with_defaults(frame: pd.DataFrame) -> pd.DataFrame:

@@ -32,11 +32,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from bench.report import figures
+from bench.training import LOG_KEYS  # the log's own columns; the rest are diagnostics
 from bench.report.data import at_largest_n, finite_cells, training_runs
 
-LOG_KEYS = ("step", "learning_rate", "objective", "objective_se", "expected_f", "penalty",
-            "train_seconds")
-"""Columns of every training-log row; the others are the problem's diagnostics."""
 
 
 def is_training(frame: pd.DataFrame) -> bool:

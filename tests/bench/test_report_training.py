@@ -179,6 +179,18 @@ def test_several_starts_are_one_sweep_over_the_step_each(table):
     assert list(best.columns[:2]) == ["run", "step"] and len(best) == 2 * len(CHECKPOINTS)
 
 
+def test_two_starts_that_read_alike_stay_two_runs(table, colours):
+    """Labels shorten blocks, so two starts can share one; they are numbered, not merged."""
+    frame = table[0]
+    label = frame.theta_label.iloc[0]
+    both = pd.concat([frame, _retrain(frame, 1e-9, label)], ignore_index=True)
+    prepared = data.per_problem_sweeps(data.prepare(both))
+    runs = sorted(training.with_runs(prepared).run.unique())
+    assert len(runs) == 2 and runs[0].endswith("(start 1)") and runs[1].endswith("(start 2)")
+    assert len(training.variance_table(prepared, "mean")) == 2 * 2
+    assert training.variance_vs_step(prepared, colours) is not None
+
+
 def test_a_table_without_training_gets_the_usual_figures(table, tmp_path):
     frame, meta = table
     plain = frame[frame.step == 0].drop(columns="step")

@@ -121,7 +121,8 @@ def quad(mode: str = "ok"):
     diagnostics = {"ok": lambda t: {"norm": tf.norm(t["mean"])},
                    "random": lambda t: {"r": tf.random.normal([], dtype=t["mean"].dtype)},
                    "reserved": lambda t: {"step": tf.norm(t["mean"])},
-                   "text": lambda t: {"label": tf.constant("hello")}}
+                   "text": lambda t: {"label": tf.constant("hello")},
+                   "nan_diagnostic": lambda t: {"x": tf.math.log(-tf.norm(t["mean"]))}}
     return estimators.Problem(
         name=f"quad({mode})", params={"mean": 2},
         dist=lambda t: tfp.distributions.MultivariateNormalDiag(t["mean"],
@@ -139,6 +140,7 @@ def quad(mode: str = "ok"):
     ("random", "diagnostics(theta) gave different values for the same θ; make it deterministic"),
     ("reserved", "diagnostics(theta) names 'step', a column of the training log"),
     ("text", "problem 'quad(text)': diagnostics(theta)['label'] must be a number, got string"),
+    ("nan_diagnostic", "diagnostics(theta) are not all finite at the start ({'x': nan})"),
 ])
 def test_a_problems_broken_penalty_or_diagnostics_is_refused_before_anything_runs(
         tmp_path, mode, message):
@@ -199,6 +201,32 @@ def test_each_update_follows_the_keyed_estimate_and_the_exact_penalty():
     assert run.state["log"][0]["objective"] == pytest.approx(
         run.state["log"][0]["expected_f"] - kl, rel=1e-12)
     assert 0.0 <= run.state["log"][0]["accuracy"] <= 1.0
+
+
+def test_minimizing_descends_the_estimate_and_the_penalty():
+    """θ₁ = θ₀ − lr·(ĝ + ∇penalty) when minimizing E[f] + penalty."""
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    problem = E.Problem(
+        name="quad_penalty", params={"mean": 2},
+        dist=lambda t: tfp.distributions.MultivariateNormalDiag(t["mean"],
+                                                               tf.ones_like(t["mean"])),
+        cost=lambda x, t: tf.reduce_sum(x**2, axis=-1),
+        penalty=lambda t: 3.0 * tf.reduce_sum(t["mean"] ** 2))
+    settings = training.Training(direction="minimize", optimizer="sgd", learning_rate=0.01,
+                                 schedule="constant", steps=2, estimator="reparameterization",
+                                 n_samples=4, checkpoints=(0, 2), log_every=1, eval_samples=10)
+    run = training.Trajectory(problem, [0.5, -1.0], settings, seed=5, key="q")
+    assert run.advance(1)
+    start = np.array([0.5, -1.0])
+    estimate = E.estimate("reparameterization", problem, start, n_samples=4,
+                          seed=(run.train_seed, 0))[0]
+    np.testing.assert_allclose(run.theta, start - 0.01 * (estimate + 6.0 * start), rtol=1e-12)
+    row = run.state["log"][0]
+    assert row["objective"] == pytest.approx(row["expected_f"] + 3.0 * 1.25, rel=1e-12)
+    with pytest.raises(ValueError, match="asked for step 0, but its state is already at step 1"):
+        run.advance(0)
 
 
 class StopAfter:
