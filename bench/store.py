@@ -5,7 +5,9 @@ While a run is in progress every finished cell is written to
 rename, before the next cell starts; so a run killed at any moment (even SIGKILL) loses at
 most the cell in flight. ``--resume`` skips the cells whose files exist. At the end the
 parts are combined, in grid order, into ``<out>/<run_id>.parquet``, whose schema metadata
-(key ``gradvar``) holds the run metadata and the grid itself.
+(key ``gradvar``) holds the run metadata and the grid itself; once that table is durable
+(fsynced and renamed into place) the ``.parts`` folder is removed. A run stopped between
+the two leaves both: the table says the run is complete, and the parts are never read.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -137,6 +140,7 @@ class RunStore:
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
             columns=list(REQUIRED_COLUMNS))
         _write_table(self.table, frame, metadata)
+        shutil.rmtree(self.parts, ignore_errors=True)  # everything is in the durable table
         return self.table
 
 

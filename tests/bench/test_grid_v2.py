@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bench import cli, grid, runner
-from bench.store import read_results
+from bench.store import RunStore, read_results
 
 MY_PROBLEMS = '''
 """Problems of the user's own, next to the grid file."""
@@ -414,9 +414,16 @@ def test_resume_refuses_when_the_problem_file_changed(tmp_path, capsys):
     folder = tmp_path / "user"
     folder.mkdir()
     path = write_user_folder(folder, USER_GRID)
-    done = runner.run(grid.load(path), tmp_path / "out", progress=False)
-    done.unlink()  # the final table gone: the run looks interrupted after its last cell
+    def interrupted(*args):  # stopped after its last cell, before the final table
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(RunStore, "finish", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            runner.run(grid.load(path), tmp_path / "out", run_id="r", progress=False)
+    parts = tmp_path / "out" / "r.parts"
+    assert parts.is_dir() and not (tmp_path / "out" / "r.parquet").exists()
     (folder / "my_problems.py").write_text(MY_PROBLEMS + "\n# edited\n")
-    assert cli.main(["run", "--resume", str(done.with_suffix(".parts")), "--no-progress"]) == 2
+    assert cli.main(["run", "--resume", str(parts), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "my_problems.py changed since the run started" in err and "Traceback" not in err
