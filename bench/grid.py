@@ -272,20 +272,17 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
             if training is not None:
                 _check_training(training, problem, thetas, where_p, fail)
             # A training grid runs trajectory by trajectory, checkpoint by checkpoint.
+            verdicts = {}  # applicability and memory do not depend on the checkpoint
             for theta, step, estimator, n, b in itertools.product(thetas, steps, chosen,
                                                                   n_samples, batch_sizes):
                 batch = n if b == "all" else b
                 cell = Cell(name, kwargs, estimator, theta, n, batch, base_dir, step)
-                reason = _not_applicable(cell, problem, where_p, fail)
-                if reason:
-                    skipped.append((cell.label, reason))
-                elif cell not in cells:  # "all" and an explicit b == n are the same cell
-                    try:  # before anything runs: a cell that cannot fit would be killed
-                        E.memory.check_call(E.get_estimator(estimator), problem, theta,
-                                            n_replicates, batch, available,
-                                            label=f"cell {cell.label}")
-                    except ValueError as error:
-                        fail("n_replicates", str(error))
+                combination = (theta, estimator, n, b)
+                if combination not in verdicts:
+                    verdicts[combination] = _verdict(cell, problem, where_p, fail, skipped,
+                                                      n_replicates, available)
+                # "all" and an explicit b == n are the same cell
+                if verdicts[combination] and cell not in cells:
                     cells.append(cell)
     return Grid(name=data.get("name", Path(where).stem), source=text, path=where, seed=seed,
                 backend=backend, n_replicates=n_replicates, timing_repeats=repeats,
@@ -345,6 +342,23 @@ def _check_training(training, problem: E.Problem, thetas, where_p: str, fail) ->
         fail(where_p, f"problem '{problem.name}': diagnostics(theta) gave different values for "
                       "the same θ; make it deterministic (fixed-seed stateless draws, e.g. "
                       "tf.random.stateless_normal(shape, seed=(0, 0))).")
+
+
+def _verdict(cell: Cell, problem: E.Problem, where_p: str, fail, skipped, n_replicates,
+             available) -> bool:
+    """Whether ``cell`` runs (at every checkpoint of a training grid): False, listed in
+    ``skipped``, when it does not apply; a GridError when it cannot fit in memory."""
+    reason = _not_applicable(cell, problem, where_p, fail)
+    label = dataclasses.replace(cell, step=None).label
+    if reason:
+        skipped.append((label, reason))
+        return False
+    try:  # before anything runs: a cell that cannot fit would be killed
+        E.memory.check_call(E.get_estimator(cell.estimator), problem, cell.theta,
+                            n_replicates, cell.batch_size, available, label=f"cell {label}")
+    except ValueError as error:
+        fail("n_replicates", str(error))
+    return True
 
 
 def _arguments(kwargs) -> str:
