@@ -1,6 +1,7 @@
 """The ``gradvar`` command line.
 
     gradvar run [--grid FILE] [--out DIR] [--resume RUN] [--report]
+                [--workers N | --scheduler tcp://HOST:PORT]
                                         sweep a grid into a results table (and report it)
     gradvar report RESULTS [--out DIR]  figures + self-contained HTML (reports/<run_id>/)
     gradvar show RESULTS                print a run's table compactly
@@ -56,13 +57,15 @@ def cmd_run(args) -> int:
     if usage:
         print(f"gradvar run: error: {usage}", file=sys.stderr)
         return 2
-    from bench import grid as grids, runner
+    from bench import distributed, grid as grids, runner
     from bench.store import ResultsError
 
+    workers = args.workers or (1 if args.scheduler else _cores())
+    where = dict(workers=workers, scheduler=args.scheduler, progress=not args.no_progress)
     try:
         if args.resume:
             print(f"resuming {args.resume}", file=sys.stderr)
-            path = runner.resume(args.resume, Path(args.out), progress=not args.no_progress)
+            path = runner.resume(args.resume, Path(args.out), **where)
         else:
             grid = grids.load(args.grid or "default")
             print(f"grid {grid.name} ({grid.path}): {len(grid.cells)} cells, "
@@ -77,9 +80,9 @@ def cmd_run(args) -> int:
             print(f"run {run_id}: finished cells go to {Path(args.out) / run_id}.parts; if "
                   f"interrupted, resume with: gradvar run --out {args.out} --resume {run_id}",
                   file=sys.stderr)
-            path = runner.run(grid, Path(args.out), run_id=run_id,
-                              progress=not args.no_progress)
-    except (grids.GridError, ResultsError) as error:
+            print(_describe_workers(workers, args.scheduler), file=sys.stderr)
+            path = runner.run(grid, Path(args.out), run_id=run_id, **where)
+    except (grids.GridError, ResultsError, distributed.ClusterError) as error:
         print(f"gradvar: error: {error}", file=sys.stderr)
         return 2
     except runner.CellError as error:
@@ -100,16 +103,27 @@ def cmd_run(args) -> int:
     import pandas as pd
 
     from bench.store import read_results
+    from bench.summary import summary
 
     frame, meta = read_results(path)
     print(f"\nresults: {path}  ({len(frame)} rows)")
     if meta.get("training"):
         print(f"training: {_describe_training(meta)}")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(runner.summary(frame).to_string(index=False, float_format="{:.3g}".format))
+        print(summary(frame).to_string(index=False, float_format="{:.3g}".format))
     if args.report:
         return _report(path, None, progress=not args.no_progress)
     return 0
+
+
+def _describe_workers(workers: int, scheduler: str | None) -> str:
+    if scheduler:
+        return (f"cells run on the Dask cluster at {scheduler}: statistics in parallel, then "
+                "timing one cell at a time per machine")
+    if workers == 1:
+        return "cells run one by one in this process (--workers 1)"
+    return (f"cells run on a local Dask cluster of {workers} worker processes: statistics in "
+            "parallel, then timing one cell at a time")
 
 
 def _run_usage_error(args) -> str | None:
@@ -117,6 +131,12 @@ def _run_usage_error(args) -> str | None:
     if args.resume and args.grid:
         return ("--grid cannot be combined with --resume: a resumed run uses the grid it "
                 "started with (kept in its run record).")
+    if args.scheduler and args.workers:
+        return ("--workers cannot be combined with --scheduler: an existing cluster has the "
+                "workers started for it (dask worker ADDRESS --nthreads 1).")
+    if args.scheduler is not None and "://" not in args.scheduler:
+        return (f"--scheduler {args.scheduler}: give the scheduler's address as "
+                "`dask scheduler` prints it, tcp://HOST:PORT.")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         return f"--out {args.out}: is a file; give a directory for the results (created if missing)."
@@ -168,6 +188,7 @@ def _group_skipped(skipped):
 
 
 def cmd_show(args) -> int:
+    from bench.schema import SHOWN
     from bench.store import ResultsError, read_results
 
     try:
@@ -184,15 +205,8 @@ def cmd_show(args) -> int:
         return 2
     if meta.get("training"):
         print(f"training: {_describe_training(meta)}")
-    columns = [c for c in ("problem", "step", "estimator", "param", "theta", "n_samples",
-                           "batch_size",
-                           "truth", "truth_kind", "bias", "bias_se", "variance",
-                           "variance_ci_rel", "mse", "time_per_estimate_s", "n_nonfinite")
-               if c in frame.columns]
-    shown = frame[columns].rename(columns={"n_samples": "n", "batch_size": "batch",
-                                           "variance_ci_rel": "ci_rel",
-                                           "time_per_estimate_s": "s/estimate",
-                                           "n_nonfinite": "nonfinite"})
+    columns = [c for c in SHOWN if c in frame.columns]
+    shown = frame[columns].rename(columns=SHOWN)
     print(shown.to_string(index=False, float_format="{:.4g}".format,
                           max_rows=None if args.all else 60))
     return 0
@@ -301,6 +315,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="finish an interrupted run (its id, or its .parts directory)")
     run.add_argument("--report", action="store_true",
                      help="then build its report in reports/<run_id>/ and print the path")
+    run.add_argument("--workers", type=_positive_int, metavar="N",
+                     help="worker processes of a local Dask cluster (default: the machine's "
+                          f"cores, {_cores()} here; 1 runs the cells one by one in this process)")
+    run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                     help="run on an existing Dask cluster (dask scheduler / dask worker)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(handler=cmd_run)
     report = commands.add_parser(
@@ -325,14 +344,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a non-negative integer, got {value}")
-    return value
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _integer_at_least(low: int, meaning: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a {meaning} integer, got {text!r}") \
+                from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be a {meaning} integer, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _integer_at_least(1, "positive")
+_non_negative_int = _integer_at_least(0, "non-negative")
 
 
 def main(argv=None) -> int:

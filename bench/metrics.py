@@ -21,24 +21,44 @@ out quietly: a cell with any of them reports every statistic above as NaN, becau
 finite rest describes a different estimator (the one that happens not to overflow). The
 report lists such cells and never ranks them.
 
-An estimator biased by construction (``Estimator.declared_biased``: the relaxations
-gumbel_softmax and straight_through) is flagged biased in every summary whatever its
-measured bias, which a small temperature can hide below the noise (:func:`declared_biased`).
+**Bias flags** (:func:`bias_flags`: one rule for ``gradvar run``'s summary and the report)
+are judged per parameter block of a cell, k its components (1 for a scalar parameter). A
+component is off when its |bias|, less a float32-rounding allowance of
+``FLOAT32_ROUNDING`` × |truth|, is at least ``bias_threshold(k)`` standard errors: 4 SE for
+k = 1 (a false flag once in 16,000 cells), raised with k (Bonferroni) so that a block of
+2,000 unbiased components is not flagged by chance. A deterministic component (sd within
+1e-6 of the largest sd at its problem, θ, component and n, or of its truth) against an
+exact truth has no SE: it is off when it misses by more than a quadrature-sized error
+(1e-3 of the truth, plus that 1e-6). A block is biased when any component is off; an
+estimator biased by construction (``Estimator.declared_biased``: the relaxations
+gumbel_softmax and straight_through) always is, whatever its measured bias, which a small
+temperature can hide below the noise (:func:`declared_biased`).
 """
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 import estimators as E
+from bench.schema import STATISTICS
 
 Z95 = float(stats.norm.ppf(0.975))
-STATISTICS = ("mean", "bias", "bias_se", "variance", "variance_ci_low", "variance_ci_high",
-              "variance_ci_rel", "per_sample_variance", "mse")
-"""The columns that describe the R estimates; all NaN when any estimate is non-finite."""
+
+SINGLE_COMPONENT_Z = 4.0
+"""|bias| / SE beyond which a one-component estimate is called biased."""
+FLOAT32_ROUNDING = 1e-5
+"""Relative error of a float32 estimate's mean that is rounding, not bias: an estimator
+that is exact up to rounding (DisARM on one Bernoulli at p = ½) has an SE of ~1e-12 and a
+bias of ~1e-5 of the gradient, which must not count as detected bias."""
+DETERMINISTIC_SD = 1e-6
+"""An sd at most this fraction of the reference (module docstring) is zero up to rounding."""
+QUADRATURE_ERROR = 1e-3
+"""The relative miss of a deterministic estimate (a quadrature rule) that is not bias."""
 
 
 def declared_biased(estimators):
@@ -52,6 +72,60 @@ def declared_biased(estimators):
 
     flags = {label: declared(label) for label in estimators.unique()}
     return estimators.map(flags).astype(bool)
+
+
+def bias_threshold(components) -> np.ndarray:
+    """|bias|/SE beyond which the worst of ``components`` estimates is called biased:
+    ``SINGLE_COMPONENT_Z`` for one, the Bonferroni-corrected level of the same false-flag
+    rate for more."""
+    tail = stats.norm.sf(SINGLE_COMPONENT_Z)  # one-sided tail at 4 SE: 3.2e-5
+    return stats.norm.isf(tail / np.maximum(np.asarray(components, dtype=float), 1.0))
+
+
+def bias_flags(frame: pd.DataFrame) -> pd.DataFrame:
+    """The bias rule (module docstring) on a results table's rows, one per gradient
+    component: ``deterministic`` (every component of the row's block is) and ``biased``
+    (the block is), each its block's value, indexed like ``frame``.
+
+    Needs the columns cell, estimator, param, param_block, n_samples, truth, truth_se,
+    bias, bias_se and variance. Non-finite statistics (NaN) are neither deterministic nor
+    off: such cells are not ranked at all.
+    """
+    sd = np.sqrt(frame.variance)
+    settings = {cell: _setting(cell) for cell in frame.cell.unique()}
+    # Per θ, component and n: one family's gradients can differ by orders of magnitude
+    # across θ. The largest sd among the estimators there stands in for a zero truth (an
+    # antithetic pair makes ∂/∂mean of (x-k)² constant; its estimates still differ in the
+    # last bits).
+    largest_sd = sd.groupby([frame.cell.map(settings), frame.param, frame.n_samples]) \
+        .transform("max")
+    reference = np.fmax(largest_sd, frame.truth.abs())
+    deterministic = sd <= DETERMINISTIC_SD * reference
+    miss = frame.bias.abs()
+    beyond_rounding = (miss - FLOAT32_ROUNDING * frame.truth.abs()).clip(lower=0.0)
+    z = (beyond_rounding / frame.bias_se).where(beyond_rounding != 0, 0.0)  # x/0 is inf
+    block = [frame.cell, frame.param_block]
+    components = frame.param.groupby(block).transform("size")
+    # Against a Monte Carlo truth a deterministic estimate has the truth's SE: SE units.
+    by_quadrature = deterministic & ~(frame.truth_se > 0)
+    off = pd.Series(np.where(by_quadrature,
+                             miss >= QUADRATURE_ERROR * frame.truth.abs()
+                             + DETERMINISTIC_SD * reference,
+                             z >= bias_threshold(components)), index=frame.index)
+    return pd.DataFrame({
+        "deterministic": deterministic.groupby(block).transform("all").astype(bool),
+        "biased": off.groupby(block).transform("any").astype(bool)
+        | declared_biased(frame.estimator)}, index=frame.index)
+
+
+def _setting(cell: str) -> str:
+    """A cell key without its estimator and batch size: the problem, θ, n (and step) at
+    which estimators are compared."""
+    try:
+        problem, arguments, _, theta, n_samples, _, *step = json.loads(cell)
+    except (ValueError, TypeError):
+        return cell
+    return json.dumps([problem, arguments, theta, n_samples, *step])
 
 
 def variance_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import datetime as dt
+import hashlib
+import itertools
+import os
 import platform
 import signal
 import statistics
@@ -29,11 +31,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 import estimators as E
-from bench import lab_setups, metrics, problem_specs, training
+from bench import lab_setups, metrics, problem_specs, schema, training
 from bench.grid import Cell, Grid, parse
 from bench.store import ResultsError, RunStore
 import tensorflow as tf  # after estimators: its TensorFlow settings come first
@@ -52,8 +53,9 @@ class CellError(Exception):
 class RunInterrupted(Exception):
     """Ctrl-C during a run; every finished cell is already stored."""
 
-    def __init__(self, store: RunStore, done: int, total: int):
-        super().__init__(f"interrupted after {done} of {total} cells")
+    def __init__(self, store: RunStore, done: int, total: int, untimed: int = 0):
+        waiting = f" ({untimed} more have their statistics, awaiting timing)" if untimed else ""
+        super().__init__(f"interrupted after {done} of {total} cells{waiting}")
         self.store, self.done, self.total = store, done, total
 
 
@@ -120,27 +122,73 @@ def run_metadata(grid: Grid, run_id: str) -> dict:
     }
 
 
-def measure(cell: Cell, grid: Grid, theta=None) -> list[dict]:
-    """The metric rows (one per parameter component) of one cell, at ``theta`` (default
-    the cell's own; a training checkpoint's θ is the trajectory's)."""
-    problem = cell.problem_obj
-    theta = np.asarray(cell.theta if theta is None else theta, dtype=np.float64)
-    seed = cell.seed(grid.seed)
+def _compiled(cell: Cell, grid: Grid, theta: np.ndarray):
+    """``cell``'s compiled program and its estimates at the cell's seed (the first call of
+    new shapes compiles; that time is the program's ``compile_time_s``)."""
     try:
-        program = E.program(cell.estimator, problem, theta, cell.n_samples,
+        program = E.program(cell.estimator, cell.problem_obj, theta, cell.n_samples,
                             grid.n_replicates, cell.batch_size, grid.backend)
-        estimates = program(theta, seed)  # compiles on the first call of these shapes
+        return program, program(theta, cell.seed(grid.seed))
     except ValueError as error:  # the problem's own functions, named in one sentence
         raise CellError(f"{cell.label}: {error}") from None
     except tf.errors.ResourceExhaustedError:
         raise CellError(f"{cell.label}: out of memory; lower n_replicates or batch_size.") \
             from None
+
+
+def _intra_op_threads() -> int:
+    """The threads TensorFlow's kernels may use in this process (its default: the cores)."""
+    return (tf.config.threading.get_intra_op_parallelism_threads()
+            or int(os.environ.get("TF_NUM_INTRAOP_THREADS") or 0)
+            or len(os.sched_getaffinity(0)))
+
+
+def _theta(cell: Cell, theta) -> np.ndarray:
+    return np.asarray(cell.theta if theta is None else theta, dtype=np.float64)
+
+
+def time_cell(cell: Cell, grid: Grid, theta=None) -> dict:
+    """The wall-clock columns of ``cell``: the median (and fastest, slowest) of
+    ``timing_repeats`` calls of its compiled program, compiled and warmed up first if
+    this process has not run it yet. Callers make sure nothing else runs meanwhile."""
+    theta = _theta(cell, theta)
+    program, _ = _compiled(cell, grid, theta)
+    seed = cell.seed(grid.seed)
     times = []
     for _ in range(grid.timing_repeats):
         started = time.perf_counter()
         program(theta, seed)
         times.append(time.perf_counter() - started)
     per_call = statistics.median(times)
+    return {
+        "time_per_estimate_s": per_call / grid.n_replicates,
+        # The spread of the timed calls: timings of a few µs are mostly noise, and the
+        # efficiency ranking's intervals need to know how much.
+        "time_per_estimate_min_s": min(times) / grid.n_replicates,
+        "time_per_estimate_max_s": max(times) / grid.n_replicates,
+        "time_per_call_s": per_call,
+        "samples_per_s": cell.n_samples * grid.n_replicates / per_call,
+    }
+
+
+UNTIMED = dict.fromkeys(schema.WALL_CLOCK, float("nan"))
+"""The wall-clock columns of a cell whose timing phase is still to come."""
+
+
+def measure(cell: Cell, grid: Grid, theta=None, timed: bool = True,
+            workers_on_host: int = 1) -> list[dict]:
+    """The metric rows (one per parameter component) of one cell, at ``theta`` (default
+    the cell's own; a training checkpoint's θ is the trajectory's).
+
+    ``timed``: take the wall-clock columns right away (``timing_mode`` "serial": nothing
+    else runs); otherwise they are NaN and ``timing_mode`` is "exclusive", for a separate
+    timing phase (:func:`time_cell`) to fill in. ``workers_on_host``: the worker
+    processes sharing the machine meanwhile (compile time is taken here).
+    """
+    problem = cell.problem_obj
+    theta = _theta(cell, theta)
+    program, estimates = _compiled(cell, grid, theta)
+    timing = time_cell(cell, grid, theta) if timed else UNTIMED
     try:
         truth = problem.truth(theta)
     except ValueError as error:  # TruthError, or a problem that fails in float64
@@ -162,15 +210,12 @@ def measure(cell: Cell, grid: Grid, theta=None) -> list[dict]:
                                    truth_se=truth.gradient_se[index]),
             "truth_kind": truth.kind, "truth_checked": bool(truth.checked),
             "f_evals_per_estimate": f_evals, "event_size": event_size,
-            "time_per_estimate_s": per_call / grid.n_replicates,
-            # The spread of the timed calls: timings of a few µs are mostly noise, and
-            # the efficiency ranking's intervals need to know how much.
-            "time_per_estimate_min_s": min(times) / grid.n_replicates,
-            "time_per_estimate_max_s": max(times) / grid.n_replicates,
-            "time_per_call_s": per_call,
+            **timing,
             "compile_time_s": program.compile_time_s,
-            "samples_per_s": cell.n_samples * grid.n_replicates / per_call,
-            "backend": grid.backend, "device": E.DEVICE, "seed": seed, "cell": cell.key,
+            "timing_mode": "serial" if timed else "exclusive",
+            "workers_on_host": workers_on_host, "intra_op_threads": _intra_op_threads(),
+            "backend": grid.backend, "device": E.DEVICE, "seed": cell.seed(grid.seed),
+            "cell": cell.key,
         })
     return rows
 
@@ -187,51 +232,143 @@ def new_run_id(grid: Grid, out_dir: Path | None = None) -> str:
 
 
 def run(grid: Grid, out_dir: Path, run_id: str | None = None, progress: bool = True,
-        resume: bool = False) -> Path:
+        resume: bool = False, workers: int = 1, scheduler: str | None = None) -> Path:
     """Runs every cell of ``grid`` into a new run (named ``run_id``, default
-    :func:`new_run_id`), or with ``resume`` finishes the existing store of ``run_id``."""
+    :func:`new_run_id`), or with ``resume`` finishes the existing store of ``run_id``.
+
+    ``workers`` > 1 runs the cells on a local Dask cluster of that many processes, and
+    ``scheduler`` (``tcp://HOST:PORT``) on an existing cluster (:mod:`bench.distributed`);
+    the statistics are the same either way, bit for bit.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers}.")
     out_dir = Path(out_dir)
     run_id = run_id or new_run_id(grid, out_dir)
     store = RunStore(out_dir, run_id)
-    if not resume:
-        if store.parts.exists() or store.table.exists():
-            raise ResultsError(f"run {run_id} already exists in {out_dir}; resume it with "
-                               f"--resume {run_id}, or start a new run.")
-        store.start(run_metadata(grid, run_id))
-    todo = [cell for cell in grid.cells if not store.done(cell.key)]
-    done = len(grid.cells) - len(todo)
+    if not resume and (store.parts.exists() or store.table.exists()):
+        raise ResultsError(f"run {run_id} already exists in {out_dir}; resume it with "
+                           f"--resume {run_id}, or start a new run.")
+    with contextlib.ExitStack() as stack:
+        dask_client = None
+        if workers > 1 or scheduler is not None:  # first: a cluster that fails starts nothing
+            from bench import distributed
+
+            dask_client = stack.enter_context(distributed.client(workers, scheduler))
+        if not resume:
+            store.start(run_metadata(grid, run_id))
+        return _run(grid, store, dask_client, progress)
+
+
+def _run(grid: Grid, store: RunStore, dask_client, progress: bool) -> Path:
     trajectories = _Trajectories(grid, store)
-    with tqdm(total=len(grid.cells), initial=done, unit="cell", disable=not progress,
-              dynamic_ncols=True, file=sys.stderr) as bar, _stop_between_cells() as stop:
+    with _stop_between_cells() as stop:
         try:
-            for cell in todo:
-                if stop.is_set():
-                    raise KeyboardInterrupt
-                theta = None
-                if cell.step is not None:
-                    theta = trajectories.theta_at(cell, stop, bar)
-                bar.set_postfix_str(cell.label, refresh=True)
-                try:
-                    rows = measure(cell, grid, theta)
-                except CellError as error:
-                    raise CellError(str(error), store) from None
-                store.write_cell(cell.key, rows)
-                done += 1
-                bar.update()
-            trajectories.finish(stop, bar)
-            if grid.lab_setups and store.read_json("lab") is None:
-                if stop.is_set():
-                    raise KeyboardInterrupt
-                bar.set_postfix_str("the lab's own setups", refresh=True)
-                store.write_json("lab", lab_setups.run_lab(grid.seed))
+            if dask_client is None:
+                _run_serial(grid, store, trajectories, stop, progress)
+            else:
+                _run_on_cluster(grid, store, trajectories, stop, progress, dask_client)
         except KeyboardInterrupt:
-            raise RunInterrupted(store, done, len(grid.cells)) from None
+            done = [store.done(cell.key) for cell in grid.cells]
+            untimed = sum(store.untimed(cell.key) and not finished
+                          for cell, finished in zip(grid.cells, done))
+            raise RunInterrupted(store, sum(done), len(grid.cells), untimed) from None
     metadata = {**store.metadata(), "finished": _now()}
     if grid.lab_setups:
         metadata["lab"] = store.read_json("lab")
     if grid.training is not None:
         metadata["trajectories"] = trajectories.records()
     return store.finish([cell.key for cell in grid.cells], metadata)
+
+
+def _bar(grid: Grid, done: int, progress: bool, phase: str | None = None) -> tqdm:
+    return tqdm(total=len(grid.cells), initial=done, unit="cell", disable=not progress,
+                dynamic_ncols=True, file=sys.stderr, desc=phase)
+
+
+def _run_serial(grid: Grid, store: RunStore, trajectories, stop, progress: bool) -> None:
+    """One cell after another in this process, each timed right after its statistics."""
+    todo = [cell for cell in grid.cells if not store.done(cell.key)]
+    with _bar(grid, len(grid.cells) - len(todo), progress) as bar:
+        for cell in todo:
+            if stop.is_set():
+                raise KeyboardInterrupt
+            theta = None
+            if cell.step is not None:
+                theta = trajectories.theta_at(cell, stop, bar)
+            bar.set_postfix_str(cell.label, refresh=True)
+            try:
+                rows = measure(cell, grid, theta)
+            except CellError as error:
+                raise CellError(str(error), store) from None
+            store.write_cell(cell.key, rows)
+            bar.update()
+        trajectories.finish(stop, bar)
+        _lab(grid, store, stop, bar)
+
+
+def _lab(grid: Grid, store: RunStore, stop, bar) -> None:
+    """The lab's own setups, if the grid asks for them (once per run)."""
+    if grid.lab_setups and store.read_json("lab") is None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        bar.set_postfix_str("the lab's own setups", refresh=True)
+        store.write_json("lab", lab_setups.run_lab(grid.seed))
+
+
+def _run_on_cluster(grid: Grid, store: RunStore, trajectories, stop, progress: bool,
+                    dask_client) -> None:
+    """Statistics of every cell in parallel, then their timing one cell at a time per
+    machine (:mod:`bench.distributed`). Only this process writes."""
+    from bench import distributed
+
+    spec = (grid.source, grid.path, grid.base_dir, user_files(grid))
+    fresh = [cell for cell in grid.cells
+             if not store.done(cell.key) and not store.untimed(cell.key)]
+    resumed = [cell for cell in grid.cells if not store.done(cell.key) and store.untimed(cell.key)]
+    to_time = distributed.groups_of(resumed, [trajectories.theta_at(cell, stop, None)
+                                              if cell.step is not None else None
+                                              for cell in resumed])
+    untimed = {}
+
+    def phase_one(bar):
+        """Groups of cells to measure; a training grid's trains up to each checkpoint first."""
+        if grid.training is None:
+            yield from distributed.groups_of(fresh)
+            return
+        for _, batch in itertools.groupby(fresh, key=lambda cell: (cell.trajectory, cell.step)):
+            batch = list(batch)
+            theta = trajectories.theta_at(batch[0], stop, bar)
+            yield from distributed.groups_of(batch, [theta] * len(batch))
+
+    counts = distributed.hosts(dask_client)
+    window = 2 * sum(counts.values())  # enough queued that no worker waits for the driver
+
+    def stored(group, result):
+        for key, rows in result["rows"].items():
+            store.write_untimed(key, rows)
+            untimed[key] = rows
+        group.worker = result["worker"]
+        to_time.append(group)
+        bar.update(len(group.keys))
+
+    def timed(group, result):
+        for key, columns in result.items():
+            rows = untimed.pop(key, None) or store.read_untimed(key)
+            store.write_cell(key, [{**row, **columns} for row in rows])
+        bar.update(len(group.keys))
+
+    try:
+        with _bar(grid, len(grid.cells) - len(fresh), progress, "statistics") as bar:
+            distributed.run_phase(dask_client, distributed.statistics_task, spec,
+                                  phase_one(bar), counts, stored, stop, window)
+            trajectories.finish(stop, bar)  # the rest of training, before timing starts
+        done = sum(store.done(cell.key) for cell in grid.cells)
+        with _bar(grid, done, progress, "timing") as bar:
+            distributed.run_phase(dask_client, distributed.timing_task, spec, iter(to_time),
+                                  counts, timed, stop, window)
+            _lab(grid, store, stop, bar)
+    except CellError as error:
+        raise CellError(str(error), store) from None
 
 
 class _Trajectories:
@@ -306,7 +443,8 @@ class _Trajectories:
         return out
 
 
-def resume(run_ref: str, out_dir: Path, progress: bool = True) -> Path:
+def resume(run_ref: str, out_dir: Path, progress: bool = True, workers: int = 1,
+           scheduler: str | None = None) -> Path:
     """Finishes an interrupted run (its id or ``.parts`` path) with the grid it started with."""
     store = RunStore.locate(run_ref, out_dir)
     metadata = store.metadata()
@@ -318,62 +456,5 @@ def resume(run_ref: str, out_dir: Path, progress: bool = True) -> Path:
         raise ResultsError(f"run {store.run_id}: {changed[0]} changed since the run started, so "
                            "resuming would mix cells of two different problems; start a new "
                            "run (or restore the file).")
-    return run(grid, store.out_dir, store.run_id, progress, resume=True)
-
-
-FLOAT32_ROUNDING = 1e-5
-"""Relative error of a float32 estimate's mean that is rounding, not bias: an estimator
-that is exact up to rounding (DisARM on one Bernoulli at p = ½) has an SE of ~1e-12 and a
-bias of ~1e-5 of the gradient, which must not count as detected bias."""
-
-
-def summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per problem (per problem and checkpoint ``step`` in a training run): the best
-    estimator by MSE and by variance × time per estimate.
-
-    Compared at each problem's largest n_samples (and, of its batch sizes, the largest),
-    averaging over θ and parameter components. An estimator with non-finite estimates in
-    any of those cells is not ranked. Variance × time only ranks estimators with no detected
-    bias (every |bias| < 4 SE + float32 rounding), not biased by construction (a
-    relaxation), and with non-zero variance: a biased or deterministic estimator's variance
-    says nothing about its error. Its interval runs from the variance CI's low end
-    × the fastest timed call to the high end × the slowest; estimators whose interval
-    overlaps the best one's are named as ties.
-    """
-    rows = []
-    keys = ["problem", "step"] if "step" in frame.columns else ["problem"]
-    for names, group in frame.groupby(keys, sort=False):
-        names = names if isinstance(names, tuple) else (names,)
-        largest = group[group.n_samples == group.n_samples.max()]
-        largest = largest[largest.batch_size == largest.batch_size.max()]
-        t_min = largest.get("time_per_estimate_min_s", largest.time_per_estimate_s)
-        t_max = largest.get("time_per_estimate_max_s", largest.time_per_estimate_s)
-        largest = largest.assign(efficiency=largest.variance * largest.time_per_estimate_s,
-                                 efficiency_low=largest.variance_ci_low * t_min,
-                                 efficiency_high=largest.variance_ci_high * t_max,
-                                 biased=~(largest.bias.abs() < 4 * largest.bias_se
-                                          + FLOAT32_ROUNDING * largest.truth.abs())
-                                 | metrics.declared_biased(largest.estimator),
-                                 nonfinite=largest.n_nonfinite > 0)
-        by = largest.groupby("estimator").agg(
-            mse=("mse", "mean"), efficiency=("efficiency", "mean"),
-            efficiency_low=("efficiency_low", "mean"), efficiency_high=("efficiency_high", "mean"),
-            biased=("biased", "any"), nonfinite=("nonfinite", "any"))
-        excluded = int(by.nonfinite.sum())
-        by = by[~by.nonfinite]
-        stochastic = by[(by.efficiency > 0) & ~by.biased]
-        row = {**{key: (int(v) if key == "step" else v) for key, v in zip(keys, names)},
-               "n_samples": int(largest.n_samples.iloc[0]),
-               "best_by_mse": by.mse.idxmin() if len(by) else "—",
-               "mse": by.mse.min() if len(by) else float("nan"),
-               "best_by_variance_x_time": "—", "variance_x_time": float("nan")}
-        if len(stochastic):
-            best = stochastic.efficiency.idxmin()
-            ties = [name for name in stochastic.index if name != best
-                    and stochastic.efficiency_low[name] <= stochastic.efficiency_high[best]]
-            row["best_by_variance_x_time"] = best + (f" (tied: {', '.join(ties)})" if ties else "")
-            row["variance_x_time"] = stochastic.efficiency[best]
-        if excluded:
-            row["not_ranked"] = f"{excluded} estimator(s) with non-finite estimates"
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return run(grid, store.out_dir, store.run_id, progress, resume=True, workers=workers,
+               scheduler=scheduler)

@@ -23,13 +23,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bench import schema
+
 METADATA_KEY = b"gradvar"
-REQUIRED_COLUMNS = (
-    "problem", "estimator", "param", "theta", "n_samples", "batch_size", "n_replicates",
-    "truth", "mean", "bias", "bias_se", "variance", "variance_ci_low", "variance_ci_high",
-    "per_sample_variance", "mse", "time_per_estimate_s", "compile_time_s", "samples_per_s",
-    "backend", "device", "seed", "param_block", "truth_kind", "truth_se",
-    "f_evals_per_estimate")
 
 
 class ResultsError(ValueError):
@@ -126,6 +122,19 @@ class RunStore:
     def write_cell(self, cell_key: str, rows: list[dict]) -> None:
         _write_table(self.parts / self._name(cell_key), pd.DataFrame(rows))
 
+    def _untimed(self, cell_key: str) -> Path:
+        return self.parts / self._name(cell_key).replace(".parquet", ".untimed.parquet")
+
+    def untimed(self, cell_key: str) -> bool:
+        """Whether the cell's statistics are stored, awaiting their timing phase."""
+        return self._untimed(cell_key).exists()
+
+    def write_untimed(self, cell_key: str, rows: list[dict]) -> None:
+        _write_table(self._untimed(cell_key), pd.DataFrame(rows))
+
+    def read_untimed(self, cell_key: str) -> list[dict]:
+        return pd.read_parquet(self._untimed(cell_key)).to_dict("records")
+
     def write_json(self, name: str, value) -> None:
         """Stores an extra part of the run (e.g. the lab's rows) as ``<name>.json``."""
         _write_text(self.parts / f"{name}.json", json.dumps(value, indent=1))
@@ -138,14 +147,15 @@ class RunStore:
     def finish(self, cell_keys: list[str], metadata: dict) -> Path:
         frames = [pd.read_parquet(self.parts / self._name(key)) for key in cell_keys]
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-            columns=list(REQUIRED_COLUMNS))
-        _write_table(self.table, frame, metadata)
+            columns=list(schema.REQUIRED))
+        _write_table(self.table, schema.conform(frame), metadata)
         shutil.rmtree(self.parts, ignore_errors=True)  # everything is in the durable table
         return self.table
 
 
 def read_results(path) -> tuple[pd.DataFrame, dict]:
-    """A results table and its run metadata.
+    """A results table and its run metadata; columns that tables of older versions lack
+    are filled in (:func:`bench.schema.with_defaults`).
 
     Raises:
       ResultsError: missing file, not parquet, not written by gradvar, or missing columns.
@@ -165,7 +175,7 @@ def read_results(path) -> tuple[pd.DataFrame, dict]:
         raise ResultsError(f"{path}: a parquet file, but not a gradvar results table "
                            "(no gradvar metadata).")
     frame = table.to_pandas()
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    missing = [c for c in schema.REQUIRED if c not in frame.columns]
     if missing:
         raise ResultsError(f"{path}: results table lacks columns {missing}.")
-    return frame, json.loads(raw)
+    return schema.with_defaults(frame), json.loads(raw)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import estimators as E
+from bench.schema import COLUMNS
 
 
 def z_scores(estimates: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -53,8 +54,9 @@ def assert_within_reference(problem, theta, values, k=5.5):
     assert np.max(np.abs(z)) < k, np.max(np.abs(z))
 
 
-TIMING = ["time_per_estimate_s", "time_per_call_s", "compile_time_s", "samples_per_s",
-          "time_per_estimate_min_s", "time_per_estimate_max_s"]
+TIMING = [column.name for column in COLUMNS if column.group == "timing"]
+"""The columns that differ between two runs of the same grid: what the clock says, and how
+and where it was read (serial or on Dask workers)."""
 
 
 def statistics_of(path):

@@ -15,15 +15,19 @@ its |bias|/SE in ``max_abs_z``). Scalar parameters are their own block of one. A
 which describe a different estimator). :func:`prepare` marks such rows ``nonfinite``;
 figures draw :func:`finite_cells` only, and the ranking lists them as not ranked.
 
-**Timing spread.** ``time_per_estimate_min_s`` / ``_max_s`` (the fastest and slowest timed
-call over R) are the median ``time_per_estimate_s`` in tables written before they existed.
+**Older tables** get the columns they lack from :func:`bench.schema.with_defaults`: the
+median ``time_per_estimate_s`` stands in for the timing spread (``_min_s`` / ``_max_s``),
+``timing_mode`` is "serial" and ``workers_on_host`` 1.
 
-**Bias flags.** An estimator is flagged biased when its worst component misses by more
-than ``bias_threshold(k)`` standard errors, k the number of components: 4 SE for one
-component (a false flag once in 16,000 cells), raised with k (Bonferroni) so that a block
-of 2,000 unbiased components is not flagged by chance. A deterministic estimator has no
-SE: it is flagged when it misses by more than a quadrature-sized error. An estimator
-biased by construction (a relaxation: ``Estimator.declared_biased``) is always flagged.
+**Bias flags** are :func:`bench.metrics.bias_flags`, the rule ``gradvar run``'s summary
+applies too. A block of k components (k = 1 for a scalar parameter) is flagged biased when
+any component's |bias|, less a float32-rounding allowance (1e-5 of its truth), is at least
+``bias_threshold(k)`` standard errors: 4 SE for one component (a false flag once in 16,000
+cells), raised with k (Bonferroni) so that a block of 2,000 unbiased components is not
+flagged by chance. A deterministic component (zero variance up to float32 rounding) against
+an exact truth has no SE: it is flagged when it misses by more than a quadrature-sized
+error (1e-3 of its truth). An estimator biased by construction (a relaxation:
+``Estimator.declared_biased``) is always flagged.
 
 **Sweep axis.** A grid sweeps θ and, for problem factories, their arguments. Within one
 problem family the coordinates that vary across cells (θ's scalars and blocks whose
@@ -42,35 +46,19 @@ import json
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from bench import metrics
-from bench.store import REQUIRED_COLUMNS
-
-# Written by bench.runner beside the columns every results table has.
-REPORT_COLUMNS = REQUIRED_COLUMNS + ("problem_family", "theta_label", "cell", "variance_ci_rel",
-                                     "time_per_call_s", "event_size")
-
-SINGLE_COMPONENT_Z = 4.0
-"""|bias| / SE beyond which a one-component estimate is called biased."""
+from bench import metrics, schema
 
 
 class ReportError(ValueError):
     """A results table cannot be reported on; the message says why."""
 
 
-def bias_threshold(components) -> np.ndarray:
-    """|bias|/SE beyond which the worst of ``components`` estimates is called biased:
-    4 SE for one, the Bonferroni-corrected level of the same false-flag rate for more."""
-    tail = stats.norm.sf(SINGLE_COMPONENT_Z)  # one-sided tail at 4 SE: 3.2e-5
-    return stats.norm.isf(tail / np.maximum(np.asarray(components, dtype=float), 1.0))
-
-
 def check_columns(frame: pd.DataFrame, where: str) -> None:
     if frame.empty:
         raise ReportError(f"{where}: the results table has no rows (every cell of its grid was "
                           "skipped); nothing to report.")
-    missing = [column for column in REPORT_COLUMNS if column not in frame.columns]
+    missing = [column for column in schema.REPORT if column not in frame.columns]
     if missing:
         raise ReportError(f"{where}: the results table lacks the columns {missing} that the "
                           "report needs; it was not written by `gradvar run` of this version "
@@ -127,12 +115,13 @@ def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
     the x axis: the family; see :func:`per_problem_sweeps`), ``panel`` ("family · ∂/∂param"),
     ``setting`` (every coordinate, as text), ``deterministic`` (zero variance, up to
     float32 rounding), ``biased`` and ``nonfinite`` (module docstring); and from
-    :func:`aggregate_blocks` ``components``, ``variance_max``, ``max_abs_z``. Tables
-    without the timing spread get it (module docstring).
+    :func:`aggregate_blocks` ``components``, ``variance_max``, ``max_abs_z``. Older
+    tables get the columns they lack (module docstring).
     """
     check_columns(frame, where)
     coords = _coords_per_cell(frame)
-    frame = aggregate_blocks(_with_defaults(frame))
+    frame = schema.with_defaults(frame)
+    frame = aggregate_blocks(frame.join(metrics.bias_flags(frame)))
     frame["coords"] = frame["cell"].map(coords)
     frame["setting"] = [", ".join(f"{k}={_text(v)}" for k, v in c.items()) for c in frame.coords]
     frame["sweep"], frame["x"], frame["categorical"] = "", np.nan, False
@@ -148,22 +137,6 @@ def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
         frame.loc[group.index, "categorical"] = sweep == "setting"
     frame["sweep_group"] = frame.problem_family
     _set_panels(frame)
-    # Zero variance, or float32 rounding noise: an sd below 1e-6 of the cell's own gradient
-    # or of the largest sd among the estimators at the same problem, θ, component and n (an
-    # antithetic pair makes ∂/∂mean of (x-k)² constant; its estimates still differ in the
-    # last bits). Per θ: one family's gradients can differ by orders of magnitude across θ.
-    largest_sd = np.sqrt(frame.groupby(["problem", "setting", "param", "n_samples"])
-                         .variance.transform("max"))
-    reference = np.maximum(largest_sd, frame.truth.abs())
-    frame["deterministic"] = np.sqrt(frame.variance_max) <= 1e-6 * reference
-    # A deterministic estimate against an exact truth has no SE: call it biased when it
-    # misses by more than a quadrature-sized error (naive_mc returns exactly 0 where only p
-    # depends on θ). Against a Monte Carlo truth its SE is the truth's: test in SE units.
-    frame["biased"] = np.where(
-        frame.deterministic & ~(frame.truth_se > 0),
-        frame.bias.abs() >= 1e-3 * frame.truth.abs() + 1e-6 * reference,
-        frame.max_abs_z >= bias_threshold(frame.components)) \
-        | metrics.declared_biased(frame.estimator)
     frame["nonfinite"] = frame.n_nonfinite > 0
     return frame
 
@@ -239,20 +212,6 @@ def training_runs(frame: pd.DataFrame) -> pd.Series:
     order = {start: index + 1 for index, start in enumerate(dict.fromkeys(starts))}
     names = names.where(~shared, names + " (start " + starts.map(order).astype(str) + ")")
     return frame.problem.where(~several, names)
-
-
-def _with_defaults(frame: pd.DataFrame) -> pd.DataFrame:
-    """Columns that older tables lack: no count of non-finite estimates (none were
-    counted) and no timing spread (the median stands in for both ends)."""
-    frame = frame.copy()
-    if "n_nonfinite" not in frame:
-        frame["n_nonfinite"] = 0
-    frame["n_nonfinite"] = frame.n_nonfinite.fillna(0).astype(int)
-    for column in ("time_per_estimate_min_s", "time_per_estimate_max_s"):
-        if column not in frame:
-            frame[column] = frame.time_per_estimate_s
-        frame[column] = frame[column].fillna(frame.time_per_estimate_s)
-    return frame
 
 
 def finite_cells(frame: pd.DataFrame) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from bench import cli, grid, runner
+from bench.summary import summary as best_of
 from bench.store import RunStore, read_results
 
 ONE_CELL = """
@@ -105,7 +106,8 @@ def small_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     path = out / "one.toml"
     path.write_text(ONE_CELL)
-    code, _, err = gradvar("run", "--grid", path, "--out", out / "results", "--no-progress")
+    code, _, err = gradvar("run", "--grid", path, "--out", out / "results", "--no-progress",
+                           "--workers", 1)
     assert code == 0, err
     return out / "results", err
 
@@ -178,7 +180,7 @@ def test_cells_with_non_finite_estimates_report_nan_statistics_and_the_count(ove
 
 
 def test_the_summary_never_ranks_a_cell_with_non_finite_estimates(overflow_table):
-    summary = runner.summary(overflow_table)
+    summary = best_of(overflow_table)
     assert summary.best_by_mse.iloc[0] == "—"
     assert "non-finite" in summary.not_ranked.iloc[0]
 
@@ -188,11 +190,13 @@ def test_the_summary_calls_overlapping_efficiency_intervals_ties():
     for name, variance, low, high in (("a", 1.0, 0.5, 2.0), ("b", 1.5, 0.9, 3.0),
                                       ("c", 9.0, 8.0, 10.0)):
         rows.append({"problem": "p", "estimator": name, "n_samples": 10, "batch_size": 10,
+                     "param": "theta", "param_block": "theta",
+                     "cell": f'["p",[],"{name}",[0.5],10,10]',
                      "variance": variance, "variance_ci_low": low, "variance_ci_high": high,
                      "time_per_estimate_s": 1.0, "time_per_estimate_min_s": 1.0,
                      "time_per_estimate_max_s": 1.0, "mse": variance, "bias": 0.0,
-                     "bias_se": 1.0, "truth": 0.0, "n_nonfinite": 0})
-    best = runner.summary(pd.DataFrame(rows)).best_by_variance_x_time.iloc[0]
+                     "bias_se": 1.0, "truth": 0.0, "truth_se": 0.0, "n_nonfinite": 0})
+    best = best_of(pd.DataFrame(rows)).best_by_variance_x_time.iloc[0]
     assert best == "a (tied: b)"
 
 

@@ -14,11 +14,10 @@ import pytest
 
 from bench import cli, report
 from bench.report import data, exact, figures, tables
+from bench.schema import STATISTICS
 from bench.store import _write_table
 
 R = 200
-STATISTICS = ("mean", "bias", "bias_se", "variance", "variance_ci_low", "variance_ci_high",
-              "variance_ci_rel", "per_sample_variance", "mse")
 
 
 def row(estimator, theta, *, variance=1.0, ci=(0.8, 1.25), bias=0.0, bias_se=0.07,

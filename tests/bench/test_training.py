@@ -15,6 +15,7 @@ import pytest
 
 import estimators as E
 from bench import cli, grid, runner, training
+from bench.summary import summary as best_of
 from bench.store import read_results
 from tests.conftest import assert_within_reference, statistics_of
 
@@ -268,7 +269,7 @@ def test_training_that_leaves_the_allowed_theta_is_one_sentence(tmp_path, capsys
     path = tmp_path / "steep.toml"
     path.write_text(tiny(learning_rate="0.1"))  # Adam moves std by ~0.1 a step: below 0
     assert cli.main(["run", "--grid", str(path), "--out", str(tmp_path / "r"),
-                     "--no-progress"]) == 2
+                     "--no-progress", "--workers", "1"]) == 2
     err = capsys.readouterr().err
     assert "gaussian_square_nd(D=3, k=1): training left the allowed θ at step" in err
     assert "theta 'std[" in err and "must be > 0.0" in err
@@ -295,7 +296,7 @@ def test_rows_carry_the_step_and_theta_there_and_the_table_keeps_the_log(referen
     # Minimizing E Σ(x - 1)² = Σ (mean - 1)² + std²: it falls along the run.
     assert record["log"][-1]["objective"] < record["log"][0]["objective"] - 1.0
     assert meta["training"]["checkpoints"] == [0, 20, 40]
-    summary = runner.summary(frame)
+    summary = best_of(frame)
     assert list(summary.step) == [0, 20, 40]
 
 

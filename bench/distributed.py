@@ -1,0 +1,312 @@
+"""A grid's cells on a Dask distributed cluster: statistics in parallel, then timing alone.
+
+``gradvar run --workers N`` starts a local cluster of N single-threaded worker processes
+(:func:`local_cluster`); ``gradvar run --scheduler tcp://HOST:PORT`` uses a cluster
+started with Dask's own command line (``dask scheduler``, ``dask worker ADDRESS
+--nthreads 1``). The driver (the ``gradvar`` process) is the only one that writes: workers
+return rows, the driver stores them, so no shared filesystem is needed.
+
+**Two phases, so that no wall-clock column is taken while other cells compete for the
+cores.**
+
+1. *Statistics*, in parallel. Cells that share a compiled program (the same problem,
+   estimator, n_samples and batch size at different θ) go to one worker as one task, so a
+   program is compiled once per cluster, not once per worker. The worker compiles
+   (``compile_time_s``, taken while ``workers_on_host`` workers share the machine), computes
+   the R estimates at the cell's seed and returns the rows with the wall-clock columns
+   empty. The driver stores each cell as soon as its rows arrive (``<cell>.untimed``).
+2. *Timing*, once every statistic is in: each group of cells goes back to the worker that
+   compiled it, and a per-machine Dask lock lets one worker at a time on each machine take
+   its ``timing_repeats`` timed calls, while the other workers there wait. A worker that
+   lost its programs (it was restarted) compiles again before timing, outside the timed
+   region. Rows record ``timing_mode = "exclusive"``.
+
+Statistics are identical, bit for bit, to a serial run's: a cell's seed depends only on
+the cell, and XLA's and TensorFlow's CPU kernels do not change their arithmetic with the
+number of threads (tests/bench/test_distributed.py compares every statistics column).
+
+**Threads.** A worker sets TensorFlow's intra- and inter-op thread pools (and OpenMP's) to
+⌊cores / workers on its machine⌋, at least 1, before it first imports TensorFlow, so
+workers × threads do not oversubscribe the cores.
+
+**Failures.** A worker that dies mid-task (killed, out of memory) costs only its tasks in
+flight, which Dask runs again on another worker (a task that kills three workers is given
+up: ``distributed.scheduler.allowed-failures``). The driver stops as in a serial run: the
+first Ctrl-C lets the tasks in flight finish and be stored, a second stops at once; every
+stored cell survives and ``--resume`` finishes the run, also with another number of
+workers.
+
+**Training grids** train on the driver (a training run is sequential: each checkpoint's θ
+depends on every step before it) and send each checkpoint's cells to the workers as soon
+as the run reaches it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from distributed import WorkerPlugin
+
+DIST_PACKAGES = ("gradvar", "tensorflow", "tensorflow-probability", "numpy")
+"""Packages whose versions must agree between the driver and every worker."""
+
+
+class ClusterError(ValueError):
+    """The cluster cannot be used (no scheduler there, no workers, other versions)."""
+
+
+# --------------------------------------------------------------------------- workers
+
+
+_GRIDS: dict = {}
+
+
+def _configure_threads(workers_on_host: int) -> None:
+    """TensorFlow's thread pools sized to this worker's share of the cores; only
+    possible before TensorFlow is imported in this process, hence environment variables
+    (read by TensorFlow when it starts its thread pools)."""
+    if "tensorflow" in sys.modules:
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = str(max(1, (cores or 1) // max(1, workers_on_host)))
+    for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ[name] = threads
+
+
+def _this_host() -> str:
+    from distributed import get_worker
+
+    return _host(get_worker().address)
+
+
+def _host(address: str) -> str:
+    """``tcp://10.0.0.5:40123`` -> ``10.0.0.5`` (as the scheduler names a worker's host)."""
+    return address.split("://")[-1].rsplit(":", 1)[0]
+
+
+def _grid_and_cells(spec: tuple):
+    """The grid (parsed once per worker process) and its cells by key."""
+    cache_key = repr(spec)
+    if cache_key not in _GRIDS:
+        from bench import grid as grids, runner
+
+        source, path, base_dir, user_files = spec
+        try:
+            grid = grids.parse(source, path, base_dir)
+        except grids.GridError as error:
+            raise runner.CellError(f"worker on {_this_host()} cannot read the grid: {error}") \
+                from None
+        changed = [name for name, digest in user_files.items()
+                   if runner.user_files(grid).get(name) != digest]
+        if changed:
+            raise runner.CellError(
+                f"worker on {_this_host()}: {changed[0]} differs from the driver's copy; "
+                "every machine needs the same problem files at the same path.")
+        _GRIDS[cache_key] = grid, {cell.key: cell for cell in grid.cells}
+    return _GRIDS[cache_key]
+
+
+def statistics_task(spec: tuple, keys: list[str], thetas: list, counts: dict) -> dict:
+    """Phase 1 on a worker: {"worker": address, "rows": {cell key: rows}}, untimed."""
+    from distributed import get_worker
+
+    host = _this_host()
+    _configure_threads(counts.get(host, 1))
+    from bench import runner
+
+    grid, cells = _grid_and_cells(spec)
+    rows = {key: runner.measure(cells[key], grid, theta, timed=False,
+                                workers_on_host=counts.get(host, 1))
+            for key, theta in zip(keys, thetas)}
+    return {"worker": get_worker().address, "rows": rows}
+
+
+def timing_task(spec: tuple, keys: list[str], thetas: list, counts: dict) -> dict:
+    """Phase 2 on a worker: {cell key: wall-clock columns}, timed while this worker holds
+    its machine's timing lock."""
+    from distributed import Lock
+
+    host = _this_host()
+    _configure_threads(counts.get(host, 1))
+    from bench import runner
+
+    grid, cells = _grid_and_cells(spec)
+    with Lock(f"gradvar-timing-{host}"):
+        return {key: runner.time_cell(cells[key], grid, theta)
+                for key, theta in zip(keys, thetas)}
+
+
+def _worker_versions() -> dict:
+    """Runs on each worker (without importing TensorFlow, whose threads are not set yet)."""
+    versions = {}
+    for name in DIST_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+# --------------------------------------------------------------------------- clusters
+
+
+class _IgnoreInterrupts(WorkerPlugin):
+    """A worker plugin for the local cluster's workers: Ctrl-C in the terminal reaches the
+    whole process group, and only the driver may act on it (finishing the tasks in flight).
+    Applied to every worker, including one the nanny restarts after a crash."""
+
+    name = "gradvar-ignore-interrupts"
+
+    def setup(self, worker):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _interrupts_ignored():
+    """SIGINT ignored while the local cluster spawns its first workers, which inherit it
+    (so no Ctrl-C reaches them before the plugin is in place)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def client(workers: int | None = None, scheduler: str | None = None) -> Iterator:
+    """A Dask client: of a new local cluster of ``workers`` single-threaded processes, or
+    of the existing cluster at ``scheduler``. Checks that workers run the driver's versions.
+
+    Raises:
+      ClusterError: no scheduler at that address, no worker within a minute, or a worker
+        with other versions of gradvar, TensorFlow, TFP or NumPy.
+    """
+    from distributed import Client, LocalCluster
+
+    with contextlib.ExitStack() as stack:
+        if scheduler is None:
+            try:
+                with _interrupts_ignored():
+                    cluster = stack.enter_context(LocalCluster(
+                        n_workers=workers, threads_per_worker=1, processes=True,
+                        dashboard_address=":0", silence_logs=logging.ERROR))
+            except RuntimeError as error:  # "Nanny failed to start", the cause in the log
+                raise ClusterError(
+                    f"the local cluster's {workers} worker processes did not start ({error}); "
+                    "a script that runs a grid with workers > 1 must do so under `if __name__ "
+                    "== \"__main__\":` (each worker imports the script), or use workers=1."
+                ) from None
+            dask_client = stack.enter_context(Client(cluster))
+            dask_client.register_plugin(_IgnoreInterrupts())
+        else:
+            try:
+                dask_client = stack.enter_context(Client(scheduler, timeout="10s"))
+            except (OSError, TimeoutError, ValueError) as error:
+                raise ClusterError(f"--scheduler {scheduler}: cannot connect ({error}); start "
+                                   "one with `dask scheduler` and give the address it prints "
+                                   "(tcp://HOST:PORT).") from None
+            try:
+                dask_client.wait_for_workers(1, timeout=60)
+            except TimeoutError:
+                raise ClusterError(f"--scheduler {scheduler}: no worker connected within a "
+                                   f"minute; start one with `dask worker {scheduler} "
+                                   "--nthreads 1`.") from None
+        _check_versions(dask_client)
+        yield dask_client
+
+
+def _check_versions(dask_client) -> None:
+    mine = _worker_versions()
+    for address, versions in dask_client.run(_worker_versions).items():
+        for name, version in versions.items():
+            if version != mine[name]:
+                raise ClusterError(
+                    f"worker {address} has {name} {version}, the driver {mine[name]}; install "
+                    "the same gradvar and packages on every machine.")
+
+
+def hosts(dask_client) -> dict[str, int]:
+    """{host: task slots (worker threads) on it}: how many workers share each machine."""
+    counts: dict[str, int] = {}
+    for info in dask_client.scheduler_info(n_workers=-1)["workers"].values():
+        counts[info["host"]] = counts.get(info["host"], 0) + info["nthreads"]
+    return counts
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+@dataclass
+class Group:
+    """Cells sharing one compiled program, sent to a worker as one task."""
+
+    keys: list = field(default_factory=list)
+    thetas: list = field(default_factory=list)
+    worker: str | None = None  # the worker whose process compiled it (phase 1)
+
+
+def groups_of(cells, thetas=None) -> list[Group]:
+    """``cells`` grouped by compiled program, in order of first appearance."""
+    groups: dict[tuple, Group] = {}
+    for index, cell in enumerate(cells):
+        program = (cell.problem, cell.kwargs, cell.estimator, cell.n_samples, cell.batch_size)
+        group = groups.setdefault(program, Group())
+        group.keys.append(cell.key)
+        group.thetas.append(None if thetas is None else thetas[index])
+    return list(groups.values())
+
+
+def run_phase(dask_client, task: Callable, spec: tuple, groups: Iterator[Group],
+              counts: dict, on_result: Callable, stop, window: int) -> None:
+    """Runs ``task`` on every group (``groups`` may compute them lazily, e.g. by training)
+    with at most ``window`` tasks in flight, calling ``on_result(group, result)`` as each
+    finishes. After ``stop`` is set no task is submitted and the ones in flight are waited
+    for (and stored); then KeyboardInterrupt. A second Ctrl-C raises at once."""
+    from distributed import wait
+
+    in_flight: dict = {}
+    groups = iter(groups)
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and not stop.is_set() and len(in_flight) < window:
+                group = next(groups, None)
+                if group is None:
+                    exhausted = True
+                    break
+                options = ({"workers": [group.worker], "allow_other_workers": True}
+                           if group.worker else {})
+                future = dask_client.submit(task, spec, group.keys, group.thetas, counts,
+                                            pure=False, **options)
+                in_flight[future] = group
+            if not in_flight:
+                break
+            try:
+                done, _ = wait(list(in_flight), timeout=0.5, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                continue
+            for future in done:
+                group = in_flight.pop(future)
+                on_result(group, future.result())  # a task's exception re-raised here
+        if stop.is_set() and not exhausted:
+            raise KeyboardInterrupt
+    finally:
+        for future in in_flight:
+            future.cancel()
+

@@ -1,0 +1,214 @@
+"""Grids on Dask distributed: the same statistics, bit for bit, as a serial run, through a
+local cluster, a killed worker, an existing cluster started with Dask's own command line,
+a resumed timing phase and a training grid."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pandas as pd
+import pytest
+
+from bench import cli, distributed, grid, runner
+from bench.store import RunStore, read_results
+from tests.bench.test_training import TINY
+from tests.conftest import statistics_of
+
+SMALL = """
+name = "small"
+seed = 11
+n_replicates = 100
+timing_repeats = 2
+estimators = ["score_function", "reparameterization"]
+n_samples = [10, 40]
+batch_sizes = ["all"]
+
+[[problems]]
+name = "seed_dependence"
+theta = [-1.0, 0.5]
+
+[[problems]]
+name = "gaussian_square"
+theta = [[0.5, 1.0], [1.0, 2.0]]
+"""
+
+def statistics(path) -> pd.DataFrame:
+    """Every column but the wall-clock ones and how they were taken."""
+    frame = statistics_of(path)
+    assert "variance" in frame.columns and "workers_on_host" not in frame.columns
+    return frame
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    out = tmp_path_factory.mktemp("serial")
+    return runner.run(grid.parse(SMALL, "small.toml"), out, progress=False)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local cluster of two single-threaded worker processes, shared by the tests that
+    drive it through --scheduler-style addresses."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as local:
+        yield local
+
+
+def test_a_local_cluster_of_two_processes_gives_the_serial_statistics(serial, tmp_path):
+    path = runner.run(grid.parse(SMALL, "small.toml"), tmp_path, progress=False, workers=2)
+    pd.testing.assert_frame_equal(statistics(path), statistics(serial))
+    frame, _ = read_results(path)
+    serial_frame, _ = read_results(serial)
+    assert set(frame.timing_mode) == {"exclusive"} and set(frame.workers_on_host) == {2}
+    assert set(frame.intra_op_threads) == {max(1, len(os.sched_getaffinity(0)) // 2)}
+    assert set(serial_frame.timing_mode) == {"serial"}
+    assert set(serial_frame.workers_on_host) == {1}
+    for column in ("time_per_call_s", "time_per_estimate_s", "compile_time_s", "samples_per_s"):
+        assert (frame[column] > 0).all(), column
+    assert not list(tmp_path.glob("*.parts")), "the parts go once the table is durable"
+
+
+def _worker_processing_a_task(dask_client, deadline):
+    """The address and pid of a worker with a task in flight."""
+    pids = dask_client.run(os.getpid)
+    while time.monotonic() < deadline:
+        busy = [address for address, tasks in dask_client.processing().items() if tasks]
+        if busy:
+            return busy[0], pids[busy[0]]
+        time.sleep(0.02)
+    raise AssertionError("no worker ever had a task in flight")
+
+
+def test_a_worker_killed_mid_run_costs_only_its_cells_in_flight(serial, cluster, tmp_path):
+    from distributed import Client
+
+    killed = {}
+
+    def kill_a_busy_worker():
+        with Client(cluster.scheduler_address) as watcher:
+            # Wait until the run has stored a few cells, then kill a worker mid-task.
+            deadline = time.monotonic() + 120
+            while not list(tmp_path.glob("*.parts/*.untimed.parquet")):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            address, pid = _worker_processing_a_task(watcher, deadline)
+            killed.update(address=address, pid=pid, stored=len(list(
+                tmp_path.glob("*.parts/*.untimed.parquet"))))
+            os.kill(pid, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_a_busy_worker)
+    killer.start()
+    path = runner.run(grid.parse(SMALL, "small.toml"), tmp_path, progress=False,
+                      scheduler=cluster.scheduler_address)
+    killer.join()
+    assert killed and 0 < killed["stored"] < len(grid.parse(SMALL, "small.toml").cells)
+    pd.testing.assert_frame_equal(statistics(path), statistics(serial))
+    frame, _ = read_results(path)
+    assert frame.time_per_call_s.notna().all()
+
+
+def test_cells_stored_untimed_go_straight_to_the_timing_phase_on_resume(serial, cluster,
+                                                                        tmp_path):
+    g = grid.parse(SMALL, "small.toml")
+    run_id = "interrupted-after-statistics"
+    store = RunStore(tmp_path, run_id)
+    store.start(runner.run_metadata(g, run_id))
+    for cell in g.cells[:5]:
+        store.write_untimed(cell.key, runner.measure(cell, g, timed=False))
+    # The untimed rows are stored exactly: the timing phase only fills the clock columns.
+    marked = {cell.key for cell in g.cells[:5]}
+    path = runner.resume(run_id, tmp_path, progress=False, scheduler=cluster.scheduler_address)
+    pd.testing.assert_frame_equal(statistics(path), statistics(serial))
+    frame, _ = read_results(path)
+    assert frame.time_per_call_s.notna().all()
+    # Those five were measured in this process (one worker on the machine: no cluster yet).
+    assert set(frame[frame.cell.isin(marked)].workers_on_host) == {1}
+
+
+def test_a_training_grid_trains_on_the_driver_and_measures_checkpoints_on_workers(cluster,
+                                                                                  tmp_path):
+    g = grid.parse(TINY, "tiny.toml")
+    serial_path = runner.run(g, tmp_path / "serial", progress=False)
+    path = runner.run(g, tmp_path / "cluster", progress=False,
+                      scheduler=cluster.scheduler_address)
+    pd.testing.assert_frame_equal(statistics(path), statistics(serial_path))
+    _, meta = read_results(path)
+    _, serial_meta = read_results(serial_path)
+    for run, serial_run in zip(meta["trajectories"], serial_meta["trajectories"], strict=True):
+        assert run["checkpoints"] == serial_run["checkpoints"]
+        assert [{k: v for k, v in entry.items() if k != "train_seconds"} for entry in run["log"]] \
+            == [{k: v for k, v in entry.items() if k != "train_seconds"}
+                for entry in serial_run["log"]]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_scheduler_option_runs_on_a_cluster_started_with_dasks_own_commands(serial, tmp_path):
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    dask = [sys.executable, "-m", "dask"]
+    scheduler = subprocess.Popen(dask + ["scheduler", "--host", "127.0.0.1", "--port",
+                                         address.rsplit(":", 1)[1], "--no-dashboard"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen(dask + ["worker", address, "--nthreads", "1", "--no-dashboard"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        grid_file = tmp_path / "small.toml"
+        grid_file.write_text(SMALL)
+        out = tmp_path / "results"
+        assert cli.main(["run", "--grid", str(grid_file), "--out", str(out), "--scheduler",
+                         address, "--no-progress"]) == 0
+        (path,) = out.glob("*.parquet")
+        pd.testing.assert_frame_equal(statistics(path), statistics(serial))
+        frame, _ = read_results(path)
+        assert set(frame.timing_mode) == {"exclusive"} and set(frame.workers_on_host) == {1}
+    finally:
+        for process in (worker, scheduler):
+            process.terminate()
+            process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_workers_must_be_a_positive_integer(value, capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["run", "--workers", value])
+    assert stop.value.code == 2
+    assert "argument --workers: must be a positive integer, got" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"],
+     "--workers cannot be combined with --scheduler"),
+    (["--scheduler", "127.0.0.1:8786"], "give the scheduler's address as `dask scheduler` "
+                                        "prints it, tcp://HOST:PORT"),
+], ids=["both", "no-protocol"])
+def test_bad_cluster_options_are_one_sentence(arguments, message, capsys):
+    assert cli.main(["run", "--no-progress", *arguments]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_scheduler_nobody_listens_on_is_one_sentence(tmp_path, capsys):
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    assert cli.main(["run", "--out", str(tmp_path), "--scheduler", address,
+                     "--no-progress"]) == 2
+    error = capsys.readouterr().err
+    assert f"--scheduler {address}: cannot connect" in error and "Traceback" not in error
+    assert not list(tmp_path.iterdir()), "nothing is started before the cluster answers"
+
+
+def test_groups_share_a_compiled_program():
+    g = grid.parse(SMALL, "small.toml")
+    groups = distributed.groups_of(g.cells)
+    assert sum(len(group.keys) for group in groups) == len(g.cells)
+    # Two θ per problem: every program is asked for twice.
+    assert {len(group.keys) for group in groups} == {2}
