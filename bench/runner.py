@@ -4,7 +4,9 @@ Per cell: fetch the compiled program (compiling on first use of its shapes; that
 reported as ``compile_time_s``, outside the timed region), compute the R estimates once at
 the cell's seed (derived from the run seed and the cell's key, so numbers do not depend on
 cell order or resumption), then time ``timing_repeats`` further identical calls and keep
-the median. One row per parameter component.
+the median. One row per parameter component. That is a serial run (``workers=1``); on a
+Dask cluster (:mod:`bench.distributed`) the statistics of every cell come first, in
+parallel, and the timed calls after, one cell at a time per machine.
 
 A training grid (``[training]``, :mod:`bench.training`) measures its cells at checkpoints
 of a training run: before a checkpoint's first cell the run trains up to it, storing its
@@ -122,13 +124,17 @@ def run_metadata(grid: Grid, run_id: str) -> dict:
     }
 
 
-def _compiled(cell: Cell, grid: Grid, theta: np.ndarray):
+def _compiled(cell: Cell, grid: Grid, theta: np.ndarray, call: bool = True):
     """``cell``'s compiled program and its estimates at the cell's seed (the first call of
-    new shapes compiles; that time is the program's ``compile_time_s``)."""
+    new shapes compiles; that time is the program's ``compile_time_s``). ``call=False``:
+    no estimates (None), but the program compiled (by a first call) if it was not yet."""
     try:
         program = E.program(cell.estimator, cell.problem_obj, theta, cell.n_samples,
                             grid.n_replicates, cell.batch_size, grid.backend)
-        return program, program(theta, cell.seed(grid.seed))
+        if call or program.compile_time_s is None:
+            estimates = program(theta, cell.seed(grid.seed))
+            return program, estimates if call else None
+        return program, None
     except ValueError as error:  # the problem's own functions, named in one sentence
         raise CellError(f"{cell.label}: {error}") from None
     except tf.errors.ResourceExhaustedError:
@@ -152,7 +158,7 @@ def time_cell(cell: Cell, grid: Grid, theta=None) -> dict:
     ``timing_repeats`` calls of its compiled program, compiled and warmed up first if
     this process has not run it yet. Callers make sure nothing else runs meanwhile."""
     theta = _theta(cell, theta)
-    program, _ = _compiled(cell, grid, theta)
+    program, _ = _compiled(cell, grid, theta, call=False)
     seed = cell.seed(grid.seed)
     times = []
     for _ in range(grid.timing_repeats):
@@ -172,6 +178,9 @@ def time_cell(cell: Cell, grid: Grid, theta=None) -> dict:
 
 
 UNTIMED = dict.fromkeys(schema.WALL_CLOCK, float("nan"))
+TIMINGS_EVERY_S = 10.0
+"""How often a cluster run's driver stores the timing phase's results (a kill -9 loses at
+most this much timing, never statistics)."""
 """The wall-clock columns of a cell whose timing phase is still to come."""
 
 
@@ -268,13 +277,16 @@ def _run(grid: Grid, store: RunStore, dask_client, progress: bool) -> Path:
             else:
                 _run_on_cluster(grid, store, trajectories, stop, progress, dask_client)
         except KeyboardInterrupt:
-            done = [store.done(cell.key) for cell in grid.cells]
+            timings = store.timings()
+            done = [store.done(cell.key) or cell.key in timings for cell in grid.cells]
             untimed = sum(store.untimed(cell.key) and not finished
                           for cell, finished in zip(grid.cells, done))
             raise RunInterrupted(store, sum(done), len(grid.cells), untimed) from None
     metadata = {**store.metadata(), "finished": _now()}
     if grid.lab_setups:
         metadata["lab"] = store.read_json("lab")
+    if store.read_json("cluster") is not None:
+        metadata["cluster"] = store.read_json("cluster")
     if grid.training is not None:
         metadata["trajectories"] = trajectories.records()
     return store.finish([cell.key for cell in grid.cells], metadata)
@@ -322,13 +334,13 @@ def _run_on_cluster(grid: Grid, store: RunStore, trajectories, stop, progress: b
     from bench import distributed
 
     spec = (grid.source, grid.path, grid.base_dir, user_files(grid))
-    fresh = [cell for cell in grid.cells
-             if not store.done(cell.key) and not store.untimed(cell.key)]
-    resumed = [cell for cell in grid.cells if not store.done(cell.key) and store.untimed(cell.key)]
+    timings = store.timings()
+    todo = [cell for cell in grid.cells if not store.done(cell.key) and cell.key not in timings]
+    fresh = [cell for cell in todo if not store.untimed(cell.key)]
+    resumed = [cell for cell in todo if store.untimed(cell.key)]
     to_time = distributed.groups_of(resumed, [trajectories.theta_at(cell, stop, None)
                                               if cell.step is not None else None
                                               for cell in resumed])
-    untimed = {}
 
     def phase_one(bar):
         """Groups of cells to measure; a training grid's trains up to each checkpoint first."""
@@ -346,26 +358,38 @@ def _run_on_cluster(grid: Grid, store: RunStore, trajectories, stop, progress: b
     def stored(group, result):
         for key, rows in result["rows"].items():
             store.write_untimed(key, rows)
-            untimed[key] = rows
         group.worker = result["worker"]
         to_time.append(group)
         bar.update(len(group.keys))
 
-    def timed(group, result):
-        for key, columns in result.items():
-            rows = untimed.pop(key, None) or store.read_untimed(key)
-            store.write_cell(key, [{**row, **columns} for row in rows])
-        bar.update(len(group.keys))
+    flushed = [time.monotonic()]
 
+    def timed(group, result):
+        timings.update(result)
+        bar.update(len(group.keys))
+        # Written every few seconds, not per cell: other work would slow the timed calls.
+        if time.monotonic() - flushed[0] > TIMINGS_EVERY_S:
+            store.write_timings(timings)
+            flushed[0] = time.monotonic()
+
+    # What the finished table's metadata says of the cluster (this session's, on a resume).
+    cluster = {"workers_per_host": counts, "statistics_s": None, "timing_s": None}
     try:
+        started = time.perf_counter()
         with _bar(grid, len(grid.cells) - len(fresh), progress, "statistics") as bar:
             distributed.run_phase(dask_client, distributed.statistics_task, spec,
                                   phase_one(bar), counts, stored, stop, window)
             trajectories.finish(stop, bar)  # the rest of training, before timing starts
-        done = sum(store.done(cell.key) for cell in grid.cells)
-        with _bar(grid, done, progress, "timing") as bar:
-            distributed.run_phase(dask_client, distributed.timing_task, spec, iter(to_time),
-                                  counts, timed, stop, window)
+        cluster["statistics_s"] = round(time.perf_counter() - started, 3)
+        started = time.perf_counter()
+        with _bar(grid, len(grid.cells) - len(todo), progress, "timing") as bar:
+            try:
+                distributed.run_phase(dask_client, distributed.timing_task, spec,
+                                      iter(to_time), counts, timed, stop, window)
+            finally:  # also on Ctrl-C: what was timed stays timed
+                store.write_timings(timings)
+            cluster["timing_s"] = round(time.perf_counter() - started, 3)
+            store.write_json("cluster", cluster)
             _lab(grid, store, stop, bar)
     except CellError as error:
         raise CellError(str(error), store) from None

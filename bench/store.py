@@ -3,7 +3,10 @@
 While a run is in progress every finished cell is written to
 ``<out>/<run_id>.parts/<cell-hash>.parquet`` by write-to-temporary, fsync and atomic
 rename, before the next cell starts; so a run killed at any moment (even SIGKILL) loses at
-most the cell in flight. ``--resume`` skips the cells whose files exist. At the end the
+most the cells in flight. ``--resume`` skips the cells whose files exist. A run on a Dask
+cluster (:mod:`bench.distributed`) first stores each cell's statistics as
+``<cell-hash>.untimed.parquet`` (wall-clock columns NaN) and writes the cell's own part
+when its timing phase is done. At the end the
 parts are combined, in grid order, into ``<out>/<run_id>.parquet``, whose schema metadata
 (key ``gradvar``) holds the run metadata and the grid itself; once that table is durable
 (fsynced and renamed into place) the ``.parts`` folder is removed. A run stopped between
@@ -132,9 +135,6 @@ class RunStore:
     def write_untimed(self, cell_key: str, rows: list[dict]) -> None:
         _write_table(self._untimed(cell_key), pd.DataFrame(rows))
 
-    def read_untimed(self, cell_key: str) -> list[dict]:
-        return pd.read_parquet(self._untimed(cell_key)).to_dict("records")
-
     def write_json(self, name: str, value) -> None:
         """Stores an extra part of the run (e.g. the lab's rows) as ``<name>.json``."""
         _write_text(self.parts / f"{name}.json", json.dumps(value, indent=1))
@@ -144,8 +144,28 @@ class RunStore:
         path = self.parts / f"{name}.json"
         return json.loads(path.read_text()) if path.exists() else None
 
+    def timings(self) -> dict:
+        """{cell key: wall-clock columns} of the cells a cluster's timing phase has timed."""
+        return self.read_json("timing") or {}
+
+    def write_timings(self, timings: dict) -> None:
+        """Stores the timing phase's results so far, in one file: the driver writes it
+        while the phase runs, so it writes rarely (the machine is being timed)."""
+        self.write_json("timing", timings)
+
+    def _cell(self, cell_key: str, timings: dict) -> pd.DataFrame:
+        """A finished cell's rows: its own part, or its statistics and their timing."""
+        part = self.parts / self._name(cell_key)
+        if part.exists() or cell_key not in timings:
+            return pd.read_parquet(part)
+        frame = pd.read_parquet(self._untimed(cell_key))
+        for column, value in timings[cell_key].items():
+            frame[column] = value
+        return frame
+
     def finish(self, cell_keys: list[str], metadata: dict) -> Path:
-        frames = [pd.read_parquet(self.parts / self._name(key)) for key in cell_keys]
+        timings = self.timings()
+        frames = [self._cell(key, timings) for key in cell_keys]
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
             columns=list(schema.REQUIRED))
         _write_table(self.table, schema.conform(frame), metadata)
