@@ -21,6 +21,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from bench import cores
+
 
 def _format(value, spec, width):
     return f"{'—':>{width}}" if value is None else format(value, spec)
@@ -60,7 +62,7 @@ def cmd_run(args) -> int:
     from bench import distributed, grid as grids, runner
     from bench.store import ResultsError
 
-    workers = args.workers or (1 if args.scheduler else _cores())
+    workers = args.workers or (1 if args.scheduler else cores())
     where = dict(workers=workers, scheduler=args.scheduler, progress=not args.no_progress)
     try:
         if args.resume:
@@ -317,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="then build its report in reports/<run_id>/ and print the path")
     run.add_argument("--workers", type=_positive_int, metavar="N",
                      help="worker processes of a local Dask cluster (default: the machine's "
-                          f"cores, {_cores()} here; 1 runs the cells one by one in this process)")
+                          f"cores, {cores()} here; 1 runs the cells one by one in this process)")
     run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                      help="run on an existing Dask cluster (dask scheduler / dask worker)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -342,10 +344,6 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list problems and estimators")
     listing.set_defaults(handler=cmd_list)
     return parser
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _integer_at_least(low: int, meaning: str):

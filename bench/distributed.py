@@ -73,8 +73,9 @@ def _configure_threads(workers_on_host: int) -> None:
     (read by TensorFlow when it starts its thread pools)."""
     if "tensorflow" in sys.modules:
         return
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = str(max(1, (cores or 1) // max(1, workers_on_host)))
+    from bench import cores
+
+    threads = str(max(1, cores() // max(1, workers_on_host)))
     for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ[name] = threads
 

@@ -36,7 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 import estimators as E
-from bench import lab_setups, metrics, problem_specs, schema, training
+from bench import cores, lab_setups, metrics, problem_specs, schema, training
 from bench.grid import Cell, Grid, parse
 from bench.store import ResultsError, RunStore
 import tensorflow as tf  # after estimators: its TensorFlow settings come first
@@ -146,7 +146,7 @@ def _intra_op_threads() -> int:
     """The threads TensorFlow's kernels may use in this process (its default: the cores)."""
     return (tf.config.threading.get_intra_op_parallelism_threads()
             or int(os.environ.get("TF_NUM_INTRAOP_THREADS") or 0)
-            or len(os.sched_getaffinity(0)))
+            or cores())
 
 
 def _theta(cell: Cell, theta) -> np.ndarray:
@@ -159,6 +159,11 @@ def time_cell(cell: Cell, grid: Grid, theta=None) -> dict:
     this process has not run it yet. Callers make sure nothing else runs meanwhile."""
     theta = _theta(cell, theta)
     program, _ = _compiled(cell, grid, theta, call=False)
+    return _timed_calls(program, cell, grid, theta)
+
+
+def _timed_calls(program, cell: Cell, grid: Grid, theta: np.ndarray) -> dict:
+    """The wall-clock columns from ``timing_repeats`` calls of a compiled ``program``."""
     seed = cell.seed(grid.seed)
     times = []
     for _ in range(grid.timing_repeats):
@@ -197,7 +202,7 @@ def measure(cell: Cell, grid: Grid, theta=None, timed: bool = True,
     problem = cell.problem_obj
     theta = _theta(cell, theta)
     program, estimates = _compiled(cell, grid, theta)
-    timing = time_cell(cell, grid, theta) if timed else UNTIMED
+    timing = _timed_calls(program, cell, grid, theta) if timed else UNTIMED
     try:
         truth = problem.truth(theta)
     except ValueError as error:  # TruthError, or a problem that fails in float64
@@ -257,12 +262,12 @@ def run(grid: Grid, out_dir: Path, run_id: str | None = None, progress: bool = T
     if not resume and (store.parts.exists() or store.table.exists()):
         raise ResultsError(f"run {run_id} already exists in {out_dir}; resume it with "
                            f"--resume {run_id}, or start a new run.")
-    with contextlib.ExitStack() as stack:
-        dask_client = None
-        if workers > 1 or scheduler is not None:  # first: a cluster that fails starts nothing
-            from bench import distributed
+    cluster = contextlib.nullcontext()
+    if workers > 1 or scheduler is not None:  # first: a cluster that fails starts nothing
+        from bench import distributed
 
-            dask_client = stack.enter_context(distributed.client(workers, scheduler))
+        cluster = distributed.client(workers, scheduler)
+    with cluster as dask_client:
         if not resume:
             store.start(run_metadata(grid, run_id))
         return _run(grid, store, dask_client, progress)

@@ -5,8 +5,8 @@ While a run is in progress every finished cell is written to
 rename, before the next cell starts; so a run killed at any moment (even SIGKILL) loses at
 most the cells in flight. ``--resume`` skips the cells whose files exist. A run on a Dask
 cluster (:mod:`bench.distributed`) first stores each cell's statistics as
-``<cell-hash>.untimed.parquet`` (wall-clock columns NaN) and writes the cell's own part
-when its timing phase is done. At the end the
+``<cell-hash>.untimed.parquet`` (wall-clock columns NaN), and the timing phase's results
+in one file, ``timing.json`` (:meth:`RunStore.write_timings`). At the end the
 parts are combined, in grid order, into ``<out>/<run_id>.parquet``, whose schema metadata
 (key ``gradvar``) holds the run metadata and the grid itself; once that table is durable
 (fsynced and renamed into place) the ``.parts`` folder is removed. A run stopped between

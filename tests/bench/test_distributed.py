@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import pytest
 
-from bench import cli, distributed, grid, runner
+from bench import cli, cores, distributed, grid, runner
 from bench.store import RunStore, read_results
 from tests.bench.test_training import TINY
 from tests.conftest import statistics_of
@@ -66,7 +66,7 @@ def test_a_local_cluster_of_two_processes_gives_the_serial_statistics(serial, tm
     frame, _ = read_results(path)
     serial_frame, _ = read_results(serial)
     assert set(frame.timing_mode) == {"exclusive"} and set(frame.workers_on_host) == {2}
-    assert set(frame.intra_op_threads) == {max(1, len(os.sched_getaffinity(0)) // 2)}
+    assert set(frame.intra_op_threads) == {max(1, cores() // 2)}
     assert set(serial_frame.timing_mode) == {"serial"}
     assert set(serial_frame.workers_on_host) == {1}
     for column in ("time_per_call_s", "time_per_estimate_s", "compile_time_s", "samples_per_s"):
