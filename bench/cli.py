@@ -67,7 +67,8 @@ def cmd_run(args) -> int:
     try:
         if args.resume:
             print(f"resuming {args.resume}", file=sys.stderr)
-            path = runner.resume(args.resume, Path(args.out), **where)
+            path = runner.resume(args.resume, Path(args.out), on_start=lambda: print(
+                _describe_workers(workers, args.scheduler), file=sys.stderr), **where)
         else:
             grid = grids.load(args.grid or "default")
             print(f"grid {grid.name} ({grid.path}): {len(grid.cells)} cells, "
@@ -79,11 +80,14 @@ def cmd_run(args) -> int:
                     f"{grid.path}: no cells to run: all {len(grid.skipped)} combinations were "
                     "skipped (reasons above); change n_samples, batch_sizes or estimators.")
             run_id = runner.new_run_id(grid, Path(args.out))
-            print(f"run {run_id}: finished cells go to {Path(args.out) / run_id}.parts; if "
-                  f"interrupted, resume with: gradvar run --out {args.out} --resume {run_id}",
-                  file=sys.stderr)
-            print(_describe_workers(workers, args.scheduler), file=sys.stderr)
-            path = runner.run(grid, Path(args.out), run_id=run_id, **where)
+
+            def started():  # once the cluster (if any) is up: nothing is stored before
+                print(f"run {run_id}: finished cells go to {Path(args.out) / run_id}.parts; "
+                      f"if interrupted, resume with: gradvar run --out {args.out} --resume "
+                      f"{run_id}", file=sys.stderr)
+                print(_describe_workers(workers, args.scheduler), file=sys.stderr)
+
+            path = runner.run(grid, Path(args.out), run_id=run_id, on_start=started, **where)
     except (grids.GridError, ResultsError, distributed.ClusterError) as error:
         print(f"gradvar: error: {error}", file=sys.stderr)
         return 2
@@ -105,7 +109,7 @@ def cmd_run(args) -> int:
     import pandas as pd
 
     from bench.store import read_results
-    from bench.summary import summary
+    from bench.summary import mixed_timing, summary
 
     frame, meta = read_results(path)
     print(f"\nresults: {path}  ({len(frame)} rows)")
@@ -113,6 +117,8 @@ def cmd_run(args) -> int:
         print(f"training: {_describe_training(meta)}")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary(frame).to_string(index=False, float_format="{:.3g}".format))
+    if mixed_timing(frame):
+        print(mixed_timing(frame))
     if args.report:
         return _report(path, None, progress=not args.no_progress)
     return 0
@@ -136,9 +142,15 @@ def _run_usage_error(args) -> str | None:
     if args.scheduler and args.workers:
         return ("--workers cannot be combined with --scheduler: an existing cluster has the "
                 "workers started for it (dask worker ADDRESS --nthreads 1).")
-    if args.scheduler is not None and "://" not in args.scheduler:
-        return (f"--scheduler {args.scheduler}: give the scheduler's address as "
-                "`dask scheduler` prints it, tcp://HOST:PORT.")
+    from bench import distributed
+
+    try:
+        if args.scheduler is not None:
+            args.scheduler = distributed.scheduler_address(args.scheduler)
+        if args.workers is not None:
+            distributed.check_workers(args.workers)
+    except distributed.ClusterError as error:
+        return str(error)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         return f"--out {args.out}: is a file; give a directory for the results (created if missing)."
@@ -192,6 +204,7 @@ def _group_skipped(skipped):
 def cmd_show(args) -> int:
     from bench.schema import SHOWN
     from bench.store import ResultsError, read_results
+    from bench.summary import how_timed
 
     try:
         frame, meta = read_results(args.results)
@@ -207,6 +220,7 @@ def cmd_show(args) -> int:
         return 2
     if meta.get("training"):
         print(f"training: {_describe_training(meta)}")
+    print(f"timed: {how_timed(frame)}")
     columns = [c for c in SHOWN if c in frame.columns]
     shown = frame[columns].rename(columns=SHOWN)
     print(shown.to_string(index=False, float_format="{:.4g}".format,

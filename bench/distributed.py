@@ -47,6 +47,7 @@ import contextlib
 import importlib.metadata
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -113,8 +114,22 @@ def _grid_and_cells(spec: tuple):
     return _GRIDS[cache_key]
 
 
-def statistics_task(spec: tuple, keys: list[str], thetas: list, counts: dict) -> dict:
-    """Phase 1 on a worker: {"worker": address, "rows": {cell key: rows}}, untimed."""
+def _until_halted(keys: list[str], thetas: list, halt: str) -> Iterator[tuple]:
+    """(key, θ) pairs of a task, until the driver sets the Dask event ``halt`` (Ctrl-C):
+    the cell in progress finishes, the rest of the task is left for ``--resume``."""
+    from distributed import Event
+
+    event = Event(halt)
+    for key, theta in zip(keys, thetas):
+        if event.is_set():
+            return
+        yield key, theta
+
+
+def statistics_task(spec: tuple, keys: list[str], thetas: list, counts: dict,
+                    halt: str) -> dict:
+    """Phase 1 on a worker: {"worker": address, "rows": {cell key: rows}}, untimed (only
+    the cells measured before ``halt`` was set)."""
     from distributed import get_worker
 
     host = _this_host()
@@ -124,13 +139,14 @@ def statistics_task(spec: tuple, keys: list[str], thetas: list, counts: dict) ->
     grid, cells = _grid_and_cells(spec)
     rows = {key: runner.measure(cells[key], grid, theta, timed=False,
                                 workers_on_host=counts.get(host, 1))
-            for key, theta in zip(keys, thetas)}
+            for key, theta in _until_halted(keys, thetas, halt)}
     return {"worker": get_worker().address, "rows": rows}
 
 
-def timing_task(spec: tuple, keys: list[str], thetas: list, counts: dict) -> dict:
+def timing_task(spec: tuple, keys: list[str], thetas: list, counts: dict,
+                halt: str) -> dict:
     """Phase 2 on a worker: {cell key: wall-clock columns}, timed while this worker holds
-    its machine's timing lock."""
+    its machine's timing lock (only the cells timed before ``halt`` was set)."""
     from distributed import Lock
 
     host = _this_host()
@@ -140,18 +156,36 @@ def timing_task(spec: tuple, keys: list[str], thetas: list, counts: dict) -> dic
     grid, cells = _grid_and_cells(spec)
     with Lock(f"gradvar-timing-{host}"):
         return {key: runner.time_cell(cells[key], grid, theta)
-                for key, theta in zip(keys, thetas)}
+                for key, theta in _until_halted(keys, thetas, halt)}
 
 
 def _worker_versions() -> dict:
-    """Runs on each worker (without importing TensorFlow, whose threads are not set yet)."""
+    """Runs on each worker (without importing TensorFlow, whose threads are not set yet):
+    the packages' versions and a digest of gradvar's own source (two checkouts of one
+    version may differ)."""
     versions = {}
     for name in DIST_PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             versions[name] = None
+    versions["gradvar source"] = _source_digest()
     return versions
+
+
+def _source_digest() -> str:
+    """sha256 over the ``.py`` files of the ``bench`` and ``estimators`` packages."""
+    import hashlib
+    import importlib.util
+    from pathlib import Path
+
+    digest = hashlib.sha256()
+    for package in ("bench", "estimators"):
+        root = Path(importlib.util.find_spec(package).submodule_search_locations[0])
+        for path in sorted(root.rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------------- clusters
@@ -172,6 +206,28 @@ class _IgnoreInterrupts(WorkerPlugin):
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+class _CellErrorsLeftToTheDriver(logging.Filter):
+    """Drops a worker's "Compute Failed" log record of a :class:`runner.CellError` (a
+    user's mistake, e.g. a cost that is NaN at some θ): the driver reports it as one
+    sentence, the worker's dump of the task and traceback would only bury it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (str(record.msg).startswith("Compute Failed")
+                    and "CellError(" in str(record.args[3] if len(record.args or ()) > 3
+                                            else ""))
+
+
+class _QuietCellErrors(WorkerPlugin):
+    """Installs :class:`_CellErrorsLeftToTheDriver` on every worker of the cluster."""
+
+    name = "gradvar-quiet-cell-errors"
+
+    def setup(self, worker):
+        worker_logger = logging.getLogger("distributed.worker")
+        if not any(isinstance(f, _CellErrorsLeftToTheDriver) for f in worker_logger.filters):
+            worker_logger.addFilter(_CellErrorsLeftToTheDriver())
+
+
 @contextlib.contextmanager
 def _interrupts_ignored():
     """SIGINT ignored while the local cluster spawns its first workers, which inherit it
@@ -189,6 +245,61 @@ def _interrupts_ignored():
         signal.signal(signal.SIGINT, previous)
 
 
+_ADDRESS = re.compile(r"tcp://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]{1,5})/?")
+
+
+def scheduler_address(address: str) -> str:
+    """``address`` as Dask takes it, ``tcp://HOST:PORT``, checked before any connection.
+
+    Raises:
+      ClusterError: anything but a tcp:// address with a host and a port in 1-65535.
+    """
+    match = _ADDRESS.fullmatch(address.strip())
+    if match is None or not 0 < int(match["port"]) < 65536:
+        raise ClusterError(f"--scheduler {address}: give the scheduler's address as "
+                           "`dask scheduler` prints it, tcp://HOST:PORT (e.g. "
+                           "tcp://127.0.0.1:8786).")
+    return f"tcp://{match['host']}:{int(match['port'])}"
+
+
+def check_workers(workers: int) -> None:
+    """A local cluster has at most one worker process per core.
+
+    Raises:
+      ClusterError: ``workers`` is not in 1 .. the cores this process may use.
+    """
+    from bench import cores
+
+    if not 1 <= workers <= cores():
+        raise ClusterError(
+            f"--workers {workers}: this machine gives gradvar {cores()} core(s), so at most "
+            f"{cores()} local worker processes (more would only compete for the cores); for "
+            "more, start workers on other machines and use --scheduler.")
+
+
+def _reachable(address: str, patience_s: float = 10.0) -> None:
+    """Fails within ``patience_s`` (Dask's client retries for longer) when nothing listens
+    at ``address``; the wait lets a scheduler started just before come up."""
+    import socket
+    import time
+
+    match = _ADDRESS.fullmatch(address)
+    host, port = match["host"].strip("[]"), int(match["port"])
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=patience_s).close()
+            return
+        except OSError as error:
+            if time.monotonic() < deadline and isinstance(error, ConnectionRefusedError):
+                time.sleep(0.25)
+                continue
+            raise ClusterError(
+                f"--scheduler {address}: cannot connect ({error.strerror or error}); start a "
+                "scheduler with `dask scheduler` and give the address it prints "
+                "(tcp://HOST:PORT).") from None
+
+
 @contextlib.contextmanager
 def client(workers: int | None = None, scheduler: str | None = None) -> Iterator:
     """A Dask client: of a new local cluster of ``workers`` single-threaded processes, or
@@ -202,6 +313,7 @@ def client(workers: int | None = None, scheduler: str | None = None) -> Iterator
 
     with contextlib.ExitStack() as stack:
         if scheduler is None:
+            check_workers(workers)
             try:
                 with _interrupts_ignored():
                     cluster = stack.enter_context(LocalCluster(
@@ -216,6 +328,8 @@ def client(workers: int | None = None, scheduler: str | None = None) -> Iterator
             dask_client = stack.enter_context(Client(cluster))
             dask_client.register_plugin(_IgnoreInterrupts())
         else:
+            scheduler = scheduler_address(scheduler)
+            _reachable(scheduler)
             try:
                 dask_client = stack.enter_context(Client(scheduler, timeout="10s"))
             except (OSError, TimeoutError, ValueError) as error:
@@ -228,7 +342,9 @@ def client(workers: int | None = None, scheduler: str | None = None) -> Iterator
                 raise ClusterError(f"--scheduler {scheduler}: no worker connected within a "
                                    f"minute; start one with `dask worker {scheduler} "
                                    "--nthreads 1`.") from None
+            _warn_of_threaded_workers(dask_client)
         _check_versions(dask_client)
+        dask_client.register_plugin(_QuietCellErrors())
         yield dask_client
 
 
@@ -236,10 +352,24 @@ def _check_versions(dask_client) -> None:
     mine = _worker_versions()
     for address, versions in dask_client.run(_worker_versions).items():
         for name, version in versions.items():
-            if version != mine[name]:
+            if version != mine.get(name):
                 raise ClusterError(
-                    f"worker {address} has {name} {version}, the driver {mine[name]}; install "
-                    "the same gradvar and packages on every machine.")
+                    f"worker {address} has {name} {version}, the driver {mine.get(name)}; "
+                    "install the same gradvar and packages on every machine.")
+
+
+def _warn_of_threaded_workers(dask_client) -> None:
+    """gradvar sizes TensorFlow's threads per worker process and times one cell per
+    machine; a worker with several threads runs several cells in one process."""
+    threaded = {address: info["nthreads"] for address, info
+                in dask_client.scheduler_info(n_workers=-1)["workers"].items()
+                if info["nthreads"] > 1}
+    if threaded:
+        address, nthreads = next(iter(threaded.items()))
+        print(f"gradvar: warning: {len(threaded)} worker(s) run several cells at once (e.g. "
+              f"{address}, {nthreads} threads); start workers with `dask worker ADDRESS "
+              "--nthreads 1` (and --nworkers for more processes) so that TensorFlow's threads "
+              "are sized per cell.", file=sys.stderr)
 
 
 def hosts(dask_client) -> dict[str, int]:
@@ -277,25 +407,38 @@ def run_phase(dask_client, task: Callable, spec: tuple, groups: Iterator[Group],
               counts: dict, on_result: Callable, stop, window: int) -> None:
     """Runs ``task`` on every group (``groups`` may compute them lazily, e.g. by training)
     with at most ``window`` tasks in flight, calling ``on_result(group, result)`` as each
-    finishes. After ``stop`` is set no task is submitted and the ones in flight are waited
-    for (and stored); then KeyboardInterrupt. A second Ctrl-C raises at once."""
-    from distributed import wait
+    finishes. After ``stop`` is set no task is submitted, the tasks in flight finish the
+    cell they are measuring and return what they have (which is stored), the rest is left
+    for ``--resume``; then KeyboardInterrupt. A second Ctrl-C raises at once."""
+    import uuid
 
+    from distributed import Event, wait
+
+    halt = f"gradvar-halt-{uuid.uuid4().hex}"
     in_flight: dict = {}
     groups = iter(groups)
-    exhausted = False
+    exhausted = halted = False
     try:
         while True:
             while not exhausted and not stop.is_set() and len(in_flight) < window:
-                group = next(groups, None)
+                try:
+                    group = next(groups, None)
+                except KeyboardInterrupt:  # training noticed the Ctrl-C: drain, then stop
+                    if not stop.is_set():
+                        raise
+                    exhausted = True
+                    break
                 if group is None:
                     exhausted = True
                     break
                 options = ({"workers": [group.worker], "allow_other_workers": True}
                            if group.worker else {})
                 future = dask_client.submit(task, spec, group.keys, group.thetas, counts,
-                                            pure=False, **options)
+                                            halt, pure=False, **options)
                 in_flight[future] = group
+            if stop.is_set() and not halted:
+                Event(halt, client=dask_client).set()
+                halted = True
             if not in_flight:
                 break
             try:
@@ -305,9 +448,12 @@ def run_phase(dask_client, task: Callable, spec: tuple, groups: Iterator[Group],
             for future in done:
                 group = in_flight.pop(future)
                 on_result(group, future.result())  # a task's exception re-raised here
-        if stop.is_set() and not exhausted:
+        if halted:
             raise KeyboardInterrupt
     finally:
         for future in in_flight:
             future.cancel()
+        if halted:
+            with contextlib.suppress(Exception):  # the cluster may be gone by now
+                Event(halt, client=dask_client).clear()
 

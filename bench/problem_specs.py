@@ -116,7 +116,9 @@ def _load_file(location: str, base_dir, spec: str):
     else:
         where = " or ".join(str(c) for c in _candidates(location, base_dir))
         raise ProblemSpecError(f"problem {spec!r}: no file {where}.")
-    key = str(path)
+    # Keyed by content as well as path: a long-lived process (a Dask worker) must not keep
+    # running a problem file that was edited since it first imported it.
+    key = str(path) + ":" + hashlib.sha256(path.read_bytes()).hexdigest()
     if key not in _modules:
         name = "gradvar_user_" + path.stem + "_" + hashlib.sha1(key.encode()).hexdigest()[:8]
         loader_spec = importlib.util.spec_from_file_location(name, path)
@@ -138,7 +140,7 @@ def _load_module(location: str, base_dir, spec: str):
     added = [p for p in extra if p not in sys.path]
     sys.path[:0] = added
     try:
-        return importlib.import_module(location)
+        return _current(importlib.import_module(location))
     except ModuleNotFoundError as error:
         raise ProblemSpecError(f"problem {spec!r}: no module {error.name!r} (looked on the "
                                "Python path, in the grid's folder and in the current "
@@ -150,6 +152,23 @@ def _load_module(location: str, base_dir, spec: str):
         for path in added:
             if path in sys.path:
                 sys.path.remove(path)
+
+
+_digests: dict[str, str] = {}
+
+
+def _current(module):
+    """``module``, re-executed if its file changed since this process imported it (a
+    long-lived Dask worker would otherwise keep running the old code)."""
+    location = getattr(module, "__file__", None)
+    if not location or not Path(location).is_file():
+        return module
+    digest = hashlib.sha256(Path(location).read_bytes()).hexdigest()
+    previous = _digests.setdefault(module.__name__, digest)
+    if previous != digest:
+        module = importlib.reload(module)
+        _digests[module.__name__] = digest
+    return module
 
 
 def _first_line(error) -> str:

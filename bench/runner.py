@@ -30,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +78,8 @@ def _stop_between_cells():
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        print("\nstopping after the current cell or training step (Ctrl-C again to stop now)",
-              file=sys.stderr)
+        print("\nstopping after the cells or training step in progress (Ctrl-C again to stop "
+              "now)", file=sys.stderr)
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
@@ -246,13 +247,15 @@ def new_run_id(grid: Grid, out_dir: Path | None = None) -> str:
 
 
 def run(grid: Grid, out_dir: Path, run_id: str | None = None, progress: bool = True,
-        resume: bool = False, workers: int = 1, scheduler: str | None = None) -> Path:
+        resume: bool = False, workers: int = 1, scheduler: str | None = None,
+        on_start: Callable[[], None] | None = None) -> Path:
     """Runs every cell of ``grid`` into a new run (named ``run_id``, default
     :func:`new_run_id`), or with ``resume`` finishes the existing store of ``run_id``.
 
     ``workers`` > 1 runs the cells on a local Dask cluster of that many processes, and
     ``scheduler`` (``tcp://HOST:PORT``) on an existing cluster (:mod:`bench.distributed`);
-    the statistics are the same either way, bit for bit.
+    the statistics are the same either way, bit for bit. ``on_start()`` is called once
+    the cluster answers, before anything is stored.
     """
     if workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers}.")
@@ -268,6 +271,8 @@ def run(grid: Grid, out_dir: Path, run_id: str | None = None, progress: bool = T
 
         cluster = distributed.client(workers, scheduler)
     with cluster as dask_client:
+        if on_start is not None:
+            on_start()
         if not resume:
             store.start(run_metadata(grid, run_id))
         return _run(grid, store, dask_client, progress)
@@ -303,8 +308,10 @@ def _bar(grid: Grid, done: int, progress: bool, phase: str | None = None) -> tqd
 
 
 def _run_serial(grid: Grid, store: RunStore, trajectories, stop, progress: bool) -> None:
-    """One cell after another in this process, each timed right after its statistics."""
-    todo = [cell for cell in grid.cells if not store.done(cell.key)]
+    """One cell after another in this process, each timed right after its statistics. A
+    resumed cluster run's cells whose statistics are stored are only timed."""
+    timings = store.timings()
+    todo = [cell for cell in grid.cells if not store.done(cell.key) and cell.key not in timings]
     with _bar(grid, len(grid.cells) - len(todo), progress) as bar:
         for cell in todo:
             if stop.is_set():
@@ -314,10 +321,13 @@ def _run_serial(grid: Grid, store: RunStore, trajectories, stop, progress: bool)
                 theta = trajectories.theta_at(cell, stop, bar)
             bar.set_postfix_str(cell.label, refresh=True)
             try:
-                rows = measure(cell, grid, theta)
+                if store.untimed(cell.key):
+                    timings[cell.key] = time_cell(cell, grid, theta)
+                    store.write_timings(timings)
+                else:
+                    store.write_cell(cell.key, measure(cell, grid, theta))
             except CellError as error:
                 raise CellError(str(error), store) from None
-            store.write_cell(cell.key, rows)
             bar.update()
         trajectories.finish(stop, bar)
         _lab(grid, store, stop, bar)
@@ -361,17 +371,20 @@ def _run_on_cluster(grid: Grid, store: RunStore, trajectories, stop, progress: b
     window = 2 * sum(counts.values())  # enough queued that no worker waits for the driver
 
     def stored(group, result):
-        for key, rows in result["rows"].items():
+        measured = result["rows"]  # the whole group, unless the run was interrupted
+        for key, rows in measured.items():
             store.write_untimed(key, rows)
-        group.worker = result["worker"]
-        to_time.append(group)
-        bar.update(len(group.keys))
+        to_time.append(distributed.Group(
+            [key for key in group.keys if key in measured],
+            [theta for key, theta in zip(group.keys, group.thetas) if key in measured],
+            result["worker"]))
+        bar.update(len(measured))
 
     flushed = [time.monotonic()]
 
     def timed(group, result):
         timings.update(result)
-        bar.update(len(group.keys))
+        bar.update(len(result))
         # Written every few seconds, not per cell: other work would slow the timed calls.
         if time.monotonic() - flushed[0] > TIMINGS_EVERY_S:
             store.write_timings(timings)
@@ -473,7 +486,7 @@ class _Trajectories:
 
 
 def resume(run_ref: str, out_dir: Path, progress: bool = True, workers: int = 1,
-           scheduler: str | None = None) -> Path:
+           scheduler: str | None = None, on_start: Callable[[], None] | None = None) -> Path:
     """Finishes an interrupted run (its id or ``.parts`` path) with the grid it started with."""
     store = RunStore.locate(run_ref, out_dir)
     metadata = store.metadata()
@@ -486,4 +499,4 @@ def resume(run_ref: str, out_dir: Path, progress: bool = True, workers: int = 1,
                            "resuming would mix cells of two different problems; start a new "
                            "run (or restore the file).")
     return run(grid, store.out_dir, store.run_id, progress, resume=True, workers=workers,
-               scheduler=scheduler)
+               scheduler=scheduler, on_start=on_start)

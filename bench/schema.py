@@ -128,8 +128,9 @@ _TIMING = _columns(
     ("timing_mode", "str", "\"serial\": measured and timed alone, one cell at a time in one "
      "process; \"exclusive\": statistics on Dask workers, then timed one cell at a time per "
      "machine", dict(default="serial")),
-    ("workers_on_host", "int", "worker processes sharing the machine while the statistics "
-     "and compile time were taken (1 for serial)", dict(default=1)),
+    ("workers_on_host", "int", "cells that could run at once on the machine (Dask worker "
+     "threads) while the statistics and compile time were taken (1 for serial)",
+     dict(default=1)),
     ("intra_op_threads", "int", "threads TensorFlow's kernels could use in the cell's "
      "process", {}),
 )

@@ -58,3 +58,35 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
             row["not_ranked"] = f"{excluded} estimator(s) with non-finite estimates"
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+_HOW = {"serial": "alone, one cell at a time in one process",
+        "exclusive": "on Dask workers, one cell at a time per machine after the statistics"}
+
+
+def how_timed(frame: pd.DataFrame) -> str:
+    """How the wall-clock columns were taken (schema: ``timing_mode``, ``workers_on_host``,
+    ``intra_op_threads``), with how many rows each way."""
+    frame = schema.with_defaults(frame)
+    keys = [c for c in ("timing_mode", "workers_on_host", "intra_op_threads") if c in frame]
+    parts = []
+    for values, group in frame.groupby(keys, sort=False, dropna=False):
+        values = dict(zip(keys, values if isinstance(values, tuple) else (values,)))
+        text = _HOW.get(values["timing_mode"], values["timing_mode"])
+        if values["timing_mode"] != "serial":
+            text += f", statistics with {values['workers_on_host']} worker(s) on the machine"
+        if "intra_op_threads" in values:
+            text += f", {values['intra_op_threads']} TensorFlow thread(s)"
+        parts.append(f"{text} ({len(group)} rows)")
+    return "; ".join(parts)
+
+
+def mixed_timing(frame: pd.DataFrame) -> str | None:
+    """A warning when rows were timed in different ways (a run resumed with other
+    options): their wall-clock columns compare only roughly."""
+    frame = schema.with_defaults(frame)
+    keys = [c for c in ("timing_mode", "intra_op_threads") if c in frame]
+    if len(frame[keys].drop_duplicates()) < 2:
+        return None
+    return ("note: the rows were timed in different ways (resumed with other --workers?); "
+            "times compare across them only roughly: " + how_timed(frame))

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report.data import at_largest_n
+from bench.summary import how_timed
 
 KEYS = ["problem_family", "estimator"]
 NOT_RANKED = "—"
@@ -149,7 +150,7 @@ def metadata(meta: dict, frame: pd.DataFrame) -> pd.DataFrame:
              ("compile time, total (s)", round(float(frame.drop_duplicates(
                  ["problem", "estimator", "n_samples", "batch_size", "backend"])
                  .compile_time_s.sum()), 1)),
-             ("timing", _timing(frame))]
+             ("timing", how_timed(frame))]
     cluster = meta.get("cluster")
     if cluster:
         rows += [("workers per machine", ", ".join(f"{host}: {count}" for host, count
@@ -157,24 +158,6 @@ def metadata(meta: dict, frame: pd.DataFrame) -> pd.DataFrame:
                  ("statistics phase (s)", cluster["statistics_s"]),
                  ("timing phase (s)", cluster["timing_s"])]
     return pd.DataFrame(rows, columns=["field", "value"])
-
-
-def _timing(frame: pd.DataFrame) -> str:
-    """How the wall-clock columns were taken (schema: timing_mode, workers_on_host,
-    intra_op_threads), with how many rows each way."""
-    how = {"serial": "alone, one cell at a time in one process",
-           "exclusive": "on Dask workers, one cell at a time per machine after the statistics"}
-    keys = [c for c in ("timing_mode", "workers_on_host", "intra_op_threads") if c in frame]
-    parts = []
-    for values, group in frame.groupby(keys, sort=False):
-        values = dict(zip(keys, values if isinstance(values, tuple) else (values,)))
-        text = f"{how.get(values['timing_mode'], values['timing_mode'])}"
-        if "workers_on_host" in values:
-            text += f", {values['workers_on_host']} worker(s) sharing the machine"
-        if "intra_op_threads" in values:
-            text += f", {values['intra_op_threads']} TensorFlow thread(s)"
-        parts.append(f"{text} ({len(group)} rows)")
-    return "; ".join(parts)
 
 
 def lab(lab_rows: list[dict]) -> pd.DataFrame:

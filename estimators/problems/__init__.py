@@ -97,7 +97,8 @@ def build(name: str, make, kwargs: dict) -> Problem:
     missing = sorted(k for k, v in allowed.items() if v is None and k not in arguments)
     if missing:
         raise ValueError(f"problem '{name}' needs argument(s) {missing}.")
-    key = (name, id(make), tuple(sorted(arguments.items())))
+    # The factory itself (not its id, which a reloaded module's new factory may reuse).
+    key = (name, make, tuple(sorted(arguments.items())))
     if key not in _INSTANCES:
         problem = make(**arguments)
         if not isinstance(problem, Problem):

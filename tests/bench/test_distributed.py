@@ -113,22 +113,27 @@ def test_a_worker_killed_mid_run_costs_only_its_cells_in_flight(serial, cluster,
     assert frame.time_per_call_s.notna().all()
 
 
-def test_cells_stored_untimed_go_straight_to_the_timing_phase_on_resume(serial, cluster,
-                                                                        tmp_path):
+@pytest.mark.parametrize("on_cluster", [True, False], ids=["cluster", "serial"])
+def test_cells_stored_untimed_go_straight_to_timing_on_resume(serial, cluster, tmp_path,
+                                                              on_cluster):
     g = grid.parse(SMALL, "small.toml")
     run_id = "interrupted-after-statistics"
     store = RunStore(tmp_path, run_id)
     store.start(runner.run_metadata(g, run_id))
     for cell in g.cells[:5]:
-        store.write_untimed(cell.key, runner.measure(cell, g, timed=False))
+        store.write_untimed(cell.key, runner.measure(cell, g, timed=False, workers_on_host=3))
+    # Two of them were timed too, before the interruption.
+    store.write_timings({cell.key: runner.time_cell(cell, g) for cell in g.cells[:2]})
     # The untimed rows are stored exactly: the timing phase only fills the clock columns.
     marked = {cell.key for cell in g.cells[:5]}
-    path = runner.resume(run_id, tmp_path, progress=False, scheduler=cluster.scheduler_address)
+    where = {"scheduler": cluster.scheduler_address} if on_cluster else {}
+    path = runner.resume(run_id, tmp_path, progress=False, **where)
     pd.testing.assert_frame_equal(statistics(path), statistics(serial))
     frame, _ = read_results(path)
     assert frame.time_per_call_s.notna().all()
-    # Those five were measured in this process (one worker on the machine: no cluster yet).
-    assert set(frame[frame.cell.isin(marked)].workers_on_host) == {1}
+    # Those five kept their stored statistics (the marker: 3 workers on the machine).
+    assert set(frame[frame.cell.isin(marked)].workers_on_host) == {3}
+    assert set(frame[~frame.cell.isin(marked)].workers_on_host) == {2 if on_cluster else 1}
 
 
 def test_a_training_grid_trains_on_the_driver_and_measures_checkpoints_on_workers(cluster,
@@ -189,12 +194,28 @@ def test_workers_must_be_a_positive_integer(value, capsys):
 @pytest.mark.parametrize("arguments, message", [
     (["--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"],
      "--workers cannot be combined with --scheduler"),
-    (["--scheduler", "127.0.0.1:8786"], "give the scheduler's address as `dask scheduler` "
-                                        "prints it, tcp://HOST:PORT"),
-], ids=["both", "no-protocol"])
-def test_bad_cluster_options_are_one_sentence(arguments, message, capsys):
-    assert cli.main(["run", "--no-progress", *arguments]) == 2
-    assert message in capsys.readouterr().err
+    *[(["--scheduler", address], "give the scheduler's address as `dask scheduler` prints "
+                                 "it, tcp://HOST:PORT")
+      for address in ("127.0.0.1:8786", "inproc://x", "tcp://127.0.0.1", "tcp://host:99999",
+                      "tcp://host:port", "tls://127.0.0.1:8786")],
+    (["--workers", str(cores() + 1)], f"so at most {cores()} local worker processes"),
+], ids=["both", "no-protocol", "inproc", "no-port", "port-out-of-range", "port-not-a-number",
+        "tls", "more-workers-than-cores"])
+def test_bad_cluster_options_are_one_sentence(arguments, message, tmp_path, capsys):
+    assert cli.main(["run", "--out", str(tmp_path / "out"), "--no-progress", *arguments]) == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+    assert len(error.strip().splitlines()) == 1, error
+    assert not (tmp_path / "out").exists(), "a usage error is found before anything starts"
+
+
+@pytest.mark.parametrize("address, expected", [
+    ("tcp://127.0.0.1:8786", "tcp://127.0.0.1:8786"),
+    ("tcp://scheduler.example.org:8786/", "tcp://scheduler.example.org:8786"),
+    ("tcp://[::1]:08786", "tcp://[::1]:8786"),
+])
+def test_scheduler_addresses_as_dask_takes_them(address, expected):
+    assert distributed.scheduler_address(address) == expected
 
 
 def test_a_scheduler_nobody_listens_on_is_one_sentence(tmp_path, capsys):
@@ -203,6 +224,7 @@ def test_a_scheduler_nobody_listens_on_is_one_sentence(tmp_path, capsys):
                      "--no-progress"]) == 2
     error = capsys.readouterr().err
     assert f"--scheduler {address}: cannot connect" in error and "Traceback" not in error
+    assert "resume with" not in error, "no run is announced before the cluster answers"
     assert not list(tmp_path.iterdir()), "nothing is started before the cluster answers"
 
 
@@ -212,3 +234,77 @@ def test_groups_share_a_compiled_program():
     assert sum(len(group.keys) for group in groups) == len(g.cells)
     # Two θ per problem: every program is asked for twice.
     assert {len(group.keys) for group in groups} == {2}
+
+
+def test_ctrl_c_lets_each_task_finish_only_its_cell_in_progress(cluster):
+    """After Ctrl-C (``stop``) the tasks in flight, running or queued behind the timing
+    lock, return the cells they finished; the rest of their cells are left for --resume."""
+    from distributed import Client, Lock
+
+    def slow_task(spec, keys, thetas, counts, halt):
+        with Lock("test-one-at-a-time"):  # as the timing phase: queued tasks wait here
+            done = {}
+            for key, _ in distributed._until_halted(keys, thetas, halt):
+                time.sleep(0.3)
+                done[key] = 1
+            return done
+
+    groups = [distributed.Group([f"{g}/{i}" for i in range(10)], [None] * 10)
+              for g in range(4)]
+    stop, results = threading.Event(), {}
+
+    def on_result(group, result):
+        results[group.keys[0].split("/")[0]] = result
+        stop.set()  # Ctrl-C once the first task is in
+
+    with Client(cluster) as dask_client, pytest.raises(KeyboardInterrupt):
+        distributed.run_phase(dask_client, slow_task, None, iter(groups), {}, on_result,
+                              stop, window=4)
+    assert sorted(len(result) for result in results.values())[-1] == 10  # the first, whole
+    # Every other task in flight returned early: at most the cell it was in when stopped.
+    assert len(results) == 4
+    assert sum(len(result) for result in results.values()) <= 10 + 3
+
+
+@pytest.mark.parametrize("exception, shown", [
+    (runner.CellError("seed_dependence/score_function n=10: the cost is NaN"), False),
+    (ZeroDivisionError("division by zero"), True),  # a bug: the worker's log keeps it
+])
+def test_workers_leave_a_cell_error_to_the_driver(exception, shown):
+    import logging
+
+    record = logging.LogRecord(
+        "distributed.worker", logging.ERROR, __file__, 1,
+        "Compute Failed\nKey:       %s\nState:     %s\nTask:  %s\nException: %r\n"
+        "Traceback: %r\n", ("statistics_task-1", "executing", "<task>", repr(exception), ""),
+        None)
+    assert distributed._CellErrorsLeftToTheDriver().filter(record) is shown
+
+
+class _FakeClient:
+    """What the checks ask a Dask client: worker info and a function run on each."""
+
+    def __init__(self, nthreads=1, versions=None):
+        self.nthreads, self.versions = nthreads, versions
+
+    def scheduler_info(self, n_workers):
+        return {"workers": {"tcp://10.0.0.5:4000": {"nthreads": self.nthreads,
+                                                    "host": "10.0.0.5"}}}
+
+    def run(self, function):
+        return {"tcp://10.0.0.5:4000": self.versions or function()}
+
+
+def test_a_worker_with_several_threads_gets_a_warning(capsys):
+    distributed._warn_of_threaded_workers(_FakeClient(nthreads=1))
+    assert capsys.readouterr().err == ""
+    distributed._warn_of_threaded_workers(_FakeClient(nthreads=4))
+    assert "start workers with `dask worker ADDRESS --nthreads 1`" in capsys.readouterr().err
+
+
+def test_a_worker_running_other_gradvar_source_is_refused():
+    distributed._check_versions(_FakeClient())  # the same process: the same everything
+    other = {**distributed._worker_versions(), "gradvar source": "0123456789abcdef"}
+    with pytest.raises(distributed.ClusterError,
+                       match="worker tcp://10.0.0.5:4000 has gradvar source 0123456789abcdef"):
+        distributed._check_versions(_FakeClient(versions=other))

@@ -260,6 +260,26 @@ def test_user_factory_next_to_the_grid(tmp_path):
     assert g.cells[2].problem_obj is g.cells[3].problem_obj
 
 
+@pytest.mark.parametrize("as_module", [False, True], ids=["file.py:f", "module:f"])
+def test_an_edited_problem_file_is_imported_again(tmp_path, monkeypatch, as_module):
+    """A long-lived process (a Dask worker) must run the file as it is now, not the
+    version it imported first."""
+    from bench import problem_specs
+
+    module = f"edited_problem_{int(as_module)}"
+    path = tmp_path / f"{module}.py"
+    spec = f"{module}:make" if as_module else f"{path.name}:make"
+    monkeypatch.syspath_prepend(str(tmp_path))
+    body = "import estimators\n\ndef make():\n    return estimators.problems.factory('{}')()\n"
+    path.write_text(body.format("seed_dependence"))
+    first = problem_specs.get(spec, {}, tmp_path)
+    path.write_text(body.format("seed_dependence") + "X = 1\n")
+    second = problem_specs.get(spec, {}, tmp_path)
+    assert problem_specs.factory(spec, tmp_path).__globals__["X"] == 1
+    assert second is not first  # rebuilt from the new factory
+    assert problem_specs.get(spec, {}, tmp_path) is second  # and cached while unchanged
+
+
 def test_user_factory_keys_are_checked_against_its_signature(tmp_path):
     path = write_user_folder(tmp_path, USER_GRID.replace("scale = [1, 2]", "slope = 1"))
     with pytest.raises(grid.GridError, match=r"problems\[0\]\.slope: unknown key for problem "

@@ -79,7 +79,9 @@ def test_an_old_table_is_read_with_defaults(table, tmp_path, capsys):
     _write_table(oldest, frame[list(schema.REQUIRED)], meta)
     assert set(read_results(oldest)[0].columns) == set(schema.REQUIRED) | set(DEFAULTED)
     assert cli.main(["show", str(oldest)]) == 0
-    header = capsys.readouterr().out.splitlines()[1].split()
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[1] == f"timed: alone, one cell at a time in one process ({len(frame)} rows)"
+    header = shown[2].split()
     assert header == ["problem", "estimator", "param", "theta", "n", "batch", "truth",
                       "truth_kind", "bias", "bias_se", "variance", "mse", "nonfinite",
                       "s/estimate"]
