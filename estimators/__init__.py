@@ -20,7 +20,8 @@ lab's five functions).
 ``DEVICE`` is where programs run, ``RNG_ALG`` the bit generator of every draw.
 
 Importing the package applies gradvar's process-wide TensorFlow settings (quiet start-up,
-one XLA pass off, Philox draws); :mod:`estimators._runtime` documents all three.
+one XLA pass off, Philox draws, exact gradients of xlogy); :mod:`estimators._runtime`
+documents all four.
 """
 
 from estimators import _runtime  # noqa: F401  (settings and the quiet TF import come first)

@@ -1,6 +1,6 @@
 """Process-wide TensorFlow settings: the one place gradvar changes anything global.
 
-Importing ``estimators`` applies three settings, in this order, and nothing else in the
+Importing ``estimators`` applies four settings, in this order, and nothing else in the
 package touches process state:
 
 1. **Quiet start-up.** TensorFlow writes start-up chatter (oneDNN notices, "could not find
@@ -25,6 +25,17 @@ package touches process state:
    traces its programs, "auto_select" is mapped to Philox. This patches a private
    TensorFlow function (``random_ops_util.get_key_counter_alg``) during tracing only;
    ``tests/estimators/test_engine.py`` fails if a traced program draws with anything else.
+4. **Log-density gradients in shape parameters** (:func:`_fix_log_gradients`). TFP
+   writes ``(c - 1)·log x`` as ``tf.math.xlogy(c - 1, x)`` (Beta, Gamma, Dirichlet, ...),
+   and TensorFlow's gradient of ``xlogy(a, y)`` in ``a`` is 0 where a = 0 instead of
+   log y. At a concentration of exactly 1 (Beta(1, b), Gamma(1, r) = Exponential(r)) the
+   score ∂ log p/∂c lost its log x term, and since score-function estimates and
+   quadrature truths both differentiate ``log_prob``, they were wrong together and the
+   truth's Monte Carlo check passed (Beta(1 + θ, 2), f = x², θ = 0: 0.085 against the
+   closed form 22/144 = 0.153). The gradients of ``Xlogy`` and ``Xlog1py`` are
+   re-registered with ∂/∂a = log y (log1p y) wherever that is finite, TensorFlow's 0
+   kept where it is not (x = 0 under Beta(1, b)); tested in
+   ``tests/estimators/test_log_prob_gradients.py``.
 """
 
 from __future__ import annotations
@@ -116,6 +127,43 @@ def philox_by_default():
             yield
         finally:
             random_ops_util.get_key_counter_alg = original
+
+
+def _log_gradient_in_x(op_type: str, log):
+    """TensorFlow's gradient of ``op_type`` (x·log(y) or x·log1p(y)) with ∂/∂x = log(y)
+    also where x = 0 (TensorFlow gives 0 there, a convention for x = y = 0 that is wrong
+    wherever log(y) is finite)."""
+    from tensorflow.python.ops import gen_array_ops, gen_math_ops
+
+    product = gen_math_ops.xlogy if op_type == "Xlogy" else gen_math_ops.xlog1py
+    shift = 0.0 if op_type == "Xlogy" else 1.0
+
+    def gradient(op, grad):
+        x, y = op.inputs
+        sx, sy = tf.shape(x), tf.shape(y)
+        rx, ry = gen_array_ops.broadcast_gradient_args(sx, sy)
+        with tf.control_dependencies([grad]):
+            defined = tf.cast(tf.logical_or(tf.not_equal(x, 0), tf.math.is_finite(log(y))),
+                              x.dtype)
+            partial_x = product(defined, y)  # log(y) wherever it is finite or x ≠ 0
+            partial_y = gen_math_ops.xdivy(x, y + shift)
+            return (tf.reshape(tf.reduce_sum(partial_x * grad, rx), sx),
+                    tf.reshape(tf.reduce_sum(partial_y * grad, ry), sy))
+
+    return gradient
+
+
+def _fix_log_gradients() -> None:
+    """Setting 4 (module docstring): the gradients of Xlogy and Xlog1py in x."""
+    from tensorflow.python.framework import ops
+
+    registry = ops._gradient_registry._registry  # noqa: SLF001 - no public way to replace one
+    for op_type, log in (("Xlogy", tf.math.log), ("Xlog1py", tf.math.log1p)):
+        registry[op_type] = {**registry[op_type],
+                             "type": _log_gradient_in_x(op_type, log)}
+
+
+_fix_log_gradients()
 
 
 __all__ = ["tf", "tfp", "tfd", "GPUS", "DEVICE", "RNG_ALG", "philox_by_default"]
