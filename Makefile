@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run lab report report-check paper dimension discrete blr test clean asv-quick asv-publish benchmarks
+.PHONY: install run lab report report-check paper dimension discrete blr test clean asv-quick asv-publish benchmarks compare figures
 
 ASV_STAMP := $(VENV)/.asv-installed
 
@@ -75,6 +75,19 @@ test: $(STAMP)
 ## benchmarks: the pytest-benchmark speed gates (ratios to the RNG floor); JSON in results/benchmarks/
 benchmarks: $(STAMP)
 	$(BIN)/python -m pytest tests/benchmarks -q
+
+COMPARE_STAMP := $(VENV)/.compare-installed
+
+$(COMPARE_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[compare]'
+	touch $(COMPARE_STAMP)
+
+## compare: install the optional JAX extra (the figures' JAX column); not needed by run or test
+compare: $(COMPARE_STAMP)
+
+## figures: the README's performance table, both sides of each ratio timed in one process
+figures: $(COMPARE_STAMP)
+	$(BIN)/python -m bench.asv.figures
 
 $(ASV_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
