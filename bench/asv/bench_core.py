@@ -58,3 +58,29 @@ class RNGFloor:
 
     def time_draw_and_reduce(self, n_samples, backend, device):
         self.run()
+
+
+class Ratios:
+    """The speed targets as ratios, tracked over commits so that a regression shows in
+    asv's history whatever the machine's load that day: the core's time against the RNG
+    floor's and, when JAX is installed (the ``compare`` extra), against the same
+    estimator written in JAX, both sides timed alternately in one process (medians)."""
+
+    params = (["reparameterization", "score_function"], ["rng_floor", "jax"])
+    param_names = ["estimator", "against"]
+    unit = "speed ratio (other's time / core's time)"
+    rounds = 21
+
+    def setup(self, estimator, against):
+        from bench.asv import figures, jax_reference
+
+        if against == "jax":
+            other = jax_reference.core(estimator, 1000, N_REPLICATES)  # skips without JAX
+        else:
+            other = workloads.rng_floor(1000, N_REPLICATES)
+        core = workloads.core(estimator, 1000, N_REPLICATES)
+        core_s, other_s = figures.paired_medians(core, other, self.rounds)
+        self.ratio = other_s / core_s
+
+    def track_speed_ratio(self, estimator, against):
+        return self.ratio

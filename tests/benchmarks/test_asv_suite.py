@@ -38,3 +38,10 @@ def test_a_timing_benchmark_runs_as_asv_drives_it():
 
 def test_deterministic_estimator_tracks_zero_variance():
     assert bench_variance.PerSampleVariance().track_per_sample_variance("trapz") == 0.0
+
+
+def test_speed_ratios_are_tracked_as_asv_drives_them():
+    benchmark = bench_core.Ratios()
+    benchmark.rounds = 3
+    benchmark.setup("score_function", "rng_floor")
+    assert 0 < benchmark.track_speed_ratio("score_function", "rng_floor") < float("inf")
