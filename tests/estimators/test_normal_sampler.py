@@ -3,7 +3,7 @@
 10^7 draws per backend and dtype, fixed keys (deterministic, so no flakes): moments and
 tail probabilities within 5 SE of the exact normal values, and a Kolmogorov-Smirnov test.
 The XLA transform is also checked word by word against scipy's Φ⁻¹, including the words
-that give the extreme tails.
+that give the extreme tails, and compiled programs must draw with it.
 """
 
 import functools
@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
+import estimators as E
 import tensorflow as tf
 from estimators import _rng
+from estimators._runtime import tfd, tracing_rng
+from tests.conftest import stateless_random_ops
 
 N = 10**7
 KEY = (20250815, 15)
@@ -151,3 +154,66 @@ def test_compiling_for_xla():
     tf.function(probe)(tf.constant(1.0))
     assert seen == {"top": False, "loop": False}
     assert not _rng.compiling_for_xla()  # eager
+
+
+@pytest.mark.parametrize("estimator", ["reparameterization", "score_function"])
+def test_xla_programs_draw_normals_with_the_fast_sampler(estimator):
+    # TFP's sampling (iid): Philox words only, never TensorFlow's normal op (1 == Philox).
+    problem = E.problems.get("seed_dependence")
+    program = E.program(estimator, problem, -1.0, 32, n_replicates=8)
+    program(-1.0, seed=3)
+    ops = stateless_random_ops(program._function)
+    assert ops and {alg for _, alg in ops} == {1}, ops
+    assert "StatelessRandomNormalV2" not in {kind for kind, _ in ops}, ops
+
+
+def test_graph_programs_keep_tensorflows_normal_kernel():
+    problem = E.problems.get("seed_dependence")
+    program = E.program("reparameterization", problem, -1.0, 32, n_replicates=8,
+                        backend="graph")
+    program(-1.0, seed=3)
+    assert ("StatelessRandomNormalV2", 1) in stateless_random_ops(program._function)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: tfd.Normal(0.5, 2.0),
+    lambda: tfd.MultivariateNormalDiag([0.5, 0.5], [2.0, 2.0]),
+    lambda: tfd.Independent(tfd.Normal([0.5, 0.5], [2.0, 2.0]), 1),
+    lambda: tfd.LogNormal(0.5, 2.0),
+], ids=["Normal", "MultivariateNormalDiag", "Independent", "LogNormal"])
+def test_tfp_samples_under_xla_come_from_the_fast_sampler(make):
+    # While gradvar traces (tracing_rng), TFP's standard normals under XLA are _rng.normal's:
+    # the same numbers as the fast sampler with TFP's key, so the same distribution.
+    dist = make()
+    sample = tf.function(lambda key: dist.sample(5, seed=key), jit_compile=True,
+                         input_signature=[tf.TensorSpec([2], tf.int32)])
+    with tracing_rng():
+        x = sample(tf.constant(KEY)).numpy()
+    assert "StatelessRandomNormalV2" not in {kind for kind, _ in stateless_random_ops(sample)}
+    assert x.shape[0] == 5 and np.all(np.isfinite(x))
+
+
+def test_tfp_normal_draws_equal_the_fast_samplers():
+    # Normal.sample = loc + scale · samplers.normal(seed): with the patch, exactly that
+    # formula over _rng.normal (TFP's seed handling passes a [2] key through unchanged).
+    loc, scale = 0.5, 2.0
+
+    def both(key):
+        return (tfd.Normal(loc, scale).sample(1000, seed=key),
+                loc + scale * _rng.normal([1000], key))
+
+    with tracing_rng():
+        tfp_draws, ours = tf.function(both, jit_compile=True)(tf.constant(KEY))
+    np.testing.assert_allclose(tfp_draws.numpy(), ours.numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_tracing_rng_restores_tfp_and_leaves_other_seeds_alone():
+    from tensorflow_probability.python.internal import samplers
+
+    original = samplers.normal
+    with tracing_rng():
+        assert samplers.normal is not original
+        # Outside XLA (here: eager), TFP's own function runs: the same numbers as without.
+        inside = samplers.normal([4], seed=tf.constant(KEY)).numpy()
+    assert samplers.normal is original
+    np.testing.assert_array_equal(inside, samplers.normal([4], seed=tf.constant(KEY)).numpy())
