@@ -156,9 +156,11 @@ def test_compiling_for_xla():
     assert not _rng.compiling_for_xla()  # eager
 
 
-@pytest.mark.parametrize("estimator", ["reparameterization", "score_function"])
+@pytest.mark.parametrize("estimator", ["reparameterization", "reparameterization_antithetic",
+                                       "measure_valued", "score_function"])
 def test_xla_programs_draw_normals_with_the_fast_sampler(estimator):
-    # TFP's sampling (iid): Philox words only, never TensorFlow's normal op (1 == Philox).
+    # TFP's sampling (iid), antithetic ε and the measure-valued noise: Philox words only,
+    # never TensorFlow's normal op (1 == Philox).
     problem = E.problems.get("seed_dependence")
     program = E.program(estimator, problem, -1.0, 32, n_replicates=8)
     program(-1.0, seed=3)
