@@ -20,7 +20,7 @@ import weakref
 import numpy as np
 
 from estimators import _rng, memory
-from estimators._runtime import DEVICE, philox_by_default, tf
+from estimators._runtime import DEVICE, tf, tracing_rng
 from estimators.errors import BiasedEstimatorWarning, traced_failure
 from estimators.estimator import Estimator, get_estimator
 from estimators.problem import Problem
@@ -121,7 +121,7 @@ class Program:
                 tf.constant(self.window(vector), tf.float32))
         first = self.compile_time_s is None
         started = time.perf_counter()
-        with philox_by_default():
+        with tracing_rng():
             try:
                 result = self._function(*args).numpy()
             except tf.errors.ResourceExhaustedError:

@@ -32,7 +32,7 @@ import re
 import numpy as np
 
 from estimators import _rng, measure
-from estimators._runtime import philox_by_default, tf
+from estimators._runtime import tf, tracing_rng
 from estimators.errors import DTYPE_WORDS, cause, sentence
 
 __all__ = ["cost_at_draws", "penalty", "diagnostics"]
@@ -51,7 +51,7 @@ def _compiled(problem, name: str, build):
 
 
 def _call(problem, what: str, function, *args):
-    with philox_by_default():
+    with tracing_rng():
         try:
             return function(*args)
         except Exception as error:  # noqa: BLE001 - the user's functions, traced

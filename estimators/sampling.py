@@ -94,8 +94,8 @@ def _location_scale(dist, theta):
 
 def _antithetic_draw(problem, dist, theta, n, key, pathwise):
     loc, scale = _location_scale(dist, theta)  # [R, *event]
-    eps = tf.random.stateless_normal(tf.concat([[n // 2], tf.shape(loc)], 0), seed=key,
-                                     alg=_rng.ALG)  # [n/2, R, *event]
+    eps = _rng.normal(tf.concat([[n // 2], tf.shape(loc)], 0), key,
+                      loc.dtype)  # [n/2, R, *event]
     x = tf.concat([loc + scale * eps, loc - scale * eps], axis=0)  # [n, R, *event]
     return x if pathwise else tf.stop_gradient(x)
 

@@ -54,6 +54,18 @@ def assert_within_reference(problem, theta, values, k=5.5):
     assert np.max(np.abs(z)) < k, np.max(np.abs(z))
 
 
+def stateless_random_ops(function) -> list[tuple[str, int]]:
+    """(op type, algorithm) of every stateless random op a traced ``tf.function`` (or a
+    function it calls) creates; algorithm 1 is Philox."""
+    graph = function.get_concrete_function().graph
+    found = []
+    for inner in [graph, *[f.graph for f in graph._functions.values()]]:
+        for op in inner.get_operations():
+            if op.type.startswith("StatelessRandom") and op.type.endswith("V2"):
+                found.append((op.type, int(op.inputs[-1].op.get_attr("value").int_val[0])))
+    return found
+
+
 TIMING = [column.name for column in COLUMNS if column.group == "timing"]
 """The columns that differ between two runs of the same grid: what the clock says, and how
 and where it was read (serial or on Dask workers)."""

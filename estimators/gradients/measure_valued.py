@@ -66,16 +66,18 @@ def std_part(problem, dist, theta, m, u):
 
 def _noise(shape, key):
     """(W, M, U) for the draws' shape: Rayleigh(1) = Weibull(2, √2), double-sided Maxwell
-    (χ₃ with a random sign), U(0, 1). Uniforms are far cheaper than normals under XLA on
-    CPU, so four of the five draws per sample are uniform (six normals ran at 0.8x graph
-    speed)."""
-    uniform = tf.random.stateless_uniform(tf.concat([[4], shape], 0), seed=key, alg=_rng.ALG,
-                                          minval=TINY)  # [4, *shape] in (0, 1)
-    z = tf.random.stateless_normal(shape, seed=_rng.fold_in(key, 1), alg=_rng.ALG)
+    (χ₃ with a random sign), U(0, 1), from three uniforms and one normal z: W = √(-2 log
+    u₀), |M| = √(-2 log u₁ + z²) (χ²₂ + χ²₁), and M takes z's sign, which is independent
+    of z² (a fourth uniform for the sign made this 1.17x slower). Under XLA on CPU, 10⁶
+    triples took 31.5 ms against 45.0 ms with four uniforms and TensorFlow's normal
+    (medians of 40, one run), 36.7 ms with four uniforms and ``_rng.normal``."""
+    uniform = tf.random.stateless_uniform(tf.concat([[3], shape], 0), seed=key, alg=_rng.ALG,
+                                          minval=TINY)  # [3, *shape] in (0, 1)
+    z = _rng.normal(shape, _rng.fold_in(key, 1))
     w = tf.sqrt(-2.0 * tf.math.log(uniform[0]))
     chi3 = tf.sqrt(-2.0 * tf.math.log(uniform[1]) + z**2)  # χ²_2 + χ²_1
-    m = tf.where(uniform[2] < 0.5, -chi3, chi3)
-    return w, m, uniform[3]
+    m = tf.where(z < 0, -chi3, chi3)
+    return w, m, uniform[2]
 
 
 def surrogate(problem, theta, n, key, window):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from estimators import _rng
 from estimators._runtime import tf, tfd
 from estimators.problem import Problem
 from estimators.problems import label, register
@@ -57,8 +58,7 @@ def logistic_regression(data: str = "breast_cancer") -> Problem:
 
     def accuracy(theta):
         x = tf.constant(design, theta["mean"].dtype)  # [N, D]
-        eps = tf.random.stateless_normal([ACCURACY_DRAWS, size], _ACCURACY_KEY,
-                                         dtype=x.dtype, alg="philox")
+        eps = _rng.normal([ACCURACY_DRAWS, size], _ACCURACY_KEY, x.dtype)
         w = theta["mean"] + tf.exp(theta["log_scale"]) * eps  # [draws, D]
         predicted = tf.linalg.matmul(w, x, transpose_b=True) > 0  # [draws, N]
         right = tf.equal(predicted, tf.constant(labels > 0.5))

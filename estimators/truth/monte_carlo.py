@@ -29,7 +29,7 @@ import dataclasses
 import numpy as np
 
 from estimators import measure
-from estimators._runtime import philox_by_default, tf
+from estimators._runtime import tf, tracing_rng
 from estimators.truth.integrands import ZERO, measure64, tiled
 from estimators.truth.integrate import _compiled
 
@@ -91,7 +91,7 @@ def sample_moments(problem, vector, n_samples: int, estimator: str, seed=_CHECK_
     sums = np.zeros(2 + 2 * problem.dim)
     largest = np.zeros(1 + problem.dim)  # the largest term² of f and of each gradient
     done, index = 0, 0
-    with philox_by_default():
+    with tracing_rng():
         while done < n_samples:
             m = min(chunk, n_samples - done)
             f, g = _chunk(problem, theta, m, tf.random.experimental.stateless_fold_in(

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import estimators as E
-from tests.conftest import assert_within_se
+from tests.conftest import assert_within_se, stateless_random_ops
 
 P = E.problems.get("seed_dependence")
 
@@ -34,12 +34,7 @@ def test_programs_draw_with_philox():
     program = E.program("reparameterization", P, -1.0, 32, n_replicates=8, batch_size=8,
                         backend="graph")
     E.estimate("reparameterization", P, -1.0, 32, n_replicates=8, batch_size=8, backend="graph")
-    graph = program._function.get_concrete_function().graph
-    algorithms = []
-    for function in [graph, *[f.graph for f in graph._functions.values()]]:
-        for op in function.get_operations():
-            if op.type.startswith("StatelessRandom") and op.type.endswith("V2"):
-                algorithms.append(int(op.inputs[-1].op.get_attr("value").int_val[0]))
+    algorithms = [alg for _, alg in stateless_random_ops(program._function)]
     assert algorithms and set(algorithms) == {1}, algorithms  # 1 == Philox
 
 
