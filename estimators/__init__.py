@@ -17,7 +17,8 @@ compiled replicate engine), :mod:`truth` (values, gradients and per-sample varia
 labelled by how they were obtained), :mod:`objective` (what a training run needs besides
 estimates: f at draws, a problem's penalty and diagnostics) and :mod:`lab` (the PPDL
 lab's five functions).
-``DEVICE`` is where programs run, ``RNG_ALG`` the bit generator of every draw.
+``DEVICE`` is where programs run, ``RNG_ALG`` the bit generator of every draw,
+:func:`standard_normal` the sampler of every normal draw (``_rng.normal``).
 
 Importing the package applies gradvar's process-wide TensorFlow settings (quiet start-up,
 one XLA pass off, Philox draws, exact gradients of xlogy); :mod:`estimators._runtime`
@@ -26,6 +27,7 @@ documents all four.
 
 from estimators import _runtime  # noqa: F401  (settings and the quiet TF import come first)
 from estimators import lab, measure, memory, objective, problems, truth
+from estimators._rng import normal as standard_normal
 from estimators._runtime import DEVICE, GPUS, RNG_ALG
 from estimators.control_variates import CONTROL_VARIATES
 from estimators.engine import BACKENDS, Program, estimate, program
@@ -44,5 +46,5 @@ __all__ = [
     "ESTIMATORS", "Estimator", "GPUS", "IDENTITIES", "Identity", "NotApplicableError",
     "OPTIONS", "PRESETS", "Problem", "Program", "RNG_ALG", "SAMPLINGS", "TruthError",
     "estimate", "get_estimator", "lab", "measure", "memory", "objective", "problems", "program",
-    "register", "truth",
+    "register", "standard_normal", "truth",
 ]

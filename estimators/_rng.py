@@ -101,8 +101,9 @@ def _horner(x, coefficients):
 
 
 def upper_quantile(u, branches):
-    """-Φ⁻¹(u) ≥ 0 for u in (0, ½]: Wichura's branches, selected per element (every
-    branch is computed: vectorized code has no cheaper way), one division at the end."""
+    """-Φ⁻¹(u) ≥ 0 for u in (0, ½] as ``(numerator ≥ 0, denominator > 0)``: Wichura's
+    branches, selected per element (every branch is computed: vectorized code has no
+    cheaper way), the division left to the caller."""
     q = 0.5 - u  # ≥ 0, exact enough near 0 and ½ alike
     r = tf.sqrt(-tf.math.log(u))
     (a, b), (c, d), *far = branches
@@ -119,17 +120,17 @@ def upper_quantile(u, branches):
         tail_num, tail_den = _horner(rt, c), _horner(rt, d)
     numerator = tf.where(central, q * _horner(rc, a), tail_num)
     denominator = tf.where(central, _horner(rc, b), tail_den)
-    return numerator / denominator
+    return numerator, denominator
 
 
 def normal(shape, seed, dtype=tf.float32):
     """Standard normal draws of ``shape``, keyed by ``seed`` (stateless, Philox).
 
     **Under XLA** (traced inside ``tf.function(jit_compile=True)``) each draw is made from
-    one Philox word of ``w`` bits (w = 32 for float32, 64 for float64): its lowest bit is
-    the sign, the other ``w - 1`` bits an integer k, and
+    one Philox word of ``w`` bits (w = 32 for float32, 64 for float64), read as a signed
+    integer j: z takes j's sign, and the other ``w - 1`` bits, k = |j + ½| - ½, give
 
-        u = (k + ½)·2⁻ʷ ∈ (0, ½),    z = ±(-Φ⁻¹(u)),
+        u = (k + ½)·2⁻ʷ ∈ (0, ½),    |z| = -Φ⁻¹(u),
 
     with -Φ⁻¹ computed on the lower tail, where u carries full relative precision, by
     Wichura's AS 241 rational approximations (PPND7 for float32, relative error < 5e-7
@@ -143,27 +144,32 @@ def normal(shape, seed, dtype=tf.float32):
     hence the rational approximations. Float16/bfloat16 are drawn in float32 and cast.
 
     Measured on the 2-vCPU CPU machine this project runs on: draw 10⁶ and average them
-    in ``tf.function(jit_compile=True)``, medians of 60 calls, every variant once a round
-    (one run, the machine otherwise nearly idle; under load from other work, an earlier
-    run gave 19.3 ms against 8.4 ms, the same ratio):
+    in ``tf.function(jit_compile=True)``, medians of 60 calls, every variant once a round,
+    one run (one other process busy; in a later run under more load the ratio to
+    ``stateless_normal`` was 2.05x in float32, at 19.34 ms against 9.44 ms):
 
     ==============================================  ==========  ==========
     XLA, 10⁶ draws drawn and averaged                float32     float64
     ==============================================  ==========  ==========
-    ``tf.random.stateless_normal`` (Box–Muller)      10.05 ms    19.87 ms
-    this sampler                                     4.96 ms     12.16 ms
-    Philox uniforms alone (``stateless_uniform``)    3.66 ms     5.19 ms
-    uniforms through ``tf.math.ndtri`` (tails cut)   5.83 ms
+    ``tf.random.stateless_normal`` (Box–Muller)      11.45 ms    23.83 ms
+    this sampler                                     6.89 ms     14.98 ms
+    Philox uniforms alone (``stateless_uniform``)    4.45 ms     6.92 ms
+    uniforms through ``tf.math.ndtri`` (tails cut)   7.01 ms
     ==============================================  ==========  ==========
 
-    Rejected in the same run: Giles' single-precision erfinv polynomials on the same u
-    (4.70 ms, no division, but 4e-4 relative error beyond 5.5 σ, outside their fit), the
-    sign applied by a select rather than by flipping the sign bit (5.05 ms), and, for
-    float64, u from two uint32 words (1.08x slower than one uint64).
+    Variants measured in the same run: the sign applied by flipping the sign bit with an
+    integer xor (5.57 ms) is faster here, but inside the engine's programs, where XLA
+    fuses the draws into the batch mean over a few rows (batch_size 10), LLVM no longer
+    vectorizes that loop (nor with the sign put into the numerator before the division):
+    ``reparameterization`` at 1,000 samples in batches of 10 × 1,000 replicates then ran
+    0.44x as fast as with TensorFlow's sampler, against 2.25x faster with the select
+    used here. Giles' single-precision erfinv polynomials on the same u (6.14 ms) have
+    4e-4 relative error beyond 5.5 σ (outside their fit); u from two uint32 words for
+    float64 was 1.08x slower than one uint64.
 
     **Elsewhere** (graph, eager) the same transform runs op by op and loses to
-    TensorFlow's fused kernel (float32 12.61 ms against 10.75 ms, float64 57.30 ms against
-    19.74 ms, medians of 40 in one run), so there this is ``tf.random.stateless_normal``
+    TensorFlow's fused kernel (float32 25.1 ms against 20.1 ms, float64 122 ms against
+    37 ms, medians of 40 in one run), so there this is ``tf.random.stateless_normal``
     with Philox: each backend gets its fastest N(0, 1) sampler, and draws differ by
     backend for the same key, as TensorFlow's own draws always have.
     ``python -m bench.asv.figures --only normals`` times the three samplers above.
@@ -186,11 +192,17 @@ def from_bits(bits):
     else:
         signed, working, branches = tf.int32, tf.float32, _PPND7
     width = bits.dtype.size * 8
-    k = tf.bitcast(tf.bitwise.right_shift(bits, tf.constant(1, bits.dtype)), signed)
-    u = (tf.cast(k, working) + 0.5) * 2.0**-width  # (0, ½]: ½ only by rounding
-    magnitude = upper_quantile(u, branches)  # ≥ 0 (+0 at u = ½)
-    sign = tf.bitwise.left_shift(bits, tf.constant(width - 1, bits.dtype))  # lowest bit on top
-    return tf.bitcast(tf.bitwise.bitwise_xor(tf.bitcast(magnitude, bits.dtype), sign), working)
+    # The word as a signed integer j: z takes j's sign, and |j + ½| = k + ½ with k the
+    # other w - 1 bits (k = j, or -j - 1 for j < 0).
+    shifted = tf.cast(tf.bitcast(bits, signed), working) + 0.5  # j + ½
+    u = tf.abs(shifted) * 2.0**-width  # (0, ½]: ½ only by rounding
+    numerator, denominator = upper_quantile(u, branches)
+    magnitude = numerator / denominator
+    # The sign last, by a select: other placements (sign bit flipped by xor, numerator
+    # signed before the division, multiplying by j / |j|) stop LLVM from vectorizing the
+    # loop when XLA fuses the draws into a reduction over a few rows (the engine's batch
+    # mean at batch_size 10), which then ran 2x slower than TensorFlow's sampler.
+    return tf.where(shifted < 0, -magnitude, magnitude)
 
 
 __all__ = ["ALG", "seed_pair", "fold_in", "compiling_for_xla", "normal", "from_bits"]

@@ -5,6 +5,8 @@ ratios the targets are stated in, both sides timed in one process with calls
 alternating, so that load from other work on a shared machine hits both alike:
 
 * compiled core samples/s against the RNG floor at 1,000 × 1,000 (target ≥ 0.7x);
+* the normal samplers: gradvar's against TensorFlow's and uniforms alone, 10^6 draws
+  averaged, XLA and graph, float32 and float64;
 * XLA against graph mode at every shape bench_core times (target: XLA at least as fast);
 * the lab's batches experiment, loop against one compiled call (target ≥ 1,000x);
 * peak memory of the largest case, 10^8 samples × 10 replicates in batches of 10^5, in a
@@ -64,6 +66,24 @@ def xla_against_graph(rounds: int) -> None:
               f"{graph_s / xla_s:.2f}x |", flush=True)
 
 
+def normal_samplers(rounds: int, n: int = 10**6) -> None:
+    print(f"\n| draw and average {n:,} | backend | float32 ms | float64 ms |")
+    print("|---|---|---|---|")
+    for backend in ("xla", "graph"):
+        runs = {(sampler, dtype): workloads.draw_and_average(sampler, n, dtype, backend)
+                for sampler in workloads.DRAWS for dtype in ("float32", "float64")}
+        for run in runs.values():
+            run()  # compiles
+        times = {key: [] for key in runs}
+        for _ in range(rounds):  # every sampler once a round, so load hits all alike
+            for key, run in runs.items():
+                times[key] += workloads.seconds(run, 1)
+        for sampler in workloads.DRAWS:
+            row = [statistics.median(times[sampler, dtype]) * 1e3
+                   for dtype in ("float32", "float64")]
+            print(f"| {sampler} | {backend} | {row[0]:.2f} | {row[1]:.2f} |", flush=True)
+
+
 def lab_speedup() -> None:
     result = batches_experiment()
     print(f"\nlab batches experiment (1,000 x 16): loop {result['loop_s']:.2f} s, compiled "
@@ -85,14 +105,23 @@ def peak_memory() -> None:
           f"fresh process, TensorFlow included): {peak_gb:.2f} GB", flush=True)
 
 
+SECTIONS = {
+    "core": core_against_floor,
+    "xla": xla_against_graph,
+    "normals": normal_samplers,
+    "lab": lambda rounds: lab_speedup(),
+    "memory": lambda rounds: peak_memory(),
+}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=21, help="timed calls per side")
+    parser.add_argument("--only", choices=sorted(SECTIONS), help="print one table")
     args = parser.parse_args(argv)
-    core_against_floor(args.rounds)
-    xla_against_graph(args.rounds)
-    lab_speedup()
-    peak_memory()
+    for name, section in SECTIONS.items():
+        if args.only in (None, name):
+            section(args.rounds)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,14 @@ if GPUS is None:  # pragma: no cover - older commits
 RNG_ALG = getattr(E, "RNG_ALG", "philox")
 
 
+def _stateless_normal(shape, seed, dtype=tf.float32):
+    return tf.random.stateless_normal(shape, seed, dtype=dtype, alg=RNG_ALG)
+
+
+# The normal sampler of the benchmarked commit (TensorFlow's before issue 15).
+STANDARD_NORMAL = getattr(E, "standard_normal", _stateless_normal)
+
+
 def problem() -> E.Problem:
     return E.problems.get(PROBLEM)
 
@@ -121,15 +129,16 @@ def core(estimator: str, n_samples: int, n_replicates: int, batch_size: int | No
 def rng_floor(n_samples: int, n_replicates: int, backend: str = "xla", device: str = "cpu"):
     """The cheapest program with the core's randomness: ``() -> [R]``.
 
-    Draws the same ``[n, R]`` Philox normals an estimator draws and sums them per
-    replicate, compiled like the core, so core time / floor time says how much an
-    estimator costs beyond generating its random numbers.
+    Draws ``[n, R]`` standard normals with the sampler estimators draw theirs with
+    (``estimators.standard_normal``) and sums them per replicate, compiled like the core,
+    so core time / floor time says how much an estimator costs beyond generating its
+    random numbers.
     """
     placement = device_name(device)
 
     @tf.function(jit_compile=backend == "xla", input_signature=[tf.TensorSpec([2], tf.int32)])
     def draw_and_reduce(key):
-        normals = tf.random.stateless_normal([n_samples, n_replicates], key, alg=RNG_ALG)
+        normals = STANDARD_NORMAL([n_samples, n_replicates], key)
         return tf.reduce_sum(normals, axis=0)
 
     key = tf.constant([SEED, 0], tf.int32)
@@ -139,6 +148,27 @@ def rng_floor(n_samples: int, n_replicates: int, backend: str = "xla", device: s
             return draw_and_reduce(key).numpy()
 
     return run
+
+
+DRAWS = {
+    "tf.random.stateless_normal": _stateless_normal,
+    "estimators.standard_normal": STANDARD_NORMAL,
+    "uniforms alone": lambda shape, seed, dtype=tf.float32: tf.random.stateless_uniform(
+        shape, seed, dtype=dtype, alg=RNG_ALG),
+}
+"""The samplers :func:`draw_and_average` times: the one gradvar uses, TensorFlow's, and
+Philox uniforms, the floor any sampler built on them stands on."""
+
+
+def draw_and_average(sampler: str, n: int, dtype: str = "float32", backend: str = "xla"):
+    """``() -> mean`` of ``n`` draws from ``DRAWS[sampler]``, compiled for ``backend``."""
+
+    @tf.function(jit_compile=backend == "xla", input_signature=[tf.TensorSpec([2], tf.int32)])
+    def run_compiled(key):
+        return tf.reduce_mean(DRAWS[sampler]([n], key, tf.as_dtype(dtype)))
+
+    key = tf.constant([SEED, 1], tf.int32)
+    return lambda: run_compiled(key).numpy()
 
 
 def seconds(run, rounds: int) -> list[float]:

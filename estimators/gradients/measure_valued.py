@@ -68,9 +68,9 @@ def _noise(shape, key):
     """(W, M, U) for the draws' shape: Rayleigh(1) = Weibull(2, √2), double-sided Maxwell
     (χ₃ with a random sign), U(0, 1), from three uniforms and one normal z: W = √(-2 log
     u₀), |M| = √(-2 log u₁ + z²) (χ²₂ + χ²₁), and M takes z's sign, which is independent
-    of z² (a fourth uniform for the sign made this 1.17x slower). Under XLA on CPU, 10⁶
-    triples took 31.5 ms against 45.0 ms with four uniforms and TensorFlow's normal
-    (medians of 40, one run), 36.7 ms with four uniforms and ``_rng.normal``."""
+    of z² (a fourth uniform for the sign made this 1.20x slower). Under XLA on CPU, 10⁶
+    triples took 29.8 ms against 45.9 ms with four uniforms and TensorFlow's normal
+    (medians of 40, one run), 35.8 ms with four uniforms and ``_rng.normal``."""
     uniform = tf.random.stateless_uniform(tf.concat([[3], shape], 0), seed=key, alg=_rng.ALG,
                                           minval=TINY)  # [3, *shape] in (0, 1)
     z = _rng.normal(shape, _rng.fold_in(key, 1))

@@ -98,11 +98,13 @@ def test_half_precision_is_drawn_in_float32():
 
 
 def _reference(words: np.ndarray) -> np.ndarray:
-    """The exact value of :func:`_rng.from_bits` for uint32 or uint64 words."""
+    """The exact value of :func:`_rng.from_bits` for uint32 or uint64 words: the word as
+    a signed integer j gives the sign, and u = |j + ½|·2⁻ʷ."""
     width = words.dtype.itemsize * 8
-    k = (words >> words.dtype.type(1)).astype(np.float64)
-    z = -special.ndtri((k + 0.5) * 2.0**-width)
-    return np.where(words & words.dtype.type(1), -z, z)
+    j = words.view(np.int32 if width == 32 else np.int64)
+    k = np.where(j < 0, -(j + 1), j)  # |j + ½| = k + ½
+    z = -special.ndtri((k.astype(np.float64) + 0.5) * 2.0**-width)
+    return np.where(j < 0, -z, z)
 
 
 def _words(dtype) -> np.ndarray:
@@ -111,12 +113,12 @@ def _words(dtype) -> np.ndarray:
     width = info.bits
     rng = np.random.default_rng(15)
     random = rng.integers(0, info.max, size=200_000, dtype=dtype, endpoint=True)
-    # u = (k + ½)·2⁻ʷ near 0.075 (central | tail) and e⁻²⁵ (PPND16's far tail).
+    # u = (k + ½)·2⁻ʷ near 0.075 (central | tail) and e⁻²⁵ (PPND16's far tail), either sign.
     ks = [int(0.075 * 2.0**width), int(np.exp(-25.0) * 2.0**width)]
     near = [k + d for k in ks for d in range(-3, 4) if k + d >= 0]
-    edges = [0, 1, 2, 3, 2**(width - 1) - 2, 2**(width - 1) - 1, 2**(width - 1)]
-    special_words = [2 * k + sign for k in near + edges for sign in (0, 1) if 2 * k + sign
-                     <= info.max] + [info.max, info.max - 1]
+    edges = [0, 1, 2, 3, 2**(width - 1) - 2, 2**(width - 1) - 1]
+    # k ≥ 0 is the word k (j = k) or the word 2ʷ - 1 - k (j = -k - 1).
+    special_words = [w for k in near + edges for w in (k, info.max - k)]
     return np.concatenate([random, np.array(special_words, dtype=dtype)])
 
 
