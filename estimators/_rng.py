@@ -65,7 +65,7 @@ def compiling_for_xla() -> bool:
 # branch is numerator / denominator, coefficients from the highest power down.
 # Central branch, |u - ½| ≤ 0.425, in r = 0.180625 - (u - ½)², times (u - ½).
 # Tail branches in r = √(-log u) - 1.6 (r + 1.6 ≤ 5) and r = √(-log u) - 5 (beyond).
-_PPND7 = (
+PPND7 = (
     ((5.9109374720e+01, 1.5929113202e+02, 5.0434271938e+01, 3.3871327179e+00),
      (6.7187563600e+01, 7.8757757664e+01, 1.7895169469e+01, 1.0)),
     ((1.7023821103e-01, 1.3067284816e+00, 2.7568153900e+00, 1.4234372777e+00),
@@ -190,7 +190,7 @@ def from_bits(bits):
     if bits.dtype == tf.uint64:
         signed, working, branches = tf.int64, tf.float64, _PPND16
     else:
-        signed, working, branches = tf.int32, tf.float32, _PPND7
+        signed, working, branches = tf.int32, tf.float32, PPND7
     width = bits.dtype.size * 8
     # The word as a signed integer j: z takes j's sign, and |j + ½| = k + ½ with k the
     # other w - 1 bits (k = j, or -j - 1 for j < 0).

@@ -4,11 +4,13 @@ asv times each number in a process of its own, at different moments; this prints
 ratios the targets are stated in, both sides timed in one process with calls
 alternating, so that load from other work on a shared machine hits both alike:
 
-* compiled core samples/s against the RNG floor at 1,000 × 1,000 (target ≥ 0.7x);
+* the compiled core against the RNG floor at 1,000 × 1,000 (target ≥ 0.8x) and against
+  the same estimator written in JAX, when the ``compare`` extra is installed (≥ 1.2x);
+* every estimator's evaluations of f per second against the floor's draws (≥ 0.5x);
 * the normal samplers: gradvar's against TensorFlow's and uniforms alone, 10^6 draws
   averaged, XLA and graph, float32 and float64;
 * XLA against graph mode at every shape bench_core times (target: XLA at least as fast);
-* the lab's batches experiment, loop against one compiled call (target ≥ 1,000x);
+* the lab's batches experiment, loop against one compiled call (target ≥ 5,000x);
 * peak memory of the largest case, 10^8 samples × 10 replicates in batches of 10^5, in a
   fresh process, since a process's peak includes everything it did before (< 1.5 GB;
   read from /proc, so Linux only).
@@ -25,7 +27,7 @@ import sys
 
 from bench.lab_setups import batches_experiment
 
-from . import bench_core, workloads
+from . import bench_core, jax_reference, workloads
 
 N = R = 1000
 LARGEST = ("reparameterization", 10**8, 10, 10**5)
@@ -33,20 +35,59 @@ LARGEST = ("reparameterization", 10**8, 10, 10**5)
 
 def paired_medians(first, second, rounds: int) -> tuple[float, float]:
     """Median seconds of ``first`` and ``second``, called alternately after a warm-up."""
-    first(), second()
-    pairs = [(workloads.seconds(first, 1)[0], workloads.seconds(second, 1)[0])
-             for _ in range(rounds)]
-    return tuple(statistics.median(side) for side in zip(*pairs))
+    return alternating_medians([first, second], rounds)
+
+
+def alternating_medians(runs: list, rounds: int) -> tuple[float, ...]:
+    """Median seconds of each of ``runs``, every one called once a round after a warm-up,
+    so that load from other work hits them alike."""
+    for run in runs:
+        run()
+    rows = [[workloads.seconds(run, 1)[0] for run in runs] for _ in range(rounds)]
+    return tuple(statistics.median(side) for side in zip(*rows))
 
 
 def core_against_floor(rounds: int) -> None:
-    print(f"\n| estimator (XLA, n = R = {N:,}) | core samples/s | floor samples/s | core/floor |")
-    print("|---|---|---|---|")
+    """The headline: the core against the RNG floor and, with the ``compare`` extra,
+    against the same estimator written in JAX (targets ≥ 0.8x the floor, ≥ 1.2x JAX)."""
+    jax = jax_reference.available()
+    print(f"\n| estimator (XLA, n = R = {N:,}) | core ms | floor ms | JAX ms | core/floor "
+          "| core/JAX |")
+    print("|---|---|---|---|---|---|")
     floor = workloads.rng_floor(N, R)
     for estimator in ("reparameterization", "score_function"):
-        core_s, floor_s = paired_medians(workloads.core(estimator, N, R), floor, rounds)
-        print(f"| {estimator} | {N * R / core_s:.3g} | {N * R / floor_s:.3g} | "
-              f"{floor_s / core_s:.2f}x |", flush=True)
+        runs = [workloads.core(estimator, N, R), floor]
+        if jax:
+            runs.append(jax_reference.core(estimator, N, R))
+        times = alternating_medians(runs, rounds)
+        core_s, floor_s = times[:2]
+        jax_text = (f"{times[2] * 1e3:.2f} | ", f"{times[2] / core_s:.2f}x") if jax \
+            else ("not installed | ", "-")
+        print(f"| {estimator} | {core_s * 1e3:.2f} | {floor_s * 1e3:.2f} | {jax_text[0]}"
+              f"{floor_s / core_s:.2f}x | {jax_text[1]} |", flush=True)
+    if jax:
+        print(f"(JAX {jax_reference.version()}, jit(grad), its default PRNG; ratios are "
+              "speeds: the other's time over the core's)")
+
+
+def per_evaluation_of_f(rounds: int) -> None:
+    """Every estimator's evaluations of f per second against the floor's draws per second
+    (target ≥ 0.5x): what an estimator costs per use of the cost function, beyond the
+    random numbers. Estimators for discrete latents are timed on bernoulli_toy."""
+    print(f"\n| estimator (XLA, n = R = {N:,}, one batch) | f evals / estimate | core ms | "
+          "floor ms | f evals/s ÷ floor draws/s |")
+    print("|---|---|---|---|---|")
+    floor = workloads.rng_floor(N, R)
+    for estimator in bench_core.Estimators.params[0]:
+        try:
+            core = workloads.core(estimator, N, R)
+        except NotImplementedError:
+            continue
+        evals = workloads.f_evals(estimator, N)
+        core_s, floor_s = paired_medians(core, floor, rounds)
+        ratio = (evals * R / core_s) / (N * R / floor_s)
+        print(f"| {estimator} | {evals:,} | {core_s * 1e3:.2f} | {floor_s * 1e3:.2f} | "
+              f"{ratio:.2f}x |", flush=True)
 
 
 def xla_against_graph(rounds: int) -> None:
@@ -107,6 +148,7 @@ def peak_memory() -> None:
 
 SECTIONS = {
     "core": core_against_floor,
+    "per_f": per_evaluation_of_f,
     "xla": xla_against_graph,
     "normals": normal_samplers,
     "lab": lambda rounds: lab_speedup(),

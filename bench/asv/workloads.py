@@ -126,6 +126,14 @@ def core(estimator: str, n_samples: int, n_replicates: int, batch_size: int | No
     return run
 
 
+def f_evals(estimator: str, n_samples: int) -> int:
+    """Evaluations of f behind one estimate of ``estimator`` on its timed problem."""
+    with skip_if_not_applicable(estimator):
+        timed, at = problem_for(estimator)
+        return E.get_estimator(estimator).f_evals_per_estimate(timed, at, n_samples,
+                                                               n_samples)
+
+
 def rng_floor(n_samples: int, n_replicates: int, backend: str = "xla", device: str = "cpu"):
     """The cheapest program with the core's randomness: ``() -> [R]``.
 

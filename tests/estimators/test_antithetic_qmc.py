@@ -136,3 +136,20 @@ def test_runs_under_xla(estimator):
     p = E.problems.get("gaussian_cos", k=2.0)
     estimates = E.estimate(estimator, p, (0.3, 0.5), n_samples=100, n_replicates=2000, seed=54)
     assert_within_se(estimates, p.true_gradient((0.3, 0.5)))
+
+
+def test_qmc_quantile_in_float32_matches_scipy():
+    """QMC's float32 Φ⁻¹ (a rational approximation on the tail mass min(u, 1 - u))."""
+    import scipy.stats
+
+    from estimators import sampling
+    from estimators._runtime import tf
+
+    u = np.concatenate([np.linspace(1e-16, 1 - 1e-16, 200_001),
+                        [sampling.EDGE, 1e-10, 0.5, 1 - 1e-10, 1 - sampling.EDGE]])
+    got = sampling._quantile(tf.constant(u), tf.float32).numpy().astype(np.float64)
+    exact = scipy.stats.norm.ppf(u)
+    tails = np.abs(exact) > 1
+    assert np.max(np.abs(got - exact)[tails] / np.abs(exact[tails])) < 5e-6
+    assert np.max(np.abs(got - exact)[~tails]) < 1e-6
+    assert np.all(np.sign(got) == np.sign(exact))
