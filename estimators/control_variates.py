@@ -89,9 +89,16 @@ class ControlVariate:
 # -- leave-one-out baselines ----------------------------------------------------------------
 
 def leave_one_out_sum(values):
-    """Σ_{k≠i} values_k along axis 0, without the cancellation of ``total - values_i``."""
-    return (tf.cumsum(values, axis=0, exclusive=True)
-            + tf.cumsum(values, axis=0, exclusive=True, reverse=True))
+    """Σ_{k≠i} values_k along axis 0, as ``total - values_i`` in float64.
+
+    In float64 the subtraction's error is ~1e-16 · |values_i|, below float32's rounding
+    of the result unless one value exceeds the sum of the others ~10⁸-fold. Exclusive
+    cumulative sums from both ends avoid even that, but XLA on CPU lowers a cumsum to a
+    reduce-window over the whole axis, O(n²): at n = 1,000 × 1,000 replicates the two
+    took 23.5 ms against 6.0 ms for this (medians of 21, one run), 2-4x the estimator's
+    whole time."""
+    wide = tf.cast(values, tf.float64)
+    return tf.cast(tf.reduce_sum(wide, axis=0, keepdims=True) - wide, values.dtype)
 
 
 def _loo_terms(identity, problem, dist, x, theta, context=None):
