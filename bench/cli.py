@@ -117,8 +117,9 @@ def cmd_run(args) -> int:
         print(f"training: {_describe_training(meta)}")
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(summary(frame).to_string(index=False, float_format="{:.3g}".format))
-    if mixed_timing(frame):
-        print(mixed_timing(frame))
+    note = mixed_timing(frame)
+    if note:
+        print(note)
     if args.report:
         return _report(path, None, progress=not args.no_progress)
     return 0

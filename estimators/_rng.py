@@ -65,7 +65,7 @@ def compiling_for_xla() -> bool:
 # branch is numerator / denominator, coefficients from the highest power down.
 # Central branch, |u - ½| ≤ 0.425, in r = 0.180625 - (u - ½)², times (u - ½).
 # Tail branches in r = √(-log u) - 1.6 (r + 1.6 ≤ 5) and r = √(-log u) - 5 (beyond).
-PPND7 = (
+_PPND7 = (
     ((5.9109374720e+01, 1.5929113202e+02, 5.0434271938e+01, 3.3871327179e+00),
      (6.7187563600e+01, 7.8757757664e+01, 1.7895169469e+01, 1.0)),
     ((1.7023821103e-01, 1.3067284816e+00, 2.7568153900e+00, 1.4234372777e+00),
@@ -121,6 +121,19 @@ def upper_quantile(u, branches):
     numerator = tf.where(central, q * _horner(rc, a), tail_num)
     denominator = tf.where(central, _horner(rc, b), tail_den)
     return numerator, denominator
+
+
+def tail_quantile(u, negative):
+    """Φ⁻¹ from a tail mass: -Φ⁻¹(u) ≥ 0 for u in (0, ½] (float32: PPND7, float64:
+    PPND16), negated where ``negative``. The sign last, by a select: other placements
+    (sign bit flipped by xor, numerator signed before the division, multiplying by
+    j / |j|) stop LLVM from vectorizing the loop when XLA fuses the draws into a reduction
+    over a few rows (the engine's batch mean at batch_size 10), which then ran 2x slower
+    than TensorFlow's sampler."""
+    branches = _PPND16 if u.dtype == tf.float64 else _PPND7
+    numerator, denominator = upper_quantile(u, branches)
+    magnitude = numerator / denominator
+    return tf.where(negative, -magnitude, magnitude)
 
 
 def normal(shape, seed, dtype=tf.float32):
@@ -188,21 +201,16 @@ def from_bits(bits):
     """The normals :func:`normal` makes under XLA from Philox words ``bits``: float32 from
     uint32, float64 from uint64 (any backend; exposed for tests of the extreme words)."""
     if bits.dtype == tf.uint64:
-        signed, working, branches = tf.int64, tf.float64, _PPND16
+        signed, working = tf.int64, tf.float64
     else:
-        signed, working, branches = tf.int32, tf.float32, PPND7
+        signed, working = tf.int32, tf.float32
     width = bits.dtype.size * 8
     # The word as a signed integer j: z takes j's sign, and |j + ½| = k + ½ with k the
     # other w - 1 bits (k = j, or -j - 1 for j < 0).
     shifted = tf.cast(tf.bitcast(bits, signed), working) + 0.5  # j + ½
     u = tf.abs(shifted) * 2.0**-width  # (0, ½]: ½ only by rounding
-    numerator, denominator = upper_quantile(u, branches)
-    magnitude = numerator / denominator
-    # The sign last, by a select: other placements (sign bit flipped by xor, numerator
-    # signed before the division, multiplying by j / |j|) stop LLVM from vectorizing the
-    # loop when XLA fuses the draws into a reduction over a few rows (the engine's batch
-    # mean at batch_size 10), which then ran 2x slower than TensorFlow's sampler.
-    return tf.where(shifted < 0, -magnitude, magnitude)
+    return tail_quantile(u, shifted < 0)
 
 
-__all__ = ["ALG", "seed_pair", "fold_in", "compiling_for_xla", "normal", "from_bits"]
+__all__ = ["ALG", "seed_pair", "fold_in", "compiling_for_xla", "normal", "from_bits",
+           "tail_quantile"]

@@ -79,7 +79,7 @@ class Ratios:
         else:
             other = workloads.rng_floor(1000, N_REPLICATES)
         core = workloads.core(estimator, 1000, N_REPLICATES)
-        core_s, other_s = figures.paired_medians(core, other, self.rounds)
+        core_s, other_s = figures.alternating_medians([core, other], self.rounds)
         self.ratio = other_s / core_s
 
     def track_speed_ratio(self, estimator, against):

@@ -33,11 +33,6 @@ N = R = 1000
 LARGEST = ("reparameterization", 10**8, 10, 10**5)
 
 
-def paired_medians(first, second, rounds: int) -> tuple[float, float]:
-    """Median seconds of ``first`` and ``second``, called alternately after a warm-up."""
-    return alternating_medians([first, second], rounds)
-
-
 def alternating_medians(runs: list, rounds: int) -> tuple[float, ...]:
     """Median seconds of each of ``runs``, every one called once a round after a warm-up,
     so that load from other work hits them alike."""
@@ -84,7 +79,7 @@ def per_evaluation_of_f(rounds: int) -> None:
         except NotImplementedError:
             continue
         evals = workloads.f_evals(estimator, N)
-        core_s, floor_s = paired_medians(core, floor, rounds)
+        core_s, floor_s = alternating_medians([core, floor], rounds)
         ratio = (evals * R / core_s) / (N * R / floor_s)
         print(f"| {estimator} | {evals:,} | {core_s * 1e3:.2f} | {floor_s * 1e3:.2f} | "
               f"{ratio:.2f}x |", flush=True)
@@ -102,7 +97,7 @@ def xla_against_graph(rounds: int) -> None:
                           for backend in ("xla", "graph"))
         except NotImplementedError:
             continue
-        xla_s, graph_s = paired_medians(xla, graph, rounds)
+        xla_s, graph_s = alternating_medians([xla, graph], rounds)
         print(f"| {estimator} | {batch or 'all'} | {xla_s * 1e3:.2f} | {graph_s * 1e3:.2f} | "
               f"{graph_s / xla_s:.2f}x |", flush=True)
 
@@ -113,15 +108,9 @@ def normal_samplers(rounds: int, n: int = 10**6) -> None:
     for backend in ("xla", "graph"):
         runs = {(sampler, dtype): workloads.draw_and_average(sampler, n, dtype, backend)
                 for sampler in workloads.DRAWS for dtype in ("float32", "float64")}
-        for run in runs.values():
-            run()  # compiles
-        times = {key: [] for key in runs}
-        for _ in range(rounds):  # every sampler once a round, so load hits all alike
-            for key, run in runs.items():
-                times[key] += workloads.seconds(run, 1)
+        times = dict(zip(runs, alternating_medians(list(runs.values()), rounds)))
         for sampler in workloads.DRAWS:
-            row = [statistics.median(times[sampler, dtype]) * 1e3
-                   for dtype in ("float32", "float64")]
+            row = [times[sampler, dtype] * 1e3 for dtype in ("float32", "float64")]
             print(f"| {sampler} | {backend} | {row[0]:.2f} | {row[1]:.2f} |", flush=True)
 
 
