@@ -72,6 +72,8 @@ class ControlVariate:
         over x, or None when the estimate is not a mean of iid terms.
       exact_moments: ``(problem, θ [d], batch_size) -> (mean, variance)`` of its own.
       check: ``(label, problem, dist) -> None`` raising NotApplicableError.
+      forward_mode: Keeps an identity's forward-mode programs (``Identity.forward_mode``);
+        False where that was measured slower.
     """
 
     name: str
@@ -84,6 +86,7 @@ class ControlVariate:
     per_sample: Callable | None = None
     exact_moments: Callable | None = None
     check: Callable | None = None
+    forward_mode: bool = True
 
 
 # -- leave-one-out baselines ----------------------------------------------------------------
@@ -321,7 +324,7 @@ CONTROL_VARIATES = {
     "batch_optimal": ControlVariate(
         "batch_optimal", "leave-one-out estimate of the optimal baseline E[f s²]/E[s²] per "
         "component", samplings=("iid",), min_batch=2,
-        surrogate=_batch_optimal_surrogate,
+        surrogate=_batch_optimal_surrogate, forward_mode=False,
         exact_moments=truth.no_exact_form(
             "the leave-one-out optimal baseline is a ratio of sums over the batch, with no "
             "exact variance by quadrature")),

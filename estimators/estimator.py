@@ -171,6 +171,12 @@ class Estimator:
         return self.identity.pathwise
 
     @property
+    def forward_mode(self) -> bool:
+        """Whether its programs for one parameter may differentiate in forward mode
+        (``estimators.engine``)."""
+        return self.identity.forward_mode and CONTROL_VARIATES[self.control_variate].forward_mode
+
+    @property
     def min_batch(self) -> int:
         return max(self.identity.min_batch, CONTROL_VARIATES[self.control_variate].min_batch,
                    2 if self.sampling == "antithetic" else 1)

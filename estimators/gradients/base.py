@@ -58,6 +58,8 @@ class Identity:
         identities with their own exact form; None to integrate ``per_sample``.
       check: ``(label, problem, dist, θ [d], batch_size) -> None`` raising
         NotApplicableError, for conditions of its own.
+      forward_mode: Its programs for one parameter may differentiate in forward mode
+        (``estimators.engine``: measured faster under XLA for these identities only).
       settings: Numeric options of this identity alone, ``((name, default, meaning, low),
         ...)`` with ``low`` an exclusive lower bound or None, e.g. a relaxation's
         temperature; ``surrogate`` and ``exact_moments`` receive them as keyword arguments.
@@ -81,4 +83,5 @@ class Identity:
     f_evals: Callable = per_draw
     exact_moments: Callable | None = None
     check: Callable | None = None
+    forward_mode: bool = False
     settings: tuple[tuple[str, float, str, float | None], ...] = ()

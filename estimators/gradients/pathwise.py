@@ -30,4 +30,5 @@ IDENTITY = Identity(
     needs_reparameterization=True,
     samplings=("iid", "antithetic", "qmc"),
     control_variates=("none", "delta"),
+    forward_mode=True,
 )

@@ -29,4 +29,5 @@ IDENTITY = Identity(
     per_sample=per_sample,
     samplings=("iid", "antithetic", "qmc"),
     control_variates=("none", "loo", "batch_optimal", "delta"),
+    forward_mode=True,
 )
