@@ -30,3 +30,10 @@ def test_jax_version_is_the_same_estimator(estimator):
 def test_unwritten_estimators_and_missing_jax_are_skips():
     with pytest.raises(NotImplementedError, match="no JAX version of 'trapz'"):
         jax_reference.core("trapz", N, R)
+
+
+def test_jax_alone_times_the_jax_version_in_a_fresh_process():
+    from bench.asv import figures
+
+    seconds = figures.jax_alone("score_function", rounds=2)
+    assert 0 < seconds < 10
