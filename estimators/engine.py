@@ -10,17 +10,18 @@ The gradient is taken in reverse mode (one ``tf.GradientTape`` per batch), excep
 one parameter (d = 1) under XLA with batches of at least ``FORWARD_MIN_BATCH`` samples,
 for the estimators that opt in (``Estimator.forward_mode``): there one forward-mode pass
 (``tf.autodiff.ForwardAccumulator``, tangent 1 for every replicate) carries dθ with the
-values and ends in one reduction over the samples. Reverse mode ends in one reduction
-per place θ meets the samples (x = θ + ε and f(x, θ): two), and XLA on CPU runs the
-reduction of a product through a slower loop than others (it hands only the latter to
-its YNNPACK kernels): at 1,000 × 1,000 forward mode was 1.31x as fast for
+values and ends in one reduction over the samples. Reverse mode ends in one reduction,
+over a materialized product, per place θ meets the samples (x = θ + ε and f(x, θ):
+two): at 1,000 × 1,000 forward mode was 1.31x as fast for
 ``reparameterization``, 1.43x for ``score_function``, 1.1-1.2x for their antithetic,
 QMC, loo and delta variants and ``rebar`` (one run, medians of 15). Where it was
 slower the engine keeps reverse mode: measure_valued (0.44x), trapz (0.74x), the
 relaxations (0.85x), batch_optimal (0.92x), the graph backend (score_function 0.76x,
 rebar 0.56x) and batches of 10 (score_function 0.71x, rebar 0.23x; batches of 100:
-1.1-1.2x faster). Both modes give the same estimates up to float32 rounding
-(tests/estimators/test_differentiation.py).
+1.1-1.2x faster). TensorFlow's forward mode ignores custom gradients and cannot trace
+some constructs (``tf.map_fn``, ``tf.scan``, ``tf.recompute_grad``): a forward trace
+that holds the one or fails on the other is traced again in reverse mode. Both modes
+give the same estimates up to float32 rounding (tests/estimators/test_differentiation.py).
 
 Programs are cached per (estimator, problem, n_samples, n_replicates, batch_size,
 backend) and take θ, the key and the window as tensors of fixed shape, so calling again
@@ -50,6 +51,7 @@ _checked: "weakref.WeakKeyDictionary[Problem, bool]" = weakref.WeakKeyDictionary
 _applicable: "weakref.WeakKeyDictionary[Problem, set]" = weakref.WeakKeyDictionary()
 
 __all__ = ["BACKENDS", "DEVICE", "FORWARD_MIN_BATCH", "Program", "choose_differentiation",
+           "has_custom_gradients",
            "estimate", "program"]
 
 
@@ -62,7 +64,9 @@ class Program:
     Attributes:
       estimator, problem, n_samples, n_replicates, batch_size, backend: What it computes.
       differentiation: "forward" or "reverse" (module docstring); given to the constructor
-        to override the engine's choice (tests compare the two).
+        to override the engine's choice (tests compare the two). A program in forward mode
+        turns to reverse mode at its first call when its trace holds a custom gradient or
+        forward mode cannot trace it.
       trace_count: How many times TensorFlow traced the program (1 after the first call;
         2 when a forward-mode trace held a custom gradient and was traced again in
         reverse mode).
@@ -78,17 +82,19 @@ class Program:
         self.trace_count = 0
         if differentiation is None:
             differentiation = choose_differentiation(estimator, problem, batch_size, backend)
-        elif differentiation not in _DIFFERENTIATE:
+        elif not isinstance(differentiation, str) or differentiation not in _DIFFERENTIATE:
             raise ValueError("differentiation must be 'forward', 'reverse' or None (the "
                              f"engine's choice), got {differentiation!r}.")
-        if differentiation == "forward" and (problem.dim != 1 or backend == "eager"):
-            raise ValueError("differentiation='forward' needs a problem with one parameter "
-                             f"and a compiled backend; problem '{problem.name}' has "
-                             f"{problem.dim}, backend is {backend!r}.")
+        if differentiation == "forward" and problem.dim != 1:
+            raise ValueError("differentiation='forward' needs a problem with one parameter; "
+                             f"problem '{problem.name}' has {problem.dim} parameters.")
+        if differentiation == "forward" and backend == "eager":
+            raise ValueError("differentiation='forward' needs a compiled backend ('xla' or "
+                             "'graph'), got backend 'eager'.")
         self.differentiation = differentiation
         self.compile_time_s = None
         self._windows: dict[tuple, tuple] = {}
-        self._inputs: dict[tuple, tuple] = {}  # θ → (θ, window) as tensors
+        self._inputs: dict[tuple, tuple] = {}  # θ → (θ, window) as tensors, the latest few
         self._compiled = None  # the one concrete function (graph and XLA backends)
 
         self._function = self._new_function()
@@ -152,6 +158,8 @@ class Program:
         vector = self.problem.theta_vector(theta)
         key = tuple(vector.tolist())
         if key not in self._inputs:
+            if len(self._inputs) >= _CACHED_INPUTS:  # a sweep over θ: keep memory bounded
+                del self._inputs[next(iter(self._inputs))]
             self._inputs[key] = (tf.constant(vector, tf.float32),
                                  tf.constant(self.window(vector), tf.float32))
         theta_tensor, window = self._inputs[key]
@@ -179,16 +187,31 @@ class Program:
             # directly: a tf.function call spends ~0.2 ms (measured) on matching the
             # arguments to a trace, ~3% of a 1,000 × 1,000 program.
             with tracing_rng():
-                compiled = self._function.get_concrete_function()
-                if self.differentiation == "forward" and custom_gradients(compiled.graph):
-                    # Forward mode differentiates what a tf.custom_gradient computes, not
-                    # the gradient it declares (TFP's implicit reparameterization of Gamma
-                    # and Beta draws): estimates would be silently wrong. Trace again.
+                compiled = self._forward_trace() if self.differentiation == "forward" else None
+                if compiled is None:
                     self.differentiation = "reverse"
                     self._function = self._new_function()
                     compiled = self._function.get_concrete_function()
             self._compiled = compiled
         return self._compiled(*args)
+
+    def _forward_trace(self):
+        """The forward-mode trace, or None where forward mode cannot be trusted:
+
+        * the trace holds a custom gradient: forward mode differentiates what a
+          ``tf.custom_gradient`` computes, not the gradient it declares (TFP's implicit
+          reparameterization of Gamma and Beta draws), so estimates would be silently
+          wrong;
+        * tracing fails: TensorFlow's forward mode cannot go through some constructs
+          reverse mode handles (``tf.map_fn`` and ``tf.scan`` in a cost,
+          ``tf.recompute_grad``); the reverse trace then gets to succeed or to report
+          the problem's own error.
+        """
+        try:
+            compiled = self._function.get_concrete_function()
+        except Exception:  # noqa: BLE001 - any failure: reverse mode decides
+            return None
+        return None if has_custom_gradients(compiled.graph) else compiled
 
 
 FORWARD_MIN_BATCH = 100
@@ -222,9 +245,13 @@ def _forward(surrogate, theta_r):
 _DIFFERENTIATE = {"reverse": _reverse, "forward": _forward}
 
 
-def custom_gradients(graph) -> bool:
+_CACHED_INPUTS = 64
+
+
+def has_custom_gradients(graph) -> bool:
     """Whether a traced program (or a function or loop body in it) holds a
-    ``tf.custom_gradient``, which TensorFlow's forward mode does not apply."""
+    ``tf.custom_gradient`` or any other gradient override (``gradient_override_map``,
+    ``tf.grad_pass_through``), which TensorFlow's forward mode does not apply."""
     definition = graph.as_graph_def()
     nodes = [*definition.node,
              *(node for function in definition.library.function for node in function.node_def)]

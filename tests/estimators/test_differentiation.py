@@ -94,8 +94,9 @@ def test_programs_record_their_mode():
 
 def test_a_mode_that_does_not_exist_or_apply_is_refused():
     estimator = E.get_estimator("score_function")
-    with pytest.raises(ValueError, match="differentiation must be"):
-        Program(estimator, NORMAL, 100, 4, 100, "xla", differentiation="sideways")
+    for wrong in ("sideways", "Forward", [], 1):
+        with pytest.raises(ValueError, match="differentiation must be"):
+            Program(estimator, NORMAL, 100, 4, 100, "xla", differentiation=wrong)
     with pytest.raises(ValueError, match="one parameter"):
         Program(estimator, E.problems.get("gaussian_square"), 100, 4, 100, "xla",
                 differentiation="forward")
@@ -131,3 +132,38 @@ def test_the_exact_gradient_under_beta_one_in_the_engine_s_own_choice():
                            seed=4)[:, 0]
     se = estimates.std(ddof=1) / np.sqrt(len(estimates))
     assert abs(estimates.mean() - 22 / 144) < 5 * se
+
+
+def _mapped_cost(x, theta):
+    return tf.map_fn(lambda row: tf.sin(row) * row, x) + 0.0 * theta
+
+
+def _scanned_cost(x, theta):
+    return tf.scan(lambda carry, row: tf.sin(row) * row, x) + 0.0 * theta
+
+
+def _recomputed_cost(x, theta):
+    return tf.recompute_grad(lambda z: tf.sin(z) * z)(x) + 0.0 * theta
+
+
+@pytest.mark.parametrize("cost", [_mapped_cost, _scanned_cost, _recomputed_cost],
+                         ids=["map_fn", "scan", "recompute_grad"])
+def test_costs_forward_mode_cannot_trace_run_in_reverse_mode(cost):
+    """TensorFlow's forward mode fails on tf.map_fn / tf.scan / tf.recompute_grad, which
+    reverse mode differentiates: the engine's choice must not turn them into errors."""
+    problem = E.Problem(name=f"sin_{cost.__name__}", dist=lambda t: tfd.Normal(t, 1.0),
+                        cost=lambda x, t: tf.sin(x) * x)
+    looped = E.Problem(name=f"looped{cost.__name__}", dist=lambda t: tfd.Normal(t, 1.0),
+                       cost=cost)
+    program = E.program("reparameterization", looped, 0.5, 1000, n_replicates=200)
+    estimates = program(0.5, 1)[:, 0]
+    assert program.differentiation == "reverse"
+    se = estimates.std(ddof=1) / np.sqrt(len(estimates))
+    assert abs(estimates.mean() - problem.true_gradient(0.5)[0]) < 5 * se
+
+
+def test_the_cache_of_input_tensors_stays_small_over_a_sweep_of_theta():
+    program = E.program("score_function", NORMAL, -1.0, 100, n_replicates=4)
+    for theta in np.linspace(-2.0, 1.0, 200):
+        program(float(theta), 0)
+    assert len(program._inputs) <= 64
