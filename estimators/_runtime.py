@@ -132,14 +132,15 @@ def _philox_by_default(original):
     return get_key_counter_alg
 
 
-def _fast_normals(samplers):
-    """TFP's ``samplers.normal`` drawing with ``_rng.normal`` under XLA, or None when this
-    TFP's function is not the one this was written for (then it is left alone)."""
+@functools.lru_cache(maxsize=None)
+def _fast_normals(samplers, original):
+    """TFP's ``samplers.normal`` (``original``) drawing with ``_rng.normal`` under XLA, or
+    None when this TFP's function is not the one this was written for (then it is left
+    alone). Built once: :func:`tracing_rng` is entered on every call of a training step."""
     import inspect
 
     from estimators import _rng  # _rng imports this module
 
-    original = samplers.normal
     try:
         parameters = tuple(inspect.signature(original).parameters)
     except (TypeError, ValueError):
@@ -174,7 +175,7 @@ def tracing_rng():
 
     with _patch_lock:
         original_alg, original_normal = random_ops_util.get_key_counter_alg, samplers.normal
-        fast = _fast_normals(samplers)
+        fast = _fast_normals(samplers, original_normal)
         random_ops_util.get_key_counter_alg = _philox_by_default(original_alg)
         if fast is not None:
             samplers.normal = fast

@@ -51,8 +51,10 @@ _checked: "weakref.WeakKeyDictionary[Problem, bool]" = weakref.WeakKeyDictionary
 _applicable: "weakref.WeakKeyDictionary[Problem, set]" = weakref.WeakKeyDictionary()
 
 __all__ = ["BACKENDS", "DEVICE", "FORWARD_MIN_BATCH", "Program", "choose_differentiation",
-           "has_custom_gradients",
-           "estimate", "program"]
+           "estimate", "has_custom_gradients", "program"]
+
+_CACHED_INPUTS = 64
+"""θ values whose input tensors a program keeps (the latest), so a sweep stays bounded."""
 
 
 class Program:
@@ -68,8 +70,8 @@ class Program:
         turns to reverse mode at its first call when its trace holds a custom gradient or
         forward mode cannot trace it.
       trace_count: How many times TensorFlow traced the program (1 after the first call;
-        2 when a forward-mode trace held a custom gradient and was traced again in
-        reverse mode).
+        2 when a forward-mode trace held a custom gradient or failed and was traced again
+        in reverse mode).
       compile_time_s: Seconds the first call took (tracing plus XLA compilation), or
         None before it.
     """
@@ -158,7 +160,7 @@ class Program:
         vector = self.problem.theta_vector(theta)
         key = tuple(vector.tolist())
         if key not in self._inputs:
-            if len(self._inputs) >= _CACHED_INPUTS:  # a sweep over θ: keep memory bounded
+            if len(self._inputs) >= _CACHED_INPUTS:
                 del self._inputs[next(iter(self._inputs))]
             self._inputs[key] = (tf.constant(vector, tf.float32),
                                  tf.constant(self.window(vector), tf.float32))
@@ -243,9 +245,6 @@ def _forward(surrogate, theta_r):
 
 
 _DIFFERENTIATE = {"reverse": _reverse, "forward": _forward}
-
-
-_CACHED_INPUTS = 64
 
 
 def has_custom_gradients(graph) -> bool:
