@@ -134,9 +134,18 @@ def _qmc_draw(problem, dist, theta, n, key, pathwise):
         points = tf.constant(sobol_points(n, size)[:, np.newaxis, :])
         shift = tf.random.stateless_uniform([1, replicates, size], seed=key,
                                             dtype=tf.float64, alg=_rng.ALG)
-    u = tf.clip_by_value(tf.math.floormod(points + shift, 1.0), EDGE, 1.0 - EDGE)
+    u = tf.clip_by_value(shift_mod_1(points, shift), EDGE, 1.0 - EDGE)
     x = loc + scale * _quantile(u, loc.dtype)  # [n, R, *event]
     return x if pathwise else tf.stop_gradient(x)
+
+
+def shift_mod_1(points, shift):
+    """(points + shift) mod 1 for points and shift in [0, 1), by a select: bit for bit
+    ``tf.math.floormod(points + shift, 1.0)`` (the sum is in [0, 2), and sum - 1 is exact
+    on [1, 2)), which XLA on CPU computes with fmod and sign fixes on every element (QMC at
+    1,000 × 1,000: 9.39 ms with floormod, 6.15 ms with this; one run)."""
+    wrapped = points + shift
+    return tf.where(wrapped >= 1.0, wrapped - 1.0, wrapped)
 
 
 def _quantile(u, dtype):

@@ -180,7 +180,7 @@ SECTIONS = {
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=21, help="timed calls per side")
+    parser.add_argument("--rounds", type=int, default=51, help="timed calls per side")
     parser.add_argument("--only", choices=sorted(SECTIONS), help="print one table")
     args = parser.parse_args(argv)
     for name, section in SECTIONS.items():

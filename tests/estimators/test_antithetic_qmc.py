@@ -153,3 +153,20 @@ def test_qmc_quantile_in_float32_matches_scipy():
     assert np.max(np.abs(got - exact)[tails] / np.abs(exact[tails])) < 5e-6
     assert np.max(np.abs(got - exact)[~tails]) < 1e-6
     assert np.all(np.sign(got) == np.sign(exact))
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["graph", "xla"])
+def test_qmc_shift_mod_1_is_floormod_bit_for_bit(jit):
+    """The Cranley–Patterson shift wraps by a select; the same bits as floormod, edges
+    included (a sum just below 1, exactly 1, just below 2)."""
+    from estimators import sampling
+
+    rng = np.random.default_rng(3)
+    below_1 = np.nextafter(1.0, 0.0)
+    points = np.concatenate([rng.random(100_000), [0.0, 0.5, below_1, below_1, 0.25]])
+    shift = np.concatenate([rng.random(100_000), [0.0, 0.5, 0.0, below_1, 0.75]])
+    wrap = tf.function(sampling.shift_mod_1, jit_compile=jit)
+    got = wrap(tf.constant(points), tf.constant(shift)).numpy()
+    expected = tf.math.floormod(tf.constant(points) + tf.constant(shift), 1.0).numpy()
+    np.testing.assert_array_equal(got, expected)
+    assert got.min() >= 0.0 and got.max() < 1.0
