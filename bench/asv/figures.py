@@ -17,11 +17,14 @@ alternating, so that load from other work on a shared machine hits both alike:
 
 Times are medians of ``--rounds`` alternating calls after a warm-up that compiles, each
 timed call preceded by an untimed one of the same program (:func:`alternating_medians`).
+Every ratio is a speed ratio (the other side's time over ours: > 1 means gradvar is
+faster). The run ends with the targets and whether this run met each (:class:`Target`).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import subprocess
 import sys
@@ -32,6 +35,29 @@ from . import bench_core, jax_reference, workloads
 
 N = R = 1000
 LARGEST = ("reparameterization", 10**8, 10, 10**5)
+SPEEDS = "ratios are speeds: the other side's time over ours, > 1 means gradvar is faster"
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """One of the targets the tables measure, with this run's value: met when
+    ``measured ≥ bound`` (or ``< bound`` where ``below``)."""
+
+    workload: str
+    measured: float
+    bound: float
+    unit: str = "x"
+    below: bool = False
+
+    @property
+    def met(self) -> bool:
+        return self.measured < self.bound if self.below else self.measured >= self.bound
+
+    def row(self) -> str:
+        sign = "<" if self.below else "≥"
+        digits = 0 if self.bound >= 100 else 2
+        return (f"| {self.workload} | {self.measured:,.{digits}f}{self.unit} | {sign} "
+                f"{self.bound:,.{digits}f}{self.unit} | {'met' if self.met else 'NOT MET'} |")
 
 
 def alternating_medians(runs: list, rounds: int) -> tuple[float, ...]:
@@ -55,7 +81,7 @@ def alternating_medians(runs: list, rounds: int) -> tuple[float, ...]:
     return tuple(statistics.median(side) for side in zip(*rows))
 
 
-def core_against_floor(rounds: int) -> None:
+def core_against_floor(rounds: int) -> list[Target]:
     """The headline: the core against the RNG floor and, with the ``compare`` extra,
     against the same estimator written in JAX (targets ≥ 0.8x the floor, ≥ 1.2x JAX).
 
@@ -66,26 +92,30 @@ def core_against_floor(rounds: int) -> None:
     """
     jax = jax_reference.available()
     print(f"\n| estimator (XLA, n = R = {N:,}) | core ms | floor ms | JAX ms, alternating "
-          "| JAX ms, alone | core/floor | core/JAX |")
+          "| JAX ms, alone | core speed vs floor | core speed vs JAX |")
     print("|---|---|---|---|---|---|---|")
     floor = workloads.rng_floor(N, R)
+    targets = []
     for estimator in ("reparameterization", "score_function"):
         runs = [workloads.core(estimator, N, R), floor]
         if jax:
             runs.append(jax_reference.core(estimator, N, R))
         times = alternating_medians(runs, rounds)
         core_s, floor_s = times[:2]
+        targets.append(Target(f"{estimator} vs the RNG floor", floor_s / core_s, 0.8))
         if jax:
             alone_s = jax_alone(estimator, rounds)
-            jax_text = (f"{times[2] * 1e3:.2f} | {alone_s * 1e3:.2f}",
-                        f"{min(times[2], alone_s) / core_s:.2f}x")
+            jax_s = min(times[2], alone_s)
+            jax_text = (f"{times[2] * 1e3:.2f} | {alone_s * 1e3:.2f}", f"{jax_s / core_s:.2f}x")
+            targets.append(Target(f"{estimator} vs JAX", jax_s / core_s, 1.2))
         else:
-            jax_text = ("not installed | -", "-")
+            jax_text = ("not installed (make compare) | -", "-")
         print(f"| {estimator} | {core_s * 1e3:.2f} | {floor_s * 1e3:.2f} | {jax_text[0]} | "
               f"{floor_s / core_s:.2f}x | {jax_text[1]} |", flush=True)
-    if jax:
-        print(f"(JAX {jax_reference.version()}, jit(grad), its default PRNG; ratios are "
-              "speeds: the other's time over the core's; core/JAX against the faster JAX)")
+    jax_name = f"JAX {jax_reference.version()}, jit(grad), its default PRNG, taken at the " \
+        "faster of its two times; " if jax else ""
+    print(f"({jax_name}{SPEEDS})")
+    return targets
 
 
 def jax_alone(estimator: str, rounds: int) -> float:
@@ -98,7 +128,7 @@ def jax_alone(estimator: str, rounds: int) -> float:
     return float(child.stdout.split()[-1])
 
 
-def per_evaluation_of_f(rounds: int) -> None:
+def per_evaluation_of_f(rounds: int) -> list[Target]:
     """Every estimator's evaluations of f per second against the floor's draws per second
     (target ≥ 0.5x): what an estimator costs per use of the cost function, beyond the
     random numbers. Estimators for discrete latents are timed on bernoulli_toy."""
@@ -106,6 +136,7 @@ def per_evaluation_of_f(rounds: int) -> None:
           "floor ms | f evals/s ÷ floor draws/s |")
     print("|---|---|---|---|---|")
     floor = workloads.rng_floor(N, R)
+    ratios = {}
     for estimator in bench_core.Estimators.params[0]:
         try:
             core = workloads.core(estimator, N, R)
@@ -113,17 +144,23 @@ def per_evaluation_of_f(rounds: int) -> None:
             continue
         evals = workloads.f_evals(estimator, N)
         core_s, floor_s = alternating_medians([core, floor], rounds)
-        ratio = (evals * R / core_s) / (N * R / floor_s)
+        ratio = ratios[estimator] = (evals * R / core_s) / (N * R / floor_s)
         print(f"| {estimator} | {evals:,} | {core_s * 1e3:.2f} | {floor_s * 1e3:.2f} | "
               f"{ratio:.2f}x |", flush=True)
+    others = {name: ratio for name, ratio in ratios.items()
+              if name not in ("reparameterization", "score_function")}
+    slowest = min(others, key=others.get)
+    return [Target(f"every other estimator, f evals/s vs floor draws/s (slowest: {slowest})",
+                   others[slowest], 0.5)]
 
 
-def xla_against_graph(rounds: int) -> None:
-    print("\n| estimator | batch_size | XLA ms | graph ms | graph/XLA |")
+def xla_against_graph(rounds: int) -> list[Target]:
+    print("\n| estimator | batch_size | XLA ms | graph ms | XLA speed vs graph |")
     print("|---|---|---|---|---|")
     shapes = [(name, None) for name in bench_core.Estimators.params[0]]
     shapes += [(name, batch) for name in bench_core.Batching.params[0]
                for batch in bench_core.Batching.params[2]]
+    ratios = {}
     for estimator, batch in shapes:
         try:
             xla, graph = (workloads.core(estimator, N, R, batch, backend)
@@ -131,11 +168,15 @@ def xla_against_graph(rounds: int) -> None:
         except NotImplementedError:
             continue
         xla_s, graph_s = alternating_medians([xla, graph], rounds)
+        ratios[estimator, batch or "all"] = graph_s / xla_s
         print(f"| {estimator} | {batch or 'all'} | {xla_s * 1e3:.2f} | {graph_s * 1e3:.2f} | "
               f"{graph_s / xla_s:.2f}x |", flush=True)
+    slowest = min(ratios, key=ratios.get)
+    return [Target(f"XLA vs graph at every shape (slowest: {slowest[0]}, batch_size "
+                   f"{slowest[1]})", ratios[slowest], 1.0)]
 
 
-def normal_samplers(rounds: int, n: int = 10**6) -> None:
+def normal_samplers(rounds: int, n: int = 10**6) -> list[Target]:
     print(f"\n| draw and average {n:,} | backend | float32 ms | float64 ms |")
     print("|---|---|---|---|")
     for backend in ("xla", "graph"):
@@ -145,15 +186,18 @@ def normal_samplers(rounds: int, n: int = 10**6) -> None:
         for sampler in workloads.DRAWS:
             row = [times[sampler, dtype] * 1e3 for dtype in ("float32", "float64")]
             print(f"| {sampler} | {backend} | {row[0]:.2f} | {row[1]:.2f} |", flush=True)
+    return []  # no target: what the floor stands on
 
 
-def lab_speedup() -> None:
+def lab_speedup() -> list[Target]:
     result = batches_experiment()
     print(f"\nlab batches experiment (1,000 x 16): loop {result['loop_s']:.2f} s, compiled "
           f"{result['vectorized_s'] * 1e3:.2f} ms: {result['speedup']:,.0f}x", flush=True)
+    return [Target("lab batches experiment, loop vs one compiled call", result["speedup"],
+                   5000.0)]
 
 
-def peak_memory() -> None:
+def peak_memory() -> list[Target]:
     name, n, replicates, batch = LARGEST
     # VmHWM is the peak of the child's own address space; its ru_maxrss would also count
     # this process's memory, copied into it by fork before exec.
@@ -170,6 +214,8 @@ def peak_memory() -> None:
     peak_gb = int(child.stdout.split()[-1]) * 1024 / 1e9  # kB
     print(f"\npeak memory, {name} n={n:.0e} R={replicates} batch={batch:.0e} (XLA, "
           f"fresh process, TensorFlow included): {peak_gb:.2f} GB", flush=True)
+    return [Target(f"peak memory, {n:.0e} samples x {replicates} replicates in batches of "
+                   f"{batch:.0e}", peak_gb, 1.5, unit=" GB", below=True)]
 
 
 SECTIONS = {
@@ -182,14 +228,37 @@ SECTIONS = {
 }
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=51, help="timed calls per side")
-    parser.add_argument("--only", choices=sorted(SECTIONS), help="print one table")
+def rounds_argument(text: str) -> int:
+    """``--rounds``: a whole number ≥ 1 (a median needs at least one timed call)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
+
+
+def main(argv=None) -> list[Target]:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.asv.figures",
+        description="The README's performance tables: each ratio timed in one process, "
+                    "calls alternating, then the targets and whether this run met them.")
+    parser.add_argument("--rounds", type=rounds_argument, default=51,
+                        help="timed calls per side of each ratio; the tables show their medians "
+                             "(default: 51)")
+    parser.add_argument("--only", choices=sorted(SECTIONS),
+                        help="print this table only (default: all of them)")
     args = parser.parse_args(argv)
+    targets = []
     for name, section in SECTIONS.items():
         if args.only in (None, name):
-            section(args.rounds)
+            targets += section(args.rounds)
+    if targets:
+        print("\n| workload | this run | target | |\n|---|---|---|---|")
+        for target in targets:
+            print(target.row())
+    return targets
 
 
 if __name__ == "__main__":

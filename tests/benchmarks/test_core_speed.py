@@ -21,7 +21,7 @@ from bench.lab_setups import batches_experiment
 N_SAMPLES = N_REPLICATES = 1000
 ROUNDS = 15
 MAX_CORE_OVER_FLOOR = 5.0  # measured 1.1-1.3x; with the auto_select trap, 24x
-MIN_LAB_SPEEDUP = 200.0    # target 1,000x; measured in the thousands
+MIN_LAB_SPEEDUP = 200.0    # a CI gate far below the 5,000x target; measured ~9,000x
 
 
 def _min_seconds(run):
