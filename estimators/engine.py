@@ -36,7 +36,7 @@ import weakref
 
 import numpy as np
 
-from estimators import _rng, memory
+from estimators import _rng, memory, truth
 from estimators._runtime import DEVICE, tf, tracing_rng
 from estimators.errors import BiasedEstimatorWarning, traced_failure
 from estimators.estimator import Estimator, get_estimator
@@ -49,6 +49,7 @@ without XLA; ``eager``: plain Python, for debugging."""
 _programs: "weakref.WeakKeyDictionary[Problem, dict]" = weakref.WeakKeyDictionary()
 _checked: "weakref.WeakKeyDictionary[Problem, bool]" = weakref.WeakKeyDictionary()
 _applicable: "weakref.WeakKeyDictionary[Problem, set]" = weakref.WeakKeyDictionary()
+_smooth: "weakref.WeakKeyDictionary[Problem, truth.Smoothness]" = weakref.WeakKeyDictionary()
 
 __all__ = ["BACKENDS", "DEVICE", "FORWARD_MIN_BATCH", "Program", "choose_differentiation",
            "estimate", "has_custom_gradients", "program"]
@@ -341,7 +342,25 @@ def estimate(name, problem: Problem, theta, n_samples: int, n_replicates: int = 
         warnings.warn(f"{compiled.label} differentiates a continuous relaxation of the discrete "
                       f"draws of problem '{problem.name}', so it is biased (less so at a lower "
                       "temperature, with more variance).", BiasedEstimatorWarning, stacklevel=2)
+    elif compiled.estimator.pathwise:
+        smooth = _smoothness(problem, vector)
+        if smooth.smooth is False:
+            warnings.warn(f"{compiled.label} differentiates f along the draws, but on problem "
+                          f"'{problem.name}' {truth.check.jump_evidence(smooth)}, so its "
+                          "estimates are "
+                          "biased (they miss the jumps); use score_function or "
+                          "measure_valued.", BiasedEstimatorWarning, stacklevel=2)
     return compiled(vector, seed)
+
+
+def _smoothness(problem: Problem, vector) -> truth.Smoothness:
+    """Whether f is differentiable along the draws (:func:`estimators.truth.smoothness`),
+    tested at the first θ a pathwise estimate of ``problem`` is asked for: a cost with a
+    jump has it wherever the draws reach, and the test costs a pass of draws."""
+    smooth = _smooth.get(problem)
+    if smooth is None:
+        smooth = _smooth[problem] = truth.smoothness(problem, vector)
+    return smooth
 
 
 def _measure_depends(problem: Problem, vector) -> bool:

@@ -279,12 +279,19 @@ def parameters_out_of_range(dist) -> list[str]:
 
 def support_edges(dist):
     """The edges of a scalar continuous support as a tensor ``[2]`` with their path to the
-    distribution's parameters (±inf for an unbounded side), or None when unknown."""
+    distribution's parameters (±inf for an unbounded side), or None when unknown. For a
+    vector of independent coordinates (``tfd.Independent`` of a scalar family) the edges of
+    every coordinate, ``[2, D]``."""
+    inner = base(dist)
+    vector = inner is not dist
     try:
-        bijector = dist.experimental_default_event_space_bijector()
-        edges = bijector.forward(tf.constant([-np.inf, np.inf], dtype=dist.dtype))
+        bijector = inner.experimental_default_event_space_bijector()
+        ends = tf.constant([-np.inf, np.inf], dtype=inner.dtype)
+        edges = bijector.forward(ends[:, tf.newaxis] if vector else ends)
     except (NotImplementedError, TypeError, ValueError, AttributeError):
         return None
+    if vector:
+        return edges if edges.shape.rank == 2 else None
     return tf.reshape(edges, [-1])[:2] if edges.shape.num_elements() else None
 
 

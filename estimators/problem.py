@@ -66,6 +66,11 @@ class Problem:
         enumerating one coordinate at a time (checked at a few random draws).
       reference_samples: Draws behind the Monte Carlo reference gradient, for problems
         with no closed form, quadrature or enumeration (``truth_kind = monte_carlo``).
+      reference: Which estimator gives that reference: "auto" (pathwise where TFP
+        reparameterizes the measure and finite differences show f differentiable along
+        the draws, else the score function), "pathwise" or "score_function" (unbiased for
+        any f on a support that does not move with θ: ask for it when f has jumps that
+        the check might miss); see :mod:`estimators.truth.monte_carlo`.
       description: One line for listings.
       penalty: Optional ``theta -> scalar`` in TensorFlow ops (θ for one setting, float64,
         in the form ``dist`` receives): a deterministic term of a training objective, E[f] −
@@ -107,6 +112,7 @@ class Problem:
     params: Mapping[str, int] | None = None
     additive_cost: bool = False
     reference_samples: int = 1_000_000
+    reference: str = "auto"
     penalty: Callable | None = None
     diagnostics: Callable | None = None
 
@@ -143,6 +149,9 @@ class Problem:
                 self.reference_samples, (int, np.integer)) or self.reference_samples < 1000:
             raise ValueError("reference_samples must be an integer >= 1000, got "
                              f"{self.reference_samples!r}.")
+        if self.reference not in truth.REFERENCES:
+            raise ValueError(f"reference must be one of {', '.join(truth.REFERENCES)}, got "
+                             f"{self.reference!r}.")
 
     # -- parameters ---------------------------------------------------------------------
 
@@ -355,9 +364,9 @@ class Problem:
         return score is not None and bool(np.any(score.numpy() != 0.0))
 
     def support_depends_on_theta(self, theta) -> bool:
-        """Whether an edge of a scalar continuous support moves with θ (Uniform(θ, 1)):
-        there the score function misses the boundary terms of the gradient, and so do
-        quadrature and the trapezoidal rules."""
+        """Whether an edge of a continuous support moves with θ (Uniform(θ, 1), or such
+        coordinates of a vector): there the score function misses the boundary terms of the
+        gradient, and so do the trapezoidal rules (quadrature adds them)."""
         key = tuple(self.theta_vector(theta).tolist())
         cache = self._cache("moving_support")
         if key not in cache:
@@ -369,7 +378,7 @@ class Problem:
         with tf.GradientTape() as tape:
             tape.watch(vector)
             dist = self.measure(vector)
-            if measure.event_rank(dist) or measure.is_discrete(dist):
+            if measure.is_discrete(dist):
                 return False
             edges = measure.support_edges(dist)
             if edges is None:

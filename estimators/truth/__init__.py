@@ -46,22 +46,24 @@ from estimators import measure
 from estimators.errors import (DTYPE_WORDS, cause, sentence, speaks_for, tensorflow_check,
                                traced_failure)
 from estimators._runtime import tf
-from estimators.truth import integrands, monte_carlo
+from estimators.truth import check as checks
+from estimators.truth import integrands, monte_carlo, tails
+from estimators.truth.check import Smoothness, TruthError, smoothness
 from estimators.truth.integrate import NoExactForm, QuadratureWarning, integrate
 from estimators.truth.integrate import method as integration_method
-from estimators.truth.monte_carlo import TruthError
 from estimators.truth.noise import (NOISE_SPAN, NoiseBlock, block_integrals, block_moments,
                                     mirrored, noise_moments, standard_normal_density)
 
 KINDS = ("closed_form", "quadrature", "enumeration", "monte_carlo")
+REFERENCES = monte_carlo.REFERENCES
 METHODS = ("auto",) + KINDS
 
 __all__ = [
-    "KINDS", "NOISE_SPAN", "NoExactForm", "NoiseBlock", "QuadratureWarning", "Reference",
+    "KINDS", "NOISE_SPAN", "REFERENCES", "Smoothness", "NoExactForm", "NoiseBlock", "QuadratureWarning", "Reference",
     "block_integrals", "block_moments",
     "TruthError", "gradient", "integrate_per_sample", "integrate_terms", "kind", "mirrored",
     "no_exact_form", "noise_moments", "per_sample_variance", "reference",
-    "single_sample_moments", "standard_normal_density", "value",
+    "single_sample_moments", "smoothness", "standard_normal_density", "value",
 ]
 
 
@@ -75,10 +77,17 @@ class Reference:
       value_se: Its standard error (0 for exact kinds).
       gradient: ∇θ E_p[f], ``[d]``.
       gradient_se: Its standard error per component, ``[d]`` (zeros for exact kinds).
-      checked: Whether an exact value passed its Monte Carlo cross-check; False when the
-        check was inconclusive because a few draws carry its second moment (f heavy-tailed
-        or concentrated far from the mass of p at this θ, where quadrature is still
-        accurate but Monte Carlo is not). Results tables carry it as ``truth_checked``.
+      tolerance: ``[d]``: the smallest error in each component alone that the
+        cross-check would have caught (inf where nothing could;
+        :mod:`estimators.truth.check`). Results tables carry it as ``truth_tolerance``.
+      component_checked: ``[d]``: the check could have seen an error of 10% of the
+        gradient's scale in that component, and nothing made it inconclusive.
+      note: Sentences on what limited the check or what it found ("" when nothing).
+      smooth: Whether f is differentiable along the draws at θ, so that pathwise
+        estimates are unbiased: True or False as tested by finite differences, None when
+        untested (a measure TFP does not reparameterize).
+      method: How it was obtained within its kind: "pathwise" or "score_function" for a
+        Monte Carlo reference; for exact kinds, the checks that ran.
     """
 
     kind: str
@@ -86,11 +95,20 @@ class Reference:
     value_se: float
     gradient: np.ndarray
     gradient_se: np.ndarray
-    checked: bool = True
+    tolerance: np.ndarray
+    component_checked: np.ndarray
+    note: str = ""
+    smooth: bool | None = None
+    method: str = ""
 
     @property
     def exact(self) -> bool:
         return self.kind != "monte_carlo"
+
+    @property
+    def checked(self) -> bool:
+        """Whether every component is checked (``component_checked``)."""
+        return bool(np.all(self.component_checked))
 
 
 _references: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
@@ -159,17 +177,69 @@ def _reference(problem, vector, method, check) -> Reference:
             values = _coordinate_values(problem, vector)
             value, gradient = integrands.additive_value_and_gradient(problem, vector, values)
         else:
-            result = integrate(problem, vector, "value_and_gradient",
-                               integrands.value_and_gradient)
-            value, gradient = float(result[0]), result[1:]
+            value, gradient = integrate_value_and_gradient(problem, vector)
     elif method in ("quadrature", "enumeration"):
         raise ValueError(f"{_why_not_numeric(problem, vector)}; use method='auto'.")
     else:
         mc = monte_carlo.reference(problem, vector)
-        return Reference("monte_carlo", mc.value, mc.value_se, mc.gradient, mc.gradient_se)
+        return Reference("monte_carlo", mc.value, mc.value_se, mc.gradient, mc.gradient_se,
+                         mc.verdict.tolerance, mc.verdict.checked, mc.verdict.note,
+                         mc.verdict.smooth, mc.method)
     gradient = np.asarray(gradient, dtype=np.float64)
-    checked = monte_carlo.check(problem, vector, value, gradient, found) if check else True
-    return Reference(found, value, 0.0, gradient, np.zeros(problem.dim), checked)
+    dim = problem.dim
+    if not check:
+        return Reference(found, value, 0.0, gradient, np.zeros(dim), np.full(dim, np.inf),
+                         np.zeros(dim, dtype=bool), "Not cross-checked (check=False).")
+    if not np.all(np.isfinite(gradient)) or not np.isfinite(value):
+        raise TruthError(f"problem '{problem.name}' at theta={checks._short(vector)}: the "
+                         f"{found} truth is not finite (it overflows float64 or is undefined "
+                         "there); choose θ where E f and its gradient are finite.")
+    verdict = checks.exact(problem, vector, value, gradient, found,
+                           _HINTS.get(found, "check the problem's definition"))
+    if found == "quadrature" and verdict.f_shape >= tails.RELIABLE:
+        _check_tails_converge(problem, vector, value)
+    return Reference(found, value, 0.0, gradient, np.zeros(dim), verdict.tolerance,
+                     verdict.checked, verdict.note, verdict.smooth, verdict.methods)
+
+
+_HINTS = {
+    "closed_form": "the closed form exact_value (or the problem's dist or cost) may be wrong",
+    "quadrature": "the integration window may miss mass or cut a singularity; pass "
+                  "window=(low, high) covering the mass of p(x|θ) f(x, θ)",
+    "enumeration": "the summation window may miss mass; pass window=(low, high) covering "
+                   "the support where p(x|θ) f(x, θ) matters",
+}
+
+
+def integrate_value_and_gradient(problem, vector) -> tuple[float, np.ndarray]:
+    """E f and ∇θ E f by quadrature or enumeration, with the boundary terms of a support
+    that moves with θ (Leibniz's rule: p f at each moving edge times the edge's gradient)."""
+    result = integrate(problem, vector, "value_and_gradient", integrands.value_and_gradient)
+    value, gradient = float(result[0]), np.asarray(result[1:], dtype=np.float64)
+    if problem.support_depends_on_theta(vector):
+        gradient = gradient + integrands.boundary_terms(problem, vector)
+    return value, gradient
+
+
+def _check_tails_converge(problem, vector, value: float) -> None:
+    """A quadrature over a window is finite even where E f is not: where the check's draws
+    looked infinite-mean, integrate over a window twice as wide and refuse a value that
+    grows with it."""
+    low, high = problem.integration_window(vector)
+    width = high - low
+    support = measure.support(problem.distribution(vector))
+    wide = (low - width / 2, high + width / 2)
+    if support is not None:
+        wide = support.clip(*wide)
+    result = integrate(problem, vector, "value_and_gradient", integrands.value_and_gradient,
+                       window=wide)
+    if not abs(float(result[0]) - value) <= 1e-6 * (1 + abs(value)):
+        raise TruthError(f"problem '{problem.name}' at theta={checks._short(vector)}: E f does "
+                         f"not appear to exist: its integral grows from {value:.6g} to "
+                         f"{float(result[0]):.6g} as the window widens from "
+                         f"({low:g}, {high:g}) to ({wide[0]:g}, {wide[1]:g}), and the Monte "
+                         "Carlo draws of f fall off like a power law with no mean; change θ, "
+                         "the measure or f so that E f is finite.")
 
 
 def _closed_form(problem, vector):

@@ -64,6 +64,33 @@ def value_and_gradient(problem):
     return integrand
 
 
+def boundary_terms(problem, vector) -> "np.ndarray":
+    """Leibniz's rule for a scalar support [a(θ), b(θ)] that moves with θ: the part of
+    ∇θ ∫_a^b p f dx that differentiating under the integral misses,
+    p(b) f(b) ∇θ b − p(a) f(a) ∇θ a, with p f taken just inside each moving edge: ``[d]``.
+    """
+    import numpy as np
+
+    theta = tf.constant(vector, tf.float64)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(theta)
+        edges = measure.support_edges(measure64(problem, theta))  # [2]
+        low, high = edges[0], edges[1]
+    total = np.zeros(problem.dim)
+    for edge, sign in ((low, -1.0), (high, 1.0)):
+        moves = tape.gradient(edge, theta, unconnected_gradients=ZERO).numpy()
+        if not np.isfinite(float(edge)) or not np.any(moves != 0.0):
+            continue
+        inside = float(edge) - sign * 1e-10 * max(1.0, abs(float(edge)),
+                                                   float(high - low) if np.isfinite(
+                                                       float(high - low)) else 1.0)
+        dist = measure64(problem, theta[tf.newaxis, :])
+        x = tf.constant([inside], tf.float64)
+        weighted = dist.prob(x) * problem.cost_values(dist, x, theta[tf.newaxis, :])
+        total += sign * float(weighted[0]) * moves
+    return total
+
+
 def moments(per_sample, pathwise: bool):
     """``p · [g, g²]`` for the single-sample estimate g = ∇θ ``per_sample``: a builder
     ``problem -> integrand`` giving ``[m, 2d]``.

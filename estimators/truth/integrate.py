@@ -66,10 +66,8 @@ def method(problem, vector) -> str:
     if measure.event_rank(dist) == 0:
         if measure.is_discrete(dist):
             return "enumeration"
-        if problem.support_depends_on_theta(vector):
-            raise NoExactForm(f"problem '{problem.name}': the support of its "
-                              f"{type(dist).__name__} moves with θ, and differentiating "
-                              "under the integral would miss the boundary terms")
+        # A support that moves with θ is integrated too: its gradient then adds the
+        # boundary terms (estimators.truth.integrands.boundary_terms).
         if problem.window is None and measure.heavy_tailed(
                 dist, *problem.integration_window(vector)):
             raise NoExactForm(f"problem '{problem.name}': the tails of its "
@@ -85,8 +83,9 @@ def method(problem, vector) -> str:
                       "events only) covers")
 
 
-def integrate(problem, vector: np.ndarray, key, build) -> np.ndarray:
-    """Σ or ∫ of the integrand over x at θ = ``vector``: ``[k]`` float64."""
+def integrate(problem, vector: np.ndarray, key, build, window=None) -> np.ndarray:
+    """Σ or ∫ of the integrand over x at θ = ``vector``: ``[k]`` float64, over the
+    problem's window (or ``window``, for scalar continuous events)."""
     dist = problem.distribution(vector)
     theta = tf.constant(vector, tf.float64)
     kind = method(problem, vector)
@@ -96,7 +95,7 @@ def integrate(problem, vector: np.ndarray, key, build) -> np.ndarray:
         integrand = compiled(problem, key, build, points.shape[1:])
         return _sum_in_chunks(integrand, points, theta)
     integrand = compiled(problem, key, build)
-    low, high = problem.integration_window(vector)
+    low, high = window or problem.integration_window(vector)
 
     def at(x):  # x: [m, 1] -> [m, k]; one call evaluates a whole batch of nodes
         return integrand(tf.constant(x[:, 0]), theta).numpy()

@@ -1,25 +1,29 @@
-"""Monte Carlo in float64: the cross-check of every exact value, and the reference where
-no exact value exists.
+"""The Monte Carlo reference: the truth where no exact value exists (continuous vector
+events, large discrete supports, supports that move with θ), with its standard error.
 
-**Cross-check.** A closed form can be mistyped and a quadrature window can miss mass.
-Every exact value and gradient is therefore compared with a quick Monte Carlo estimate
-(``CHECK_SAMPLES`` draws, the score-function estimator, which is unbiased for any
-measure and cost): a gap beyond ``CHECK_SE`` standard errors raises :class:`TruthError`
-instead of handing out a number that may be wrong.
+The gradient is the mean of single-draw estimates (:mod:`estimators.truth.draws`), from
+the estimator the problem asks for (``Problem(reference=...)``) or, by default:
 
-**Reference** (``truth_kind = "monte_carlo"``, for problems with neither a closed form nor
-a quadrature or enumeration: continuous vector events, large discrete supports). The
-gradient is the mean of ``problem.reference_samples`` iid single-sample estimates, with
-its standard error (sd / √n), from
+* **pathwise** when TFP reparameterizes the measure: usually the lowest variance, but
+  unbiased only where f is differentiable along the draws. So it is used only after
+  finite differences of E f with common random numbers showed no jump along the draws
+  (:func:`estimators.truth.check.smoothness`); where they show one (an indicator, a
+  rounding, a threshold in x), the score function, unbiased for any f, wins, and the
+  reference's note says why; where the support also moves with θ, no unbiased reference
+  exists and the truth is refused. A pathwise reference is cross-checked by the score
+  function (fixed supports), and its tolerance states the jumps the differences could
+  have missed;
+* the **score function** otherwise, with a constant baseline (the mean of f over an
+  independent pilot batch, so the estimate stays unbiased). It is unbiased for any f
+  while the support does not move, so it has no systematic error to check.
 
-* the pathwise estimator when TFP reparameterizes the measure: usually the lowest
-  variance, but wrong for a cost that is not differentiable in x, so it is cross-checked
-  against the score function as above;
-* otherwise the score function with a constant baseline, the mean of f over an
-  independent pilot batch (independent of the draws, so the estimate stays unbiased).
+Either way the reference is refused (:class:`TruthError`) when its draws show that E f
+or its gradient does not exist (Pareto k̂ ≥ 1 for f or the gradient terms,
+:mod:`estimators.truth.tails`), and left unchecked, with a note, when their variance
+looks infinite (k̂ ≥ 0.7: its standard error would be too small).
 
-Draws are chunked (memory O(chunk · D)); each chunk is a graph traced once per problem,
-so checks at many θ of one problem cost a few milliseconds each.
+Draws are capped by a budget of numbers (``REFERENCE_BUDGET``: draws × (event size + d)
+× 3), so a reference costs O(D); the note says when the cap cut ``reference_samples``.
 """
 
 from __future__ import annotations
@@ -29,221 +33,156 @@ import dataclasses
 import numpy as np
 
 from estimators import measure
-from estimators._runtime import tf, tracing_rng
-from estimators.truth.integrands import ZERO, measure64, tiled
-from estimators.truth.integrate import _compiled
+from estimators.truth import check, draws, tails
+from estimators.truth.check import TruthError
 
-CHECK_SAMPLES = 2**16
-CHECK_SE = 6.0
-DOMINATED = 0.25
-"""One draw of the 2^16 carrying a quarter of Σ(term²): the sample's SE then rests on one
-point and cannot be trusted. Measured largest shares: 0.003-0.11 where the check is sound
-(gaussian_cos, gaussian_square, Gamma(2, 1.5) and Exponential(2) with f = x², gaussian_exp
-k = 10 far from p's mass, seed_dependence θ ≤ 3: 0.23), 0.34-0.58 where a correct closed form
-failed it (seed_dependence θ = 4 ... 7, lognormal-like f)."""
-CHUNK_ELEMENTS = 2**21  # draws × event size per chunk
-_CHECK_KEY = (20261130, 1)
+REFERENCE_BUDGET = 2**33
+"""Numbers computed for a reference (draws × (event size + d) × 3)."""
+REFERENCES = ("auto", "pathwise", "score_function")
 _REFERENCE_KEY = (20261130, 2)
+_PILOT_KEY = (20261130, 3)
 
-
-class TruthError(ValueError):
-    """An exact value disagrees with Monte Carlo, or no reference can be computed."""
+HINT = ("the pathwise reference assumes f is differentiable in x; for a cost with jumps "
+        "give the problem reference='score_function' or a closed form")
 
 
 @dataclasses.dataclass(frozen=True)
-class Moments:
-    """Mean and standard error of f and of a gradient estimator's single-sample estimate."""
+class Result:
+    """A Monte Carlo reference and its cross-check."""
 
     value: float
     value_se: float
     gradient: np.ndarray  # [d]
     gradient_se: np.ndarray  # [d]
-    samples: int
-    estimator: str
-    dominance: float = 0.0  # the largest share of Σ(term²) one draw carries (f or a gradient)
-
-    @property
-    def dominated(self) -> bool:
-        """Whether a few draws carry the sample's second moment: the integrand is
-        heavy-tailed at this θ, so the mean is likely far off and its SE too small."""
-        return not self.dominance <= DOMINATED
-
-    @property
-    def one_outcome(self) -> bool:
-        """Whether every draw gave the same f and the same gradient estimate (no spread
-        beyond rounding): the sample saw one outcome and knows nothing of rarer ones."""
-        negligible = 1e-7  # float64 rounding of mean(x²) - mean(x)², relative to the mean
-        return (self.value_se <= negligible * abs(self.value)
-                and bool(np.all(self.gradient_se <= negligible * np.abs(self.gradient))))
+    method: str  # "pathwise" or "score_function"
+    verdict: check.Verdict
 
 
-def sample_moments(problem, vector, n_samples: int, estimator: str, seed=_CHECK_KEY,
-                   baseline: float = 0.0) -> Moments:
-    """Mean and SE of f and of single-sample gradient estimates over ``n_samples`` draws.
-
-    ``estimator``: "score_function" (f - baseline) ∇θ log p + ∇θ f over fixed draws, or
-    "pathwise" ∇θ f(x(θ), θ) through TFP's reparameterized draws.
-    """
-    theta = tf.constant(vector, tf.float64)
-    size = measure.event_size(problem.distribution(vector))
-    chunk = int(max(256, min(n_samples, CHUNK_ELEMENTS // size)))
-    key = tf.constant(seed, tf.int32)
-    sums = np.zeros(2 + 2 * problem.dim)
-    largest = np.zeros(1 + problem.dim)  # the largest term² of f and of each gradient
-    done, index = 0, 0
-    with tracing_rng():
-        while done < n_samples:
-            m = min(chunk, n_samples - done)
-            f, g = _chunk(problem, theta, m, tf.random.experimental.stateless_fold_in(
-                key, index, alg="philox"), estimator, baseline)
-            sums += np.concatenate([[f.sum(), (f**2).sum()], g.sum(0), (g**2).sum(0)])
-            largest = np.fmax(largest, np.concatenate([[np.max(f**2)], np.max(g**2, axis=0)]))
-            done, index = done + m, index + 1
-    mean_f, mean_f2 = sums[0] / n_samples, sums[1] / n_samples
-    mean_g = sums[2:2 + problem.dim] / n_samples
-    mean_g2 = sums[2 + problem.dim:] / n_samples
-    scale = n_samples / max(n_samples - 1, 1) / n_samples
-    return Moments(
-        value=float(mean_f), value_se=float(np.sqrt(max(mean_f2 - mean_f**2, 0.0) * scale)),
-        gradient=mean_g, gradient_se=np.sqrt(np.maximum(mean_g2 - mean_g**2, 0.0) * scale),
-        samples=n_samples, estimator=estimator,
-        dominance=_largest_share(largest, sums[[1, *range(2 + problem.dim, 2 + 2 * problem.dim)]]))
-
-
-def _largest_share(largest, total) -> float:
-    """max over f and the gradient components of (largest term²) / Σ term²."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        shares = np.where(total > 0, largest / total, 0.0)
-    return float(np.max(np.where(np.isfinite(shares), shares, 1.0)))
-
-
-def _chunk(problem, theta, m: int, key, estimator: str, baseline: float):
-    """f and single-sample gradients ``([m], [m, d])`` of m draws, traced once per problem,
-    estimator and chunk size (graph mode: checks at many θ of one problem stay cheap)."""
-    cache = _compiled.setdefault(problem, {})
-    name = ("monte_carlo", estimator, m)
-    if name not in cache:
-        def chunk(theta, key, baseline):
-            theta_m = tiled(theta, tf.zeros([m]))  # [m, d]
-            with tf.GradientTape() as tape:
-                tape.watch(theta_m)
-                dist = measure64(problem, theta_m)
-                shape = [] if dist.batch_shape.rank != 0 else [m]
-                x = dist.sample(shape, seed=key)  # [m, *event]
-                if estimator == "pathwise":
-                    values = problem.cost_values(dist, x, theta_m)  # [m]
-                    surrogate = values
-                else:
-                    x = tf.stop_gradient(x)
-                    values = problem.cost_values(dist, x, theta_m)  # [m]
-                    surrogate = tf.stop_gradient(values - baseline) * dist.log_prob(x) + values
-            gradient = tape.gradient(surrogate, theta_m, unconnected_gradients=ZERO)  # [m, d]
-            return values, gradient
-
-        cache[name] = tf.function(chunk, autograph=False, input_signature=[
-            tf.TensorSpec([problem.dim], tf.float64), tf.TensorSpec([2], tf.int32),
-            tf.TensorSpec([], tf.float64)])
-    values, gradient = cache[name](theta, key, tf.constant(baseline, tf.float64))
-    return values.numpy(), gradient.numpy()
-
-
-def check(problem, vector, value: float | None, gradient: np.ndarray, kind: str) -> bool:
-    """Raises TruthError when ``value``/``gradient`` (obtained by ``kind``) disagree with a
-    quick score-function Monte Carlo estimate by more than ``CHECK_SE`` standard errors.
-
-    Returns:
-      True when checked; False when the check is inconclusive (``Moments.dominated``, or
-      a gap where every draw gave the same values: ``Moments.one_outcome``).
-    """
-    estimator = _check_estimator(problem, vector)
-    if estimator is None:
-        return False  # a support that moves with θ and no reparameterization: nothing unbiased
-    if not np.all(np.isfinite(gradient)) or (value is not None and not np.isfinite(value)):
-        raise TruthError(f"problem '{problem.name}' at theta={_short(vector)}: the {kind} truth "
-                         "is not finite (it overflows float64 or is undefined there); choose θ "
-                         "where E f and its gradient are finite.")
-    mc = sample_moments(problem, vector, CHECK_SAMPLES, estimator)
-    if mc.dominated:
-        return False  # inconclusive: a gap would be noise, agreement would prove nothing
-    try:
-        _compare(problem, vector, kind, value, gradient, mc,
-                 _HINTS.get(kind, "check the problem's definition"))
-    except TruthError:
-        if mc.one_outcome:
-            # Every draw gave the same f and gradient (a Bernoulli with p = 3e-7): outcomes
-            # rarer than 1/CHECK_SAMPLES were never seen, so a gap says nothing.
-            return False
-        raise
-    return True
-
-
-def _check_estimator(problem, vector) -> str | None:
-    """The score function, unbiased for any measure whose support does not move with θ;
-    where it moves, the pathwise estimator (if TFP reparameterizes the measure)."""
-    if not problem.support_depends_on_theta(vector):
-        return "score_function"
-    return "pathwise" if measure.is_reparameterized(problem.distribution(vector)) else None
-
-
-_HINTS = {
-    "closed_form": "the closed form exact_value (or the problem's dist or cost) may be wrong",
-    "quadrature": "the integration window may miss mass or cut a singularity; pass "
-                  "window=(low, high) covering the mass of p(x|θ) f(x, θ)",
-    "enumeration": "the summation window may miss mass; pass window=(low, high) covering "
-                   "the support where p(x|θ) f(x, θ) matters",
-    "monte_carlo": "the pathwise reference assumes f is differentiable in x; a cost with "
-                   "jumps needs a measure TFP does not reparameterize, or a closed form",
-}
-
-
-def _compare(problem, vector, kind, value, gradient, mc: Moments, hint: str) -> None:
-    tolerance_g = CHECK_SE * mc.gradient_se + 1e-9 * (1.0 + np.abs(gradient))
-    gap = np.abs(np.asarray(gradient) - mc.gradient)
-    if value is not None:
-        tolerance_v = CHECK_SE * mc.value_se + 1e-9 * (1.0 + abs(value))
-        if not abs(value - mc.value) <= tolerance_v:
-            raise TruthError(
-                f"problem '{problem.name}' at theta={_short(vector)}: the {kind} value "
-                f"{value:.6g} disagrees with a Monte Carlo check {mc.value:.6g} ± "
-                f"{mc.value_se:.2g} ({mc.samples:,} draws): {hint}.")
-    if not np.all(gap <= tolerance_g):
-        worst = int(np.nanargmax(np.where(np.isfinite(gap), gap / tolerance_g, np.inf)))
-        raise TruthError(
-            f"problem '{problem.name}' at theta={_short(vector)}: the {kind} gradient "
-            f"'{problem.param_labels[worst]}' = {gradient[worst]:.6g} disagrees with a Monte "
-            f"Carlo check {mc.gradient[worst]:.6g} ± {mc.gradient_se[worst]:.2g} "
-            f"({mc.samples:,} {mc.estimator} draws): {hint}.")
-
-
-def reference(problem, vector) -> Moments:
+def reference(problem, vector) -> Result:
     """The Monte Carlo reference gradient and value with standard errors (module docstring).
 
     Raises:
-      TruthError: the pathwise reference disagrees with the score-function check.
+      TruthError: no unbiased reference exists here (a moving support and a cost that is
+        not differentiable along the draws, or a measure TFP does not reparameterize), the
+        expectation does not appear to exist, or the pathwise reference disagrees with the
+        score-function check.
     """
     dist = problem.distribution(vector)
-    if measure.is_reparameterized(dist):
-        result = sample_moments(problem, vector, problem.reference_samples, "pathwise",
-                                seed=_REFERENCE_KEY)
-        if _check_estimator(problem, vector) != "score_function":
-            return result  # a moving support: the score function would be the wrong check
-        check_mc = sample_moments(problem, vector, CHECK_SAMPLES, "score_function")
-        combined = dataclasses.replace(
-            check_mc, gradient_se=np.sqrt(check_mc.gradient_se**2 + result.gradient_se**2),
-            value_se=float(np.hypot(check_mc.value_se, result.value_se)))
-        _compare(problem, vector, "monte_carlo", result.value, result.gradient, combined,
-                 _HINTS["monte_carlo"])
-        return result
-    if _check_estimator(problem, vector) is None:
-        raise TruthError(f"problem '{problem.name}': the support of p(x|θ) moves with θ and "
-                         "TFP does not reparameterize it, so no unbiased Monte Carlo reference "
+    reparameterized = measure.is_reparameterized(dist)
+    fixed = not problem.support_depends_on_theta(vector)
+    asked = problem.reference
+    notes = []
+    if asked == "pathwise" and not reparameterized:
+        raise TruthError(f"problem '{problem.name}' asks for a pathwise reference, but TFP does "
+                         f"not reparameterize its {type(dist).__name__}; use "
+                         "reference='score_function' or 'auto'.")
+    if asked == "score_function" and not fixed:
+        raise TruthError(f"problem '{problem.name}' asks for a score-function reference, but "
+                         "the support of p(x|θ) moves with θ, where the score function misses "
+                         "the boundary terms; use reference='pathwise' or 'auto'.")
+    if not reparameterized and not fixed:
+        raise TruthError(f"problem '{problem.name}': the support of p(x|θ) moves with θ and TFP "
+                         "does not reparameterize it, so no unbiased Monte Carlo reference "
                          "exists here; give the problem a closed form (exact_value).")
-    pilot = sample_moments(problem, vector, min(4096, problem.reference_samples),
-                           "score_function", seed=(_REFERENCE_KEY[0], 3))
-    return sample_moments(problem, vector, problem.reference_samples, "score_function",
-                          seed=_REFERENCE_KEY, baseline=pilot.value)
+    n = draws.fits(REFERENCE_BUDGET, problem, vector, 3, check.MIN_SAMPLES,
+                   problem.reference_samples)
+    if n < problem.reference_samples:
+        notes.append(f"The reference uses {n:,} draws, not reference_samples = "
+                     f"{problem.reference_samples:,}: at {problem.dim:,} parameters more would "
+                     "not fit its time budget.")
+    method = "pathwise" if asked == "pathwise" or (asked == "auto" and reparameterized) \
+        else "score_function"
+    if method == "pathwise":
+        smooth = check.smoothness(problem, vector)
+        if smooth.smooth is False:
+            where = f"problem '{problem.name}' at theta={check._short(vector)}"
+            if asked == "pathwise":
+                raise TruthError(f"{where}: {check.jump_evidence(smooth)}, so the pathwise "
+                                 "reference you asked for would miss the jumps; use "
+                                 "reference='score_function' (unbiased for any f) or give the "
+                                 "problem a closed form (exact_value).")
+            if not fixed:
+                raise TruthError(f"{where}: {check.jump_evidence(smooth)}, and the support of "
+                                 "p(x|θ) moves with θ, so the score function misses its "
+                                 "boundary terms: no unbiased Monte Carlo reference exists "
+                                 "here; give the problem a closed form (exact_value).")
+            notes.append(check.jump_note(problem, smooth) + " The reference is the score "
+                         "function's, unbiased for any f.")
+            method = "score_function"
+    if method == "pathwise":
+        terms = draws.gradient_terms(problem, vector, n, _REFERENCE_KEY, score=False,
+                                     pathwise=True, directions=smooth.directions.vectors,
+                                     what="Monte Carlo reference")
+        statistic = terms.pathwise
+        verdict = _pathwise_verdict(problem, vector, statistic, smooth)
+    else:
+        pilot = draws.gradient_terms(problem, vector, min(4096, n), _PILOT_KEY,
+                                     what="Monte Carlo reference")
+        terms = draws.gradient_terms(problem, vector, n, _REFERENCE_KEY,
+                                     baseline=float(pilot.f.mean[0]),
+                                     directions=check.directions(problem, vector).vectors,
+                                     what="Monte Carlo reference")
+        statistic = terms.score
+        # Unbiased for any f on a fixed support: nothing systematic left to check.
+        verdict = check.Verdict(np.zeros(problem.dim), np.ones(problem.dim, dtype=bool),
+                                smooth=None if method == asked or not reparameterized
+                                else False, methods="score_function (unbiased for any f)")
+    verdict = _tails(problem, vector, terms, method, verdict)
+    note = " ".join(part for part in (*notes, verdict.note) if part)
+    return Result(float(terms.f.mean[0]), float(terms.f.se[0]), statistic.mean, statistic.se,
+                  method, dataclasses.replace(verdict, note=note))
 
 
-def _short(vector) -> str:
-    values = np.asarray(vector).tolist()
-    return str(values) if len(values) <= 6 else f"[{', '.join(f'{v:g}' for v in values[:4])}, …]"
+def _pathwise_verdict(problem, vector, statistic: draws.Statistic,
+                      smooth: check.Smoothness) -> check.Verdict:
+    """A pathwise reference, f found smooth: the score function's check where the support
+    stays put, and the jumps the differences could have missed."""
+    reaches = [smooth.tolerance]
+    methods = ["finite_difference"]
+    if not problem.support_depends_on_theta(vector):
+        n = draws.fits(check.BUDGET, problem, vector, 3, check.MIN_SAMPLES,
+                       check.CHECK_SAMPLES)
+        terms = draws.gradient_terms(problem, vector, n, check._GRADIENT_KEY,
+                                     baseline=0.0, directions=smooth.directions.vectors,
+                                     what="cross-check")
+        skip = check._component_heavy(terms.shapes["score"], problem.dim, smooth.directions) \
+            | terms.one_outcome | check._heavy(float(terms.shapes["f"][0]))
+        mine = draws.Statistic(terms.score.mean, terms.score.se, terms.score.spread)
+        reaches.append(check._compare_components(
+            problem, vector, "monte_carlo", statistic.mean, mine, skip,
+            f"a Monte Carlo check ({n:,} score_function draws)", HINT, extra_se=statistic.se))
+        methods.append("score_function")
+    tolerance = np.min(reaches, axis=0)
+    note = check.power_note(tolerance, statistic.mean, problem.param_labels)
+    return check.Verdict(tolerance, check.powered(tolerance, statistic.mean), note, True,
+                         ", ".join(methods))
+
+
+def _tails(problem, vector, terms: draws.Terms, method: str,
+           verdict: check.Verdict) -> check.Verdict:
+    """Refuses a reference whose draws show no mean; unchecks one whose variance looks
+    infinite."""
+    f_shape = float(terms.shapes["f"][0])
+    own = terms.shapes["pathwise" if method == "pathwise" else "score"]
+    gradient_shape = float(np.nanmax(np.append(own, -np.inf)))
+    where = f"problem '{problem.name}' at theta={check._short(vector)}"
+    if f_shape >= tails.NO_MEAN or gradient_shape >= tails.NO_MEAN:
+        what, shape = ("E f", f_shape) if f_shape >= tails.NO_MEAN else \
+            ("its gradient", gradient_shape)
+        raise TruthError(f"{where}: {what} does not appear to exist: the largest of "
+                         f"{terms.samples:,} draws fall off like a power law with Pareto "
+                         f"k̂ = {shape:.2f} ≥ 1 (an infinite or undefined mean), so no Monte "
+                         "Carlo reference can be trusted; change θ, the measure or f so that "
+                         "E f is finite.")
+    shape = max(f_shape, gradient_shape)
+    if shape >= tails.RELIABLE:
+        note = (f"The reference's draws are heavy-tailed (Pareto k̂ = {shape:.2f} ≥ "
+                f"{tails.RELIABLE}: the variance of f or of the gradient looks infinite), so "
+                "its standard error is not to be trusted.")
+        return dataclasses.replace(verdict, tolerance=np.full(problem.dim, np.inf),
+                                   checked=np.zeros(problem.dim, dtype=bool),
+                                   note=" ".join(p for p in (verdict.note, note) if p))
+    return verdict
+
+
+__all__ = ["REFERENCES", "Result", "TruthError", "reference"]

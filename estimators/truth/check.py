@@ -1,0 +1,415 @@
+"""Cross-checks of a truth, with stated power: what could have been seen, and whether it
+was enough.
+
+A truth (an exact value and gradient, or a Monte Carlo reference) is compared with
+independent Monte Carlo estimates (:mod:`estimators.truth.draws`):
+
+* the **score function** per component, unbiased for any f while the support of p does
+  not move with θ (baseline: the truth's own E f, a constant);
+* **finite differences of E f with common random numbers** along directions in θ
+  (:func:`directions`: every axis up to ``AXES`` parameters; beyond, one per parameter
+  block plus ``RANDOM_DIRECTIONS`` random ±1 combinations of all components), unbiased to
+  O(h⁴) for any f, jumps and moving supports included; measures TFP reparameterizes only
+  (their draws move smoothly with θ, so the differences have a small variance);
+* the **pathwise** gradient per component, but only once the differences showed f to be
+  differentiable along the draws (:func:`smoothness`): a pathwise gradient misses the
+  jumps of f (an indicator, a rounding, a threshold), and is then the wrong check and the
+  wrong reference.
+
+A gap beyond ``CHECK_SE`` standard errors (plus the differences' O(h²) error bound and
+float64 rounding) raises :class:`TruthError`. Otherwise each component gets a
+**tolerance**: the smallest error in that component alone that some check would have
+caught (``CHECK_SE`` SEs of the most precise check covering it). The component counts as
+**checked** when its tolerance is at most ``POWER`` (10%) of the gradient's scale there,
+max(|∇_i|, rms ∇): a check too weak to see an error of that size says so, instead of
+vouching for the number. Statistics whose terms are heavy-tailed (Pareto k̂ ≥ 0.7,
+:mod:`estimators.truth.tails`: their SE cannot be trusted) or that saw one outcome only
+(every draw alike) neither raise nor count.
+
+The number of draws per pass is capped by a budget of numbers computed (draws ×
+evaluations of f × what one evaluation computes), so a check costs O(D) and stays within
+seconds at 10⁵ parameters; the tolerance then says how much that bought.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import weakref
+
+import numpy as np
+
+from estimators import measure
+from estimators.truth import draws, tails
+
+CHECK_SE = 6.0
+"""Standard errors beyond which a check disagrees."""
+POWER = 0.1
+"""A component is checked when an error of this fraction of the gradient's scale would
+have been seen."""
+CHECK_SAMPLES = 2**18
+"""Draws of the gradient pass (score function, pathwise), at most."""
+DIFFERENCE_SAMPLES = 2**18
+"""Draws of the finite-difference pass, at most."""
+PILOT_SAMPLES = 2**10
+"""Draws that choose the finite differences' step."""
+MIN_SAMPLES = 256
+BUDGET = 2**30
+"""Numbers computed per pass (draws × evaluations of f × what one computes,
+:func:`estimators.truth.draws.numbers_per_draw`): a few seconds on 2 cores."""
+AXES = 16
+"""Up to this many parameters, finite differences along every axis."""
+RANDOM_DIRECTIONS = 4
+STEP = 0.1
+"""First finite-difference step, as a fraction of each component's scale (:func:`steps`),
+shrunk by ``SHRINK`` until the O(h²) error is negligible."""
+SHRINK = 8.0
+SHRINKS = 6
+ROUNDING = 1e-9
+_GRADIENT_KEY = (20261130, 1)
+_DIFFERENCE_KEY = (20261130, 4)
+_PILOT_KEY = (20261130, 5)
+
+
+class TruthError(ValueError):
+    """An exact value disagrees with Monte Carlo, or no reference can be computed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Directions:
+    """Directions u in θ along which finite differences are taken, ``[K, d]``, each with
+    a name for messages, and the step scale of every component."""
+
+    vectors: np.ndarray
+    names: tuple[str, ...]
+    scale: np.ndarray  # [d]: a step of h moves component i by h · scale_i · v_i
+
+    @property
+    def scaled(self) -> np.ndarray:
+        """u = v ⊙ scale: the direction actually differenced, ``[K, d]``."""
+        return self.vectors * self.scale[None, :]
+
+
+def directions(problem, vector) -> Directions:
+    """Every axis for up to ``AXES`` parameters; beyond, the all-ones direction of each
+    block (at most ``AXES`` blocks) and ``RANDOM_DIRECTIONS`` random ±1 directions
+    (fixed seed), which weigh every component alike."""
+    dim = problem.dim
+    labels = problem.param_labels
+    if dim <= AXES:
+        vectors, names = np.eye(dim), tuple(labels)
+    else:
+        rows, names = [], []
+        blocks = problem.parameters.blocks
+        if len(blocks) <= AXES:
+            for block in blocks:
+                row = np.zeros(dim)
+                row[block.start:block.stop] = 1.0
+                rows.append(row)
+                names.append(f"the sum over block '{block.name}'")
+        signs = np.random.default_rng(20261203).choice([-1.0, 1.0],
+                                                        size=(RANDOM_DIRECTIONS, dim))
+        rows.extend(signs)
+        names.extend(f"random ±1 combination {i + 1} of all components"
+                     for i in range(RANDOM_DIRECTIONS))
+        vectors, names = np.array(rows), tuple(names)
+    return Directions(vectors, names, step_scale(problem, vector))
+
+
+def step_scale(problem, vector) -> np.ndarray:
+    """Per component, how far a finite difference may move it per unit of step: 1, or
+    the distance to its bound when that is nearer, so θ ± 2h stays allowed."""
+    scale = np.ones(problem.dim)
+    for name, (low, high) in problem.bounds.items():
+        block = next(b for b in problem.parameters.blocks if b.name == name)
+        values = vector[block.start:block.stop]
+        room = np.full(block.size, np.inf)
+        if low is not None:
+            room = np.minimum(room, values - low)
+        if high is not None:
+            room = np.minimum(room, high - values)
+        scale[block.start:block.stop] = np.minimum(1.0, room)
+    return scale
+
+
+@dataclasses.dataclass(frozen=True)
+class Smoothness:
+    """Whether f is differentiable along the draws at θ (so the pathwise gradient is
+    unbiased), from finite differences against the pathwise gradient on the same draws.
+
+    Attributes:
+      smooth: False when some direction's mean difference R − uᵀ∇f is beyond its noise;
+        None when it was not tested (a measure TFP does not reparameterize).
+      missed: The largest missed contribution seen (mean of R − uᵀ∇f), with its
+        direction's name, for messages.
+      tolerance: Per component, the smallest missed contribution in it alone that the
+        test would have seen (inf where untested).
+      terms: The pass behind it (differences along the directions).
+    """
+
+    smooth: bool | None
+    missed: float = 0.0
+    direction: str = ""
+    tolerance: np.ndarray | None = None
+    terms: draws.Terms | None = None
+    directions: Directions | None = None
+    steps: np.ndarray | None = None
+
+
+_smoothness: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
+
+
+def smoothness(problem, vector) -> Smoothness:
+    """The differences pass and its verdict on f's differentiability (see
+    :class:`Smoothness`); None verdict for a measure TFP does not reparameterize. Cached
+    per problem and θ: the truth's check and :func:`estimators.estimate`'s warning share
+    it."""
+    cache = _smoothness.setdefault(problem, {})
+    key = tuple(np.asarray(vector, dtype=np.float64).tolist())
+    if key not in cache:
+        if len(cache) > 256:
+            cache.clear()
+        cache[key] = _smoothness_at(problem, np.asarray(vector, dtype=np.float64))
+    return cache[key]
+
+
+def _smoothness_at(problem, vector, samples: int = DIFFERENCE_SAMPLES) -> Smoothness:
+    dist = problem.distribution(vector)
+    if not measure.is_reparameterized(dist):
+        return Smoothness(None, tolerance=np.full(problem.dim, np.inf))
+    along = directions(problem, vector)
+    count = len(along.vectors)
+    evaluations = 1 + len(draws.OFFSETS) * count
+    step = _step(problem, vector, along, evaluations)
+    n = draws.fits(BUDGET, problem, vector, evaluations, MIN_SAMPLES, samples)
+    terms = draws.difference_terms(problem, vector, n, _DIFFERENCE_KEY, along.scaled, step,
+                                   what="finite differences")
+    jumps = terms.jumps
+    allowance = np.abs(terms.difference_error) + ROUNDING * (1 + np.abs(terms.differences.mean))
+    heavy = _heavy(terms.shapes.get("jumps"))
+    beyond = (np.abs(jumps.mean) > CHECK_SE * jumps.se + allowance) & ~heavy
+    reach = np.where(heavy, np.inf, CHECK_SE * jumps.se + allowance)
+    tolerance = _per_component(reach, along.scaled)
+    worst = int(np.argmax(np.where(beyond, np.abs(jumps.mean) / np.maximum(reach, 1e-300),
+                                   -1.0)))
+    return Smoothness(not bool(np.any(beyond)), float(jumps.mean[worst]),
+                      along.names[worst], tolerance, terms, along, step)
+
+
+def _step(problem, vector, along: Directions, evaluations: int) -> np.ndarray:
+    """The largest step (from ``STEP``, shrinking) whose O(h²) error, seen on a pilot of
+    draws, is negligible: within 1e-3 of the differences' own scale (plus noise)."""
+    count = len(along.vectors)
+    n = draws.fits(BUDGET // 16, problem, vector, evaluations, 64, PILOT_SAMPLES)
+    step = np.full(count, STEP)
+    settled = np.zeros(count, dtype=bool)
+    for _ in range(SHRINKS):
+        pilot = draws.difference_terms(problem, vector, n, _PILOT_KEY, along.scaled, step,
+                                       what="finite-difference step")
+        scale = np.abs(pilot.differences.mean) + pilot.differences.spread
+        error = np.abs(pilot.difference_error)
+        settled |= error <= 1e-3 * scale + 3 * pilot.differences.se / 10
+        if settled.all():
+            break
+        step = np.where(settled, step, step / SHRINK)
+    return step
+
+
+def _heavy(shapes) -> np.ndarray | bool:
+    """Columns whose terms are too heavy-tailed for their SE (k̂ ≥ RELIABLE)."""
+    if shapes is None:
+        return False
+    shapes = np.asarray(shapes, dtype=float)
+    return np.nan_to_num(shapes, nan=-np.inf) >= tails.RELIABLE
+
+
+def _per_component(reach: np.ndarray, scaled: np.ndarray) -> np.ndarray:
+    """Per component i: min over directions k of reach_k / |u_ki| (a lone error e_i moves
+    uᵀ by u_ki e_i)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per = np.where(np.abs(scaled) > 0, reach[:, None] / np.abs(scaled), np.inf)
+    return per.min(axis=0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """The outcome of a cross-check that did not raise.
+
+    Attributes:
+      tolerance: ``[d]``: the smallest error in each component alone that a check would
+        have caught (inf: nothing could).
+      checked: ``[d]``: tolerance within ``POWER`` of the gradient's scale, and no reason
+        to distrust the check.
+      note: One or more sentences: what limited the check, what was found.
+      smooth: :class:`Smoothness` verdict (None: not tested).
+      methods: The checks that counted, e.g. "score_function, finite_difference".
+      f_shape: The Pareto k̂ of the check's draws of f (NaN: light or not fitted).
+    """
+
+    tolerance: np.ndarray
+    checked: np.ndarray
+    note: str = ""
+    smooth: bool | None = None
+    methods: str = ""
+    f_shape: float = math.nan
+
+
+def scale_of(gradient: np.ndarray) -> np.ndarray:
+    """The gradient's scale per component: max(|∇_i|, rms ∇)."""
+    gradient = np.abs(np.asarray(gradient, dtype=np.float64))
+    rms = math.sqrt(float(np.mean(gradient**2))) if gradient.size else 0.0
+    return np.maximum(gradient, rms)
+
+
+def powered(tolerance: np.ndarray, gradient: np.ndarray) -> np.ndarray:
+    """Per component: could the check have seen an error of ``POWER`` × the scale?"""
+    return np.asarray(tolerance) <= POWER * scale_of(gradient)
+
+
+def power_note(tolerance: np.ndarray, gradient: np.ndarray, labels) -> str:
+    """A sentence on the components whose check was too weak (empty when none)."""
+    weak = ~powered(tolerance, gradient)
+    if not weak.any():
+        return ""
+    scale = scale_of(gradient)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(scale > 0, tolerance / scale, np.inf)
+    worst = int(np.argmax(np.where(weak, np.nan_to_num(ratio, nan=np.inf), -1.0)))
+    count = int(weak.sum())
+    which = f"'{labels[worst]}'" if count == 1 else f"{count:,} of {len(weak):,} components " \
+        f"(worst '{labels[worst]}')"
+    size = "no check could reach it" if not np.isfinite(tolerance[worst]) else \
+        f"only errors beyond {tolerance[worst]:.3g} would have been seen, " + (
+            f"{ratio[worst]:.2g}× the gradient's scale there" if np.isfinite(ratio[worst])
+            else "and the gradient is 0")
+    return (f"The cross-check could not resolve an error of {POWER:.0%} of the gradient in "
+            f"{which}: {size}.")
+
+
+def _short(vector) -> str:
+    values = np.asarray(vector).tolist()
+    return str(values) if len(values) <= 6 else f"[{', '.join(f'{v:g}' for v in values[:4])}, …]"
+
+
+def _component_heavy(shapes, dim: int, along: Directions) -> np.ndarray:
+    """Per component: are its terms too heavy-tailed? Tails are fitted per direction, so a
+    component is heavy when a direction covering it is (the axes: exactly its own)."""
+    heavy = np.broadcast_to(_heavy(shapes), (len(along.vectors),))
+    return (np.abs(along.vectors) > 0)[heavy].any(axis=0) if heavy.any() else \
+        np.zeros(dim, dtype=bool)
+
+
+def _disagreement(problem, vector, claim: str, found: float, se: float, check: str,
+                  hint: str) -> TruthError:
+    """``claim``: "closed_form value 2.2"; ``check``: "a Monte Carlo check (N draws)", whose
+    parenthesis goes after the number found."""
+    name, _, detail = check.partition(" (")
+    return TruthError(f"problem '{problem.name}' at theta={_short(vector)}: the {claim} "
+                      f"disagrees with {name} {found:.6g} ± {se:.2g} ({detail}: {hint}.")
+
+
+def _compare_components(problem, vector, kind, gradient, statistic: draws.Statistic,
+                        skip: np.ndarray, check: str, hint: str, extra_se=0.0,
+                        allowance=0.0) -> np.ndarray:
+    """Raises at the worst component beyond ``CHECK_SE`` SEs (not ``skip``ped); returns
+    each component's reach (inf where skipped)."""
+    se = np.sqrt(statistic.se**2 + np.asarray(extra_se)**2)
+    margin = CHECK_SE * se + allowance + ROUNDING * (1 + np.abs(gradient))
+    gap = np.abs(gradient - statistic.mean)
+    bad = (gap > margin) & ~skip
+    if bad.any():
+        worst = int(np.argmax(np.where(bad, gap / margin, -1.0)))
+        raise _disagreement(problem, vector, f"{kind} gradient '{problem.param_labels[worst]}'"
+                                             f" = {gradient[worst]:.6g}",
+                            statistic.mean[worst], se[worst], check, hint)
+    return np.where(skip, np.inf, margin - ROUNDING * (1 + np.abs(gradient)))
+
+
+def exact(problem, vector, value: float | None, gradient: np.ndarray, kind: str,
+          hint: str) -> Verdict:
+    """Cross-checks an exact value and gradient (module docstring).
+
+    Raises:
+      TruthError: a check disagrees beyond ``CHECK_SE`` standard errors (``hint`` says
+        what may be wrong).
+    """
+    gradient = np.asarray(gradient, dtype=np.float64)
+    dim = problem.dim
+    fixed = not problem.support_depends_on_theta(vector)
+    smooth = smoothness(problem, vector)
+    along = smooth.directions or directions(problem, vector)
+    n = draws.fits(BUDGET, problem, vector, 3, MIN_SAMPLES, CHECK_SAMPLES)
+    use_pathwise = smooth.smooth is True
+    baseline = value if value is not None and np.isfinite(value) else 0.0
+    terms = draws.gradient_terms(problem, vector, n, _GRADIENT_KEY, score=fixed,
+                                 pathwise=use_pathwise, baseline=baseline,
+                                 directions=along.vectors, what="cross-check")
+    one = terms.one_outcome
+    notes, methods, reaches = [], [], [np.full(dim, np.inf)]
+    f_shape = float(terms.shapes["f"][0])
+    if value is not None and not one and not _heavy(f_shape):
+        margin = CHECK_SE * terms.f.se[0] + ROUNDING * (1 + abs(value))
+        if abs(value - terms.f.mean[0]) > margin:
+            raise _disagreement(problem, vector, f"{kind} value {value:.6g}", terms.f.mean[0],
+                                terms.f.se[0], f"a Monte Carlo check ({n:,} draws)", hint)
+    if fixed:
+        # The score function's terms carry f: a heavy-tailed f makes them heavy whatever
+        # their own fitted tail says (a large baseline hides it in the bulk).
+        skip = _component_heavy(terms.shapes["score"], dim, along) | one | _heavy(f_shape)
+        reaches.append(_compare_components(
+            problem, vector, kind, gradient, terms.score, skip,
+            f"a Monte Carlo check ({n:,} score_function draws)", hint))
+        methods.append("score_function")
+    if smooth.terms is not None:
+        differences = smooth.terms.differences
+        skip = _heavy(smooth.terms.shapes.get("differences"))
+        skip = np.broadcast_to(skip, differences.mean.shape)
+        projected = along.scaled @ gradient
+        allowance = np.abs(smooth.terms.difference_error)
+        margin = CHECK_SE * differences.se + allowance + ROUNDING * (1 + np.abs(projected))
+        gap = np.abs(projected - differences.mean)
+        bad = (gap > margin) & ~skip
+        if bad.any():
+            k = int(np.argmax(np.where(bad, gap / margin, -1.0)))
+            scale = along.scale
+            unit = "" if np.all(scale == 1.0) else " (per unit of each component's step scale)"
+            raise _disagreement(problem, vector, f"{kind} gradient along {along.names[k]}"
+                                f"{unit} = {projected[k]:.6g}", differences.mean[k],
+                                differences.se[k],
+                                f"finite differences of E f ({smooth.terms.samples:,} draws "
+                                "with common random numbers)", hint)
+        reaches.append(_per_component(np.where(skip, np.inf, margin), along.scaled))
+        methods.append("finite_difference")
+    if use_pathwise:
+        skip = _component_heavy(terms.shapes["pathwise"], dim, along) | one
+        reach = _compare_components(problem, vector, kind, gradient, terms.pathwise, skip,
+                                    f"a Monte Carlo check ({n:,} pathwise draws)", hint)
+        reaches.append(reach + smooth.tolerance)  # a jump below the test's reach could hide
+        methods.append("pathwise")
+    tolerance = np.min(reaches, axis=0)
+    if smooth.smooth is False:
+        notes.append(jump_note(problem, smooth))
+    if f_shape >= tails.NO_MEAN:
+        notes.append(f"f is too heavy-tailed at this θ for a Monte Carlo check (Pareto k̂ = "
+                     f"{f_shape:.2f} ≥ 1: E f may be infinite, and then no finite value is "
+                     "right).")
+        tolerance = np.full(dim, np.inf)
+    elif one:
+        notes.append("Every draw of the check gave the same f and gradient, so outcomes "
+                     f"rarer than 1 in {n:,} were never seen.")
+    notes.append(power_note(tolerance, gradient, problem.param_labels))
+    return Verdict(tolerance, powered(tolerance, gradient), " ".join(n for n in notes if n),
+                   smooth.smooth, ", ".join(methods), f_shape)
+
+
+def jump_evidence(smooth: Smoothness) -> str:
+    """"f is not differentiable along the draws at this θ (...)": the finding, as a clause."""
+    return (f"f is not differentiable along the draws at this θ (finite differences of E f "
+            f"exceed the pathwise gradient by {smooth.missed:.3g} along {smooth.direction}: a "
+            "jump, step or rounding in x)")
+
+
+def jump_note(problem, smooth: Smoothness) -> str:
+    """The sentence that says f is not differentiable along the draws."""
+    return f"{jump_evidence(smooth)[0].upper()}{jump_evidence(smooth)[1:]}, so pathwise " \
+        "estimates are biased here."
