@@ -4,7 +4,9 @@
                 [--workers N | --scheduler tcp://HOST:PORT]
                                         sweep a grid into a results table (and report it)
     gradvar report RESULTS [--out DIR]  figures + self-contained HTML (reports/<run_id>/)
-    gradvar show RESULTS                print a run's table compactly
+    gradvar show RESULTS [--all | --csv]
+                                        print a run's table compactly (--all: every row;
+                                        --csv: the whole table as CSV on stdout)
     gradvar lab [--seed N] [--timing]   the PPDL lab's setups against exact values
     gradvar list                        problems, estimators and bundled grids
 
@@ -212,6 +214,11 @@ def cmd_show(args) -> int:
     except ResultsError as error:
         print(f"gradvar: error: {error}", file=sys.stderr)
         return 2
+    if args.csv:
+        # Only the table on stdout, every row and column at full precision, so that
+        # `gradvar show r.parquet --csv > r.csv` is the table and nothing else.
+        frame.to_csv(sys.stdout, index=False)
+        return 0
     print(f"run {meta.get('run_id')}  grid {meta.get('grid_name')}  backend {meta.get('backend')}"
           f"  device {meta.get('device')}  TF {meta.get('tensorflow')}  "
           f"started {meta.get('started')}  finished {meta.get('finished')}")
@@ -349,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="print a results table compactly")
     show.add_argument("results", help="a results .parquet file")
     show.add_argument("--all", action="store_true", help="print every row")
+    show.add_argument("--csv", action="store_true",
+                      help="write the whole table (every row and column) as CSV to stdout "
+                           "instead: gradvar show RESULTS --csv > results.csv")
     show.set_defaults(handler=cmd_show)
     lab = commands.add_parser("lab", help="run the PPDL lab's setups against exact values")
     lab.add_argument("--seed", type=_non_negative_int, default=0,

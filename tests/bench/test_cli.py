@@ -36,3 +36,26 @@ def test_console_script_is_quiet_on_stderr():
                             capture_output=True, text=True, check=True)
     assert result.stderr == ""
     assert "score_function" in result.stdout
+
+
+def test_show_csv_writes_the_whole_table_and_nothing_else(tmp_path, capsys):
+    import io
+
+    import pandas as pd
+
+    from bench.store import read_results
+    from tests.bench.test_report_bad_numbers import row, write
+
+    # More rows than the compact view prints (60), a NaN and a JSON key full of commas.
+    rows = [row(name, theta / 10) for name in ("score_function", "trapz")
+            for theta in range(40)]
+    rows[3]["variance"] = float("nan")
+    path = write(tmp_path, rows)
+    assert cli.main(["show", str(path), "--csv"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    written = pd.read_csv(io.StringIO(captured.out), keep_default_na=False,
+                          na_values=[""])
+    table, _ = read_results(path)
+    assert list(written.columns) == list(table.columns) and len(written) == 80
+    pd.testing.assert_frame_equal(written, table, check_dtype=False)
