@@ -7,6 +7,9 @@
     gradvar show RESULTS [--all | --csv]
                                         print a run's table compactly (--all: every row;
                                         --csv: the whole table as CSV on stdout)
+    gradvar compare RESULTS_A RESULTS_B [--all]
+                                        cells whose variance or mean changed beyond their
+                                        intervals; exit 1 if any, 0 if none (for CI)
     gradvar lab [--seed N] [--timing]   the PPDL lab's setups against exact values
     gradvar list                        problems, estimators and bundled grids
 
@@ -24,6 +27,9 @@ import textwrap
 from pathlib import Path
 
 from bench import cores
+
+COMPARE_SHOWN = 20
+"""Lines per section of ``gradvar compare`` without ``--all``."""
 
 
 def _format(value, spec, width):
@@ -236,6 +242,29 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    """Exit status 0 when nothing changed, 1 when something did (for scripts and CI), 2
+    for a user error."""
+    from bench import compare
+    from bench.store import ResultsError, read_results
+
+    try:
+        (frame_a, meta_a), (frame_b, meta_b) = read_results(args.a), read_results(args.b)
+        comparison = compare.compare(frame_a, frame_b)
+    except ResultsError as error:
+        print(f"gradvar compare: error: {error}", file=sys.stderr)
+        return 2
+    except compare.CompareError as error:
+        print(f"gradvar compare: error: {args.a} and {args.b}: {error}", file=sys.stderr)
+        return 2
+    for name, path, meta in (("A", args.a, meta_a), ("B", args.b, meta_b)):
+        print(f"{name}: {path}  run {meta.get('run_id')}  grid {meta.get('grid_name')}  "
+              f"seed {meta.get('seed')}  git {(meta.get('git_commit') or '?')[:12]}")
+    for line in compare.describe(comparison, limit=None if args.all else COMPARE_SHOWN):
+        print(line)
+    return 1 if comparison.changed else 0
+
+
 def _describe_training(meta: dict) -> str:
     """One line on a training run's settings and where each run ended."""
     t = meta["training"]
@@ -360,6 +389,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="write the whole table (every row and column) as CSV to stdout "
                            "instead: gradvar show RESULTS --csv > results.csv")
     show.set_defaults(handler=cmd_show)
+    comparison = commands.add_parser(
+        "compare", help="which cells' variance or mean changed between two results tables "
+                        "(exit 1 if any, 0 if none: for scripts and CI)")
+    comparison.add_argument("a", metavar="RESULTS_A", help="the reference results .parquet "
+                                                           "(before)")
+    comparison.add_argument("b", metavar="RESULTS_B", help="the results .parquet to check "
+                                                           "(after)")
+    comparison.add_argument("--all", action="store_true",
+                            help=f"list every changed block (default: the first {COMPARE_SHOWN} "
+                                 "of each section)")
+    comparison.set_defaults(handler=cmd_compare)
     lab = commands.add_parser("lab", help="run the PPDL lab's setups against exact values")
     lab.add_argument("--seed", type=_non_negative_int, default=0,
                      help="base seed for the Monte Carlo setups (default 0)")
