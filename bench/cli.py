@@ -3,7 +3,8 @@
     gradvar run [--grid FILE] [--out DIR] [--resume RUN] [--report]
                 [--workers N | --scheduler tcp://HOST:PORT]
                                         sweep a grid into a results table (and report it)
-    gradvar report RESULTS [--out DIR]  figures + self-contained HTML (reports/<run_id>/)
+    gradvar report RESULTS [--out DIR] [--only FIGURE[,FIGURE]]
+                                        figures + self-contained HTML (reports/<run_id>/)
     gradvar show RESULTS [--all | --csv]
                                         print a run's table compactly (--all: every row;
                                         --csv: the whole table as CSV on stdout)
@@ -178,13 +179,14 @@ def _print_skipped(skipped) -> None:
         print(f"  {label}: {reason}", file=sys.stderr)
 
 
-def _report(results, out, progress: bool) -> int:
+def _report(results, out, progress: bool, only: str | None = None) -> int:
     from bench import report
     from bench.store import ResultsError
 
     print(f"building the report of {results} ...", file=sys.stderr)
     try:
-        built = report.build(results, out, progress=progress)
+        built = report.build(results, out, progress=progress,
+                             only=None if only is None else only.split(","))
     except (report.ReportError, ResultsError) as error:
         print(f"gradvar: error: {error}", file=sys.stderr)
         return 2
@@ -197,7 +199,7 @@ def _report(results, out, progress: bool) -> int:
 
 
 def cmd_report(args) -> int:
-    return _report(args.results, args.out, progress=not args.no_progress)
+    return _report(args.results, args.out, progress=not args.no_progress, only=args.only)
 
 
 def _group_skipped(skipped):
@@ -380,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results", help="a results .parquet file (from gradvar run)")
     report.add_argument("--out", metavar="DIR",
                         help="directory to write into (default: reports/<run_id>)")
+    report.add_argument("--only", metavar="FIGURE[,FIGURE]",
+                        help="build only these figures (names as in README's figure table, "
+                             "e.g. variance_vs_theta,efficiency); the tables are built as ever")
     report.add_argument("--no-progress", action="store_true", help="no progress bar")
     report.set_defaults(handler=cmd_report)
     show = commands.add_parser("show", help="print a results table compactly")

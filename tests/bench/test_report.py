@@ -185,6 +185,55 @@ def test_cli_report_prints_the_index_path(results, tmp_path, capsys, monkeypatch
     assert (out / "index.html").is_file()
 
 
+def test_only_builds_the_named_figures_and_no_exact_curves(results, tmp_path, monkeypatch):
+    curves, sizes = exact.curves, []
+
+    def counted(frame, **options):
+        sizes.append(len(frame))
+        return curves(frame, **options)
+
+    monkeypatch.setattr(exact, "curves", counted)
+    only = ["efficiency", "lab_comparison_expected", "variance_vs_theta", "efficiency"]
+    built = report.build(results, tmp_path / "r", progress=False, only=only)
+    names = ["variance_vs_theta", "efficiency", "lab_comparison_expected"]  # report order
+    assert [f.name for f in built.figures] == names
+    assert sorted(p.stem for p in built.directory.glob("*.png")) == sorted(names)
+    assert sizes == [0]  # the exact curves (minutes on a large grid) only for their figure
+    text = built.index.read_text()
+    assert "Only the figures asked for were built (--only efficiency,lab_comparison_expected," \
+           "variance_vs_theta)." in text
+    assert 'id="ranking"' in text  # the tables as ever
+
+
+def test_only_notes_a_named_figure_that_cannot_be_drawn(results, tmp_path, capsys,
+                                                        monkeypatch):
+    monkeypatch.setattr(exact, "CURVE_POINTS", 3)
+    out = tmp_path / "r"
+    assert cli.main(["report", str(results), "--out", str(out), "--no-progress", "--only",
+                     "exact_per_sample_variance,variance_vs_probability"]) == 0
+    assert "(1 figures," in capsys.readouterr().out
+    text = (out / "index.html").read_text()
+    assert "figure variance_vs_probability not drawn: the table has no data for it" in text
+    assert (out / "exact_per_sample_variance.png").is_file()
+
+
+@pytest.mark.parametrize("only, what", [
+    ("efficiency,variance_vs_thetta", "unknown figure 'variance_vs_thetta'"),
+    ("Efficiency", "unknown figure 'Efficiency'"),
+    (",", "no figure named"),
+])
+def test_only_with_an_unknown_figure_is_a_one_line_error(results, tmp_path, capsys, only,
+                                                         what):
+    out = tmp_path / "r"
+    assert cli.main(["report", str(results), "--out", str(out), "--no-progress",
+                     "--only", only]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"gradvar: error: --only: {what}; give one or more of "
+                   f"{', '.join(report.figure_names())}, separated by commas.")
+    assert "variance_vs_theta, variance_vs_n" in err and "lab_comparison_expected" in err
+    assert not out.exists()
+
+
 def test_empty_table_is_an_error(results, tmp_path):
     table = pq.read_table(results)
     empty = table.slice(0, 0).replace_schema_metadata(table.schema.metadata)
