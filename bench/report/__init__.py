@@ -312,7 +312,7 @@ def _draw(out: Path, prepared, exact_rows, meta: dict, notes: list[str], only=No
                          "(e.g. a single n_samples or batch size).")
             continue
         png, svg = out / f"{name}.png", out / f"{name}.svg"
-        fig.savefig(png, dpi=100)
+        fig.savefig(png, dpi=figures.DPI)
         fig.savefig(svg)
         plt.close(fig)
         files.append(page.FigureFile(name, title, caption, png, svg))
