@@ -5,9 +5,10 @@
                                         sweep a grid into a results table (and report it)
     gradvar report RESULTS [--out DIR] [--only FIGURE[,FIGURE]]
                                         figures + self-contained HTML (reports/<run_id>/)
-    gradvar show RESULTS [--all | --csv]
+    gradvar show RESULTS [--all | --csv | --skipped]
                                         print a run's table compactly (--all: every row;
-                                        --csv: the whole table as CSV on stdout)
+                                        --csv: the whole table as CSV on stdout;
+                                        --skipped: its grid's combinations that did not apply)
     gradvar compare RESULTS_A RESULTS_B [--all]
                                         cells whose variance or mean changed beyond their
                                         intervals; exit 1 if any, 0 if none (for CI)
@@ -31,6 +32,8 @@ from bench import cores
 
 COMPARE_SHOWN = 20
 """Lines per section of ``gradvar compare`` without ``--all``."""
+SKIPPED_REASONS_LISTED = 3
+"""Reasons for skipped combinations that ``gradvar run`` lists; more are one line."""
 
 
 def _format(value, spec, width):
@@ -82,13 +85,14 @@ def cmd_run(args) -> int:
             grid = grids.load(args.grid or "default")
             print(f"grid {grid.name} ({grid.path}): {len(grid.cells)} cells, "
                   f"{grid.n_replicates} replicates each, backend {grid.backend}", file=sys.stderr)
-            if grid.skipped:
-                _print_skipped(grid.skipped)
             if not grid.cells:
+                _print_skipped(grid.skipped, every=True)
                 raise grids.GridError(
                     f"{grid.path}: no cells to run: all {len(grid.skipped)} combinations were "
                     "skipped (reasons above); change n_samples, batch_sizes or estimators.")
             run_id = runner.new_run_id(grid, Path(args.out))
+            if grid.skipped:
+                _print_skipped(grid.skipped, results=Path(args.out) / f"{run_id}.parquet")
 
             def started():  # once the cluster (if any) is up: nothing is stored before
                 print(f"run {run_id}: finished cells go to {Path(args.out) / run_id}.parts; "
@@ -167,16 +171,35 @@ def _run_usage_error(args) -> str | None:
     return None
 
 
-def _print_skipped(skipped) -> None:
-    print(f"skipped {len(skipped)} combination{'s' if len(skipped) != 1 else ''} that do "
-          f"not apply:", file=sys.stderr)
+def _print_skipped(skipped, results: Path | None = None, every: bool = False,
+                   file=None) -> None:
+    """The grid's combinations that do not apply, on stderr (or ``file``): a line per
+    reason when there are at most ``SKIPPED_REASONS_LISTED`` (or ``every``), else one line
+    with the count, the most common reason and the command that lists every one,
+    ``gradvar show RESULTS --skipped``."""
+    file = file or sys.stderr
+    lines = _skipped_lines(skipped)
+    head = f"skipped {len(skipped)} combination{'s' if len(skipped) != 1 else ''} that do " \
+           "not apply"
+    if every or len(lines) <= SKIPPED_REASONS_LISTED:
+        print(f"{head}:", *(text for _, text in lines), sep="\n", file=file)
+        return
+    _, example = max(lines, key=lambda line: line[0])
+    print(f"{head}, for {len(lines)} reasons (most often: {example.strip()}); gradvar show "
+          f"{results or 'RESULTS'} --skipped lists them.", file=file)
+
+
+def _skipped_lines(skipped) -> list[tuple[int, str]]:
+    """(how many, text) per reason of :func:`_print_skipped`."""
     # A batch larger than n_samples is the one-batch cell again: count, don't list.
     oversized = [s for s in skipped if s[1] == "batch_size > n_samples"]
+    lines = []
     if oversized:
-        print(f"  {len(oversized)} cells whose batch size exceeds n_samples", file=sys.stderr)
+        lines.append((len(oversized), f"  {len(oversized)} cells whose batch size exceeds "
+                                      "n_samples"))
     rest = [s for s in skipped if s[1] != "batch_size > n_samples"]
-    for label, reason in _group_skipped(rest):
-        print(f"  {label}: {reason}", file=sys.stderr)
+    return lines + [(count, f"  {label}: {reason}")
+                    for count, label, reason in _group_skipped(rest)]
 
 
 def _report(results, out, progress: bool, only: str | None = None) -> int:
@@ -203,13 +226,14 @@ def cmd_report(args) -> int:
 
 
 def _group_skipped(skipped):
-    """One line per reason (which names the estimator and the problem), with a count, so
+    """(count, label, reason) per reason (which names the estimator and the problem), so
     long grids stay readable."""
     groups = {}
     for label, reason in skipped:
         groups.setdefault(reason, []).append(label)
     for reason, labels in groups.items():
-        yield (labels[0] if len(labels) == 1 else f"{len(labels)} cells, e.g. {labels[0]}"), reason
+        yield len(labels), (labels[0] if len(labels) == 1
+                            else f"{len(labels)} cells, e.g. {labels[0]}"), reason
 
 
 def cmd_show(args) -> int:
@@ -222,6 +246,13 @@ def cmd_show(args) -> int:
     except ResultsError as error:
         print(f"gradvar: error: {error}", file=sys.stderr)
         return 2
+    if args.skipped:
+        skipped = meta.get("skipped") or []
+        if skipped:
+            _print_skipped(skipped, every=True, file=sys.stdout)
+        else:
+            print(f"run {meta.get('run_id')}: no combination of its grid was skipped.")
+        return 0
     if args.csv:
         # Only the table on stdout, every row and column at full precision, so that
         # `gradvar show r.parquet --csv > r.csv` is the table and nothing else.
@@ -389,10 +420,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.set_defaults(handler=cmd_report)
     show = commands.add_parser("show", help="print a results table compactly")
     show.add_argument("results", help="a results .parquet file")
-    show.add_argument("--all", action="store_true", help="print every row")
-    show.add_argument("--csv", action="store_true",
+    what = show.add_mutually_exclusive_group()
+    what.add_argument("--all", action="store_true", help="print every row")
+    what.add_argument("--csv", action="store_true",
                       help="write the whole table (every row and column) as CSV to stdout "
                            "instead: gradvar show RESULTS --csv > results.csv")
+    what.add_argument("--skipped", action="store_true",
+                      help="list the grid's combinations that did not apply, by reason, "
+                           "instead of the table")
     show.set_defaults(handler=cmd_show)
     comparison = commands.add_parser(
         "compare", help="which cells' variance or mean changed between two results tables "
