@@ -3,8 +3,15 @@
     gradvar run [--grid FILE] [--out DIR] [--resume RUN] [--report]
                 [--workers N | --scheduler tcp://HOST:PORT]
                                         sweep a grid into a results table (and report it)
-    gradvar report RESULTS [--out DIR]  figures + self-contained HTML (reports/<run_id>/)
-    gradvar show RESULTS                print a run's table compactly
+    gradvar report RESULTS [--out DIR] [--only FIGURE[,FIGURE]]
+                                        figures + self-contained HTML (reports/<run_id>/)
+    gradvar show RESULTS [--all | --csv | --skipped]
+                                        print a run's table compactly (--all: every row;
+                                        --csv: the whole table as CSV on stdout;
+                                        --skipped: its grid's combinations that did not apply)
+    gradvar compare RESULTS_A RESULTS_B [--all]
+                                        cells whose variance or mean changed beyond their
+                                        intervals; exit 1 if any, 0 if none (for CI)
     gradvar lab [--seed N] [--timing]   the PPDL lab's setups against exact values
     gradvar list                        problems, estimators and bundled grids
 
@@ -22,6 +29,11 @@ import textwrap
 from pathlib import Path
 
 from bench import cores
+
+COMPARE_SHOWN = 20
+"""Lines per section of ``gradvar compare`` without ``--all``."""
+SKIPPED_REASONS_LISTED = 3
+"""Reasons for skipped combinations that ``gradvar run`` lists; more are one line."""
 
 
 def _format(value, spec, width):
@@ -73,13 +85,14 @@ def cmd_run(args) -> int:
             grid = grids.load(args.grid or "default")
             print(f"grid {grid.name} ({grid.path}): {len(grid.cells)} cells, "
                   f"{grid.n_replicates} replicates each, backend {grid.backend}", file=sys.stderr)
-            if grid.skipped:
-                _print_skipped(grid.skipped)
             if not grid.cells:
+                _print_skipped(grid.skipped, every=True)
                 raise grids.GridError(
                     f"{grid.path}: no cells to run: all {len(grid.skipped)} combinations were "
                     "skipped (reasons above); change n_samples, batch_sizes or estimators.")
             run_id = runner.new_run_id(grid, Path(args.out))
+            if grid.skipped:
+                _print_skipped(grid.skipped, results=Path(args.out) / f"{run_id}.parquet")
 
             def started():  # once the cluster (if any) is up: nothing is stored before
                 print(f"run {run_id}: finished cells go to {Path(args.out) / run_id}.parts; "
@@ -158,25 +171,45 @@ def _run_usage_error(args) -> str | None:
     return None
 
 
-def _print_skipped(skipped) -> None:
-    print(f"skipped {len(skipped)} combination{'s' if len(skipped) != 1 else ''} that do "
-          f"not apply:", file=sys.stderr)
+def _print_skipped(skipped, results: Path | None = None, every: bool = False,
+                   file=None) -> None:
+    """The grid's combinations that do not apply, on stderr (or ``file``): a line per
+    reason when there are at most ``SKIPPED_REASONS_LISTED`` (or ``every``), else one line
+    with the count, the most common reason and the command that lists every one,
+    ``gradvar show RESULTS --skipped``."""
+    file = file or sys.stderr
+    lines = _skipped_lines(skipped)
+    head = f"skipped {len(skipped)} combination{'s' if len(skipped) != 1 else ''} that do " \
+           "not apply"
+    if every or len(lines) <= SKIPPED_REASONS_LISTED:
+        print(f"{head}:", *(text for _, text in lines), sep="\n", file=file)
+        return
+    _, example = max(lines, key=lambda line: line[0])
+    print(f"{head}, for {len(lines)} reasons (most often: {example.strip()}); gradvar show "
+          f"{results or 'RESULTS'} --skipped lists them.", file=file)
+
+
+def _skipped_lines(skipped) -> list[tuple[int, str]]:
+    """(how many, text) per reason of :func:`_print_skipped`."""
     # A batch larger than n_samples is the one-batch cell again: count, don't list.
     oversized = [s for s in skipped if s[1] == "batch_size > n_samples"]
+    lines = []
     if oversized:
-        print(f"  {len(oversized)} cells whose batch size exceeds n_samples", file=sys.stderr)
+        lines.append((len(oversized), f"  {len(oversized)} cells whose batch size exceeds "
+                                      "n_samples"))
     rest = [s for s in skipped if s[1] != "batch_size > n_samples"]
-    for label, reason in _group_skipped(rest):
-        print(f"  {label}: {reason}", file=sys.stderr)
+    return lines + [(count, f"  {label}: {reason}")
+                    for count, label, reason in _group_skipped(rest)]
 
 
-def _report(results, out, progress: bool) -> int:
+def _report(results, out, progress: bool, only: str | None = None) -> int:
     from bench import report
     from bench.store import ResultsError
 
     print(f"building the report of {results} ...", file=sys.stderr)
     try:
-        built = report.build(results, out, progress=progress)
+        built = report.build(results, out, progress=progress,
+                             only=None if only is None else only.split(","))
     except (report.ReportError, ResultsError) as error:
         print(f"gradvar: error: {error}", file=sys.stderr)
         return 2
@@ -189,17 +222,18 @@ def _report(results, out, progress: bool) -> int:
 
 
 def cmd_report(args) -> int:
-    return _report(args.results, args.out, progress=not args.no_progress)
+    return _report(args.results, args.out, progress=not args.no_progress, only=args.only)
 
 
 def _group_skipped(skipped):
-    """One line per reason (which names the estimator and the problem), with a count, so
+    """(count, label, reason) per reason (which names the estimator and the problem), so
     long grids stay readable."""
     groups = {}
     for label, reason in skipped:
         groups.setdefault(reason, []).append(label)
     for reason, labels in groups.items():
-        yield (labels[0] if len(labels) == 1 else f"{len(labels)} cells, e.g. {labels[0]}"), reason
+        yield len(labels), (labels[0] if len(labels) == 1
+                            else f"{len(labels)} cells, e.g. {labels[0]}"), reason
 
 
 def cmd_show(args) -> int:
@@ -212,6 +246,18 @@ def cmd_show(args) -> int:
     except ResultsError as error:
         print(f"gradvar: error: {error}", file=sys.stderr)
         return 2
+    if args.skipped:
+        skipped = meta.get("skipped") or []
+        if skipped:
+            _print_skipped(skipped, every=True, file=sys.stdout)
+        else:
+            print(f"run {meta.get('run_id')}: no combination of its grid was skipped.")
+        return 0
+    if args.csv:
+        # Only the table on stdout, every row and column at full precision, so that
+        # `gradvar show r.parquet --csv > r.csv` is the table and nothing else.
+        frame.to_csv(sys.stdout, index=False)
+        return 0
     print(f"run {meta.get('run_id')}  grid {meta.get('grid_name')}  backend {meta.get('backend')}"
           f"  device {meta.get('device')}  TF {meta.get('tensorflow')}  "
           f"started {meta.get('started')}  finished {meta.get('finished')}")
@@ -227,6 +273,29 @@ def cmd_show(args) -> int:
     print(shown.to_string(index=False, float_format="{:.4g}".format,
                           max_rows=None if args.all else 60))
     return 0
+
+
+def cmd_compare(args) -> int:
+    """Exit status 0 when nothing changed, 1 when something did (for scripts and CI), 2
+    for a user error."""
+    from bench import compare
+    from bench.store import ResultsError, read_results
+
+    try:
+        (frame_a, meta_a), (frame_b, meta_b) = read_results(args.a), read_results(args.b)
+        comparison = compare.compare(frame_a, frame_b)
+    except ResultsError as error:
+        print(f"gradvar compare: error: {error}", file=sys.stderr)
+        return 2
+    except compare.CompareError as error:
+        print(f"gradvar compare: error: {args.a} and {args.b}: {error}", file=sys.stderr)
+        return 2
+    for name, path, meta in (("A", args.a, meta_a), ("B", args.b, meta_b)):
+        print(f"{name}: {path}  run {meta.get('run_id')}  grid {meta.get('grid_name')}  "
+              f"seed {meta.get('seed')}  git {(meta.get('git_commit') or '?')[:12]}")
+    for line in compare.describe(comparison, limit=None if args.all else COMPARE_SHOWN):
+        print(line)
+    return 1 if comparison.changed else 0
 
 
 def _describe_training(meta: dict) -> str:
@@ -344,12 +413,33 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("results", help="a results .parquet file (from gradvar run)")
     report.add_argument("--out", metavar="DIR",
                         help="directory to write into (default: reports/<run_id>)")
+    report.add_argument("--only", metavar="FIGURE[,FIGURE]",
+                        help="build only these figures (names as in README's figure table, "
+                             "e.g. variance_vs_theta,efficiency); the tables are built as ever")
     report.add_argument("--no-progress", action="store_true", help="no progress bar")
     report.set_defaults(handler=cmd_report)
     show = commands.add_parser("show", help="print a results table compactly")
     show.add_argument("results", help="a results .parquet file")
-    show.add_argument("--all", action="store_true", help="print every row")
+    what = show.add_mutually_exclusive_group()
+    what.add_argument("--all", action="store_true", help="print every row")
+    what.add_argument("--csv", action="store_true",
+                      help="write the whole table (every row and column) as CSV to stdout "
+                           "instead: gradvar show RESULTS --csv > results.csv")
+    what.add_argument("--skipped", action="store_true",
+                      help="list the grid's combinations that did not apply, by reason, "
+                           "instead of the table")
     show.set_defaults(handler=cmd_show)
+    comparison = commands.add_parser(
+        "compare", help="which cells' variance or mean changed between two results tables "
+                        "(exit 1 if any, 0 if none: for scripts and CI)")
+    comparison.add_argument("a", metavar="RESULTS_A", help="the reference results .parquet "
+                                                           "(before)")
+    comparison.add_argument("b", metavar="RESULTS_B", help="the results .parquet to check "
+                                                           "(after)")
+    comparison.add_argument("--all", action="store_true",
+                            help=f"list every changed block (default: the first {COMPARE_SHOWN} "
+                                 "of each section)")
+    comparison.set_defaults(handler=cmd_compare)
     lab = commands.add_parser("lab", help="run the PPDL lab's setups against exact values")
     lab.add_argument("--seed", type=_non_negative_int, default=0,
                      help="base seed for the Monte Carlo setups (default 0)")

@@ -18,6 +18,9 @@ A grid is a TOML file (``bench/grids/*.toml``)::
         "score_function(control_variate=delta)",
         {name = "score_function", control_variate = ["none", "loo"]},
         {name = "gumbel_softmax", temperature = [0.1, 0.5, 1.0]},  # numeric settings
+        # n_samples and batch_sizes in a table: its estimators' own, instead of the
+        # grid's, so a grid asks only for what applies (a quadrature rule takes one batch)
+        {name = ["trapz", "dependence"], n_samples = [10, 100], batch_sizes = ["all"]},
     ]
 
     [training]                  # optional: a training run per problem and starting θ,
@@ -63,6 +66,18 @@ TOP_KEYS = {"name": str, "seed": int, "backend": str, "n_replicates": int,
             "training": dict}
 PROBLEM_KEYS = {"name", "theta", "estimators"}
 REQUIRED = ("n_samples", "problems")
+SAMPLE_KEYS = ("n_samples", "batch_sizes")
+"""Keys of an estimator table that set its own n_samples and batch sizes, not options."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """An estimator a grid asks for, with its own n_samples and batch sizes (None: the
+    grid's)."""
+
+    label: str
+    n_samples: tuple[int, ...] | None = None
+    batch_sizes: tuple | None = None
 
 
 class GridError(ValueError):
@@ -193,13 +208,8 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
         fail("backend", f"must be one of {', '.join(E.BACKENDS)}, got {backend!r}.")
     n_replicates = _positive(data.get("n_replicates", 1000), "n_replicates", fail)
     repeats = _positive(data.get("timing_repeats", 3), "timing_repeats", fail)
-    n_samples = [_positive(n, "n_samples", fail) for n in data["n_samples"]]
-    if not n_samples:
-        fail("n_samples", "must list at least one positive integer.")
-    batch_sizes = data.get("batch_sizes", ["all"])
-    for b in batch_sizes:
-        if b != "all":
-            _positive(b, "batch_sizes", fail, extra=' or "all"')
+    n_samples = _n_samples(data["n_samples"], "n_samples", fail)
+    batch_sizes = _batch_sizes(data.get("batch_sizes", ["all"]), "batch_sizes", fail)
     skipped = []
     top_estimators = _estimators(data.get("estimators", sorted(E.ESTIMATORS)), "estimators",
                                  fail, skipped)
@@ -273,8 +283,8 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
                 _check_training(training, problem, thetas, where_p, fail)
             # A training grid runs trajectory by trajectory, checkpoint by checkpoint.
             verdicts = {}  # applicability and memory do not depend on the checkpoint
-            for theta, step, estimator, n, b in itertools.product(thetas, steps, chosen,
-                                                                  n_samples, batch_sizes):
+            for theta, step, estimator, n, b in _combinations(thetas, steps, chosen,
+                                                              n_samples, batch_sizes):
                 batch = n if b == "all" else b
                 cell = Cell(name, kwargs, estimator, theta, n, batch, base_dir, step)
                 combination = (theta, estimator, n, b)
@@ -290,6 +300,30 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
                 lab_setups=data.get("lab_setups", False), base_dir=base_dir, training=training)
 
 
+def _combinations(thetas, steps, chosen: list[Choice], n_samples, batch_sizes):
+    """(θ, step, estimator label, n, batch size) in grid order, each estimator with its own
+    n_samples and batch sizes where its table set them."""
+    for theta, step, choice in itertools.product(thetas, steps, chosen):
+        for n, b in itertools.product(choice.n_samples or n_samples,
+                                      choice.batch_sizes or batch_sizes):
+            yield theta, step, choice.label, n, b
+
+
+def _n_samples(values, key, fail) -> tuple[int, ...]:
+    if not isinstance(values, list) or not values:
+        fail(key, f"must list at least one positive integer, got {values!r}.")
+    return tuple(_positive(n, key, fail) for n in values)
+
+
+def _batch_sizes(values, key, fail) -> tuple:
+    if not isinstance(values, list) or not values:
+        fail(key, f'must list positive integers or "all", got {values!r}.')
+    for b in values:
+        if b != "all":
+            _positive(b, key, fail, extra=' or "all"')
+    return tuple(values)
+
+
 def _one_estimator(entry, key, fail) -> str:
     """The one estimator label of a name, label or option table (training's)."""
     skipped = []
@@ -297,10 +331,13 @@ def _one_estimator(entry, key, fail) -> str:
     def fail_here(where, message):  # the entry is the key itself, not an item of a list
         fail(where.replace(f"{key}[0]", key, 1), message)
 
-    labels = _estimators([entry], key, fail_here, skipped)
-    if len(labels) != 1:
+    if isinstance(entry, dict) and any(k in entry for k in SAMPLE_KEYS):
+        fail(key, f"takes no {' or '.join(SAMPLE_KEYS)}: the training's own n_samples sets "
+                  "the samples of each update.")
+    chosen = _estimators([entry], key, fail_here, skipped)
+    if len(chosen) != 1:
         fail(key, f"must name one estimator (no list of options), got {entry!r}.")
-    return labels[0]
+    return chosen[0].label
 
 
 def _check_training(training, problem: E.Problem, thetas, where_p: str, fail) -> None:
@@ -386,20 +423,29 @@ def _positive(value, key, fail, extra=""):
     return value
 
 
-def _estimators(entries, key, fail, skipped) -> list[str]:
-    """Estimator labels from names, labels and option tables; combinations of options
-    that cannot work are added to ``skipped``."""
+def _estimators(entries, key, fail, skipped) -> list[Choice]:
+    """The estimators of names, labels and option tables, each with the n_samples and
+    batch sizes its table sets (``SAMPLE_KEYS``); combinations of options that cannot work
+    are added to ``skipped``."""
     if not isinstance(entries, list) or not entries:
         fail(key, "must be a non-empty list of estimator names or option tables.")
     labels = []
     for index, entry in enumerate(entries):
         where = f"{key}[{index}]"
+        own = {}  # n_samples, batch_sizes of this table
         if isinstance(entry, str):
             combos = [(entry, {})]
         elif isinstance(entry, dict):
             if "name" not in entry:
                 fail(where, "an estimator table needs a name, e.g. {name = \"score_function\", "
                             "control_variate = \"delta\"}.")
+            entry = dict(entry)
+            if "n_samples" in entry:
+                own["n_samples"] = _n_samples(entry.pop("n_samples"), f"{where}.n_samples",
+                                              fail)
+            if "batch_sizes" in entry:
+                own["batch_sizes"] = _batch_sizes(entry.pop("batch_sizes"),
+                                                  f"{where}.batch_sizes", fail)
             options = {k: v if isinstance(v, list) else [v] for k, v in entry.items()}
             for option, values in options.items():
                 numbers = option != "name" and all(
@@ -423,8 +469,9 @@ def _estimators(entries, key, fail, skipped) -> list[str]:
                 continue
             except (ValueError, TypeError) as error:
                 fail(where, str(error))
-            if label not in labels:
-                labels.append(label)
+            choice = Choice(label, **own)
+            if choice not in labels:
+                labels.append(choice)
     if not labels:
         reasons = "; ".join(f"{label}: {reason.rstrip('.')}" for label, reason in skipped[-3:])
         fail(key, f"no estimator left: every combination of options is inapplicable ({reasons}).")

@@ -108,8 +108,10 @@ def bias_flags(frame: pd.DataFrame) -> pd.DataFrame:
     components = frame.param.groupby(block).transform("size")
     # Against a Monte Carlo truth a deterministic estimate has the truth's SE: SE units.
     by_quadrature = deterministic & ~(frame.truth_se > 0)
+    # Strictly beyond: the allowance is 0 for an exact zero truth with every sd 0, and an
+    # exact estimate of it is not biased.
     off = pd.Series(np.where(by_quadrature,
-                             miss >= QUADRATURE_ERROR * frame.truth.abs()
+                             miss > QUADRATURE_ERROR * frame.truth.abs()
                              + DETERMINISTIC_SD * reference,
                              z >= bias_threshold(components)), index=frame.index)
     return pd.DataFrame({

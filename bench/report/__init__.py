@@ -154,6 +154,33 @@ QUIET_IN_TRAINING = {"variance_vs_n", "time_vs_n", "time_vs_batch", "exact_per_s
 run has no data for them."""
 
 
+EXACT_FIGURE = "exact_per_sample_variance"
+"""The figure drawn from exact per-sample variance curves, the slowest part of a report."""
+
+
+def figure_names() -> list[str]:
+    """Every figure a report can have, by name (README's figure table), in report order."""
+    from bench.report import lab_figures
+
+    return [name for name, *_ in FIGURES] + [EXACT_FIGURE] + list(lab_figures.FIGURES)
+
+
+def chosen_figures(names) -> list[str]:
+    """``names`` checked against :func:`figure_names`, in the order asked, repeats dropped.
+
+    Raises:
+      ReportError: no name, or a name that is not a figure's.
+    """
+    known = figure_names()
+    names = list(dict.fromkeys(name.strip() for name in names if name.strip()))
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        what = f"unknown figure {unknown[0]!r}" if unknown else "no figure named"
+        raise ReportError(f"--only: {what}; give one or more of {', '.join(known)}, "
+                          "separated by commas.")
+    return names
+
+
 class Report:
     """What :func:`build` wrote, and how long it took."""
 
@@ -165,7 +192,7 @@ class Report:
         return self.index.parent
 
 
-def build(results, out_dir=None, progress: bool = True) -> Report:
+def build(results, out_dir=None, progress: bool = True, only=None) -> Report:
     """Builds the report of one results table.
 
     Args:
@@ -173,35 +200,46 @@ def build(results, out_dir=None, progress: bool = True) -> Report:
       out_dir: Directory to write (replaced once the new report is complete); default
         ``reports/<run_id>``.
       progress: Show a progress bar while exact curves are computed.
+      only: Names of the figures to build (:func:`figure_names`); default every one the
+        table has data for. A named figure that cannot be drawn is noted in the report.
+        The tables are built either way; the exact-vs-measured gaps only with
+        ``exact_per_sample_variance``, whose exact curves they need.
 
     Returns:
       A :class:`Report` (``.index`` is the path of index.html).
 
     Raises:
-      ReportError: the file is not a gradvar results table, lacks columns or rows, or
-        ``out_dir`` exists and is not a report.
+      ReportError: the file is not a gradvar results table, lacks columns or rows,
+        ``out_dir`` exists and is not a report, or ``only`` names no figure or an unknown
+        one.
     """
     started = time.perf_counter()
+    only = chosen_figures(only) if only is not None else None  # before any work
     frame, meta = read_results(results)
     prepared = data.per_problem_sweeps(data.prepare(frame, str(results)))
     run_id = meta.get("run_id", Path(results).stem)
     out = Path(out_dir) if out_dir is not None else Path("reports") / run_id
     with _staging(out) as staging:
-        files, gaps = _write(staging, prepared, frame, meta, run_id, progress)
+        files, gaps = _write(staging, prepared, frame, meta, run_id, progress, only)
     files = [dataclasses.replace(f, png=out / f.png.name, svg=out / f.svg.name) for f in files]
     return Report(out / "index.html", files, time.perf_counter() - started, gaps)
 
 
-def _write(out: Path, prepared, frame, meta: dict, run_id: str, progress: bool):
-    """Writes every file of the report into ``out``; returns (figure files, gaps)."""
+def _write(out: Path, prepared, frame, meta: dict, run_id: str, progress: bool, only):
+    """Writes every file of the report into ``out`` (of the figures, those in ``only``
+    unless it is None); returns (figure files, gaps)."""
     measured = data.finite_cells(prepared)
     base_dir = meta.get("grid_dir") or None  # where the grid's own problem files are
-    if training.is_training(prepared):  # its key's θ is the start, not θ at the checkpoint:
+    # A training run's key θ is the start, not θ at the checkpoint: no curves. Nor are
+    # they computed (minutes on a large grid) for a report --only without their figure.
+    if training.is_training(prepared) or (only is not None and EXACT_FIGURE not in only):
         exact_rows, notes = exact.curves(measured.iloc[:0], progress=False)  # no curves
     else:
         exact_rows, notes = exact.curves(measured, progress=progress, base_dir=base_dir)
     gaps = exact.gaps(measured, exact_rows)
-    files = _draw(out, prepared, exact_rows, meta, notes)
+    if only is not None:
+        notes.append(f"Only the figures asked for were built (--only {','.join(only)}).")
+    files = _draw(out, prepared, exact_rows, meta, notes, only)
     report_tables = _tables(prepared, frame, meta, gaps)
     skipped = meta.get("skipped", [])
     if skipped:
@@ -232,27 +270,39 @@ def _unchecked_truths(frame) -> str | None:
             "Column truth_checked.")
 
 
-def _draw(out: Path, prepared, exact_rows, meta: dict, notes: list[str]) -> list:
-    """Draws every figure the table has data for into ``out``; notes the others."""
+def _draw(out: Path, prepared, exact_rows, meta: dict, notes: list[str], only=None) -> list:
+    """Draws every figure the table has data for into ``out`` (those in ``only``, unless it
+    is None); notes the others (with ``only``, every one asked for and not drawn)."""
+    from bench.report import lab_figures
+
     figures.theme()
     colours = figures.palette(data.estimator_order(prepared))
     trained = training.is_training(prepared)
-    quiet = OPTIONAL | (QUIET_IN_TRAINING if trained else set())
+    wanted = (lambda name: True) if only is None else only.__contains__
+    # Figures of particular grids are noted as missing only when asked for by name.
+    quiet = set() if only is not None else OPTIONAL | (QUIET_IN_TRAINING if trained else set())
+    not_here = {name: "it is not drawn for a training run" for name in NOT_IN_TRAINING
+                if trained}
+    if not meta.get("lab"):
+        not_here.update(dict.fromkeys(lab_figures.FIGURES, "the run has no lab setups "
+                                                           "(lab_setups = true in its grid)"))
+    for name in only or ():
+        if name in not_here:
+            notes.append(f"figure {name} not drawn: {not_here[name]}.")
     drawn = [(name, title, caption,
               draw(prepared, colours, meta) if name in WITH_METADATA else draw(prepared, colours))
              for name, title, caption, draw in FIGURES
-             if not (trained and name in NOT_IN_TRAINING)]
-    drawn.append(("exact_per_sample_variance", "Per-sample variance: exact and measured",
-                  "Exact variance of one sample's estimate, by quadrature (lines), and the "
-                  "measured per-sample variance (variance × n_samples) with its 95% CI (points), "
-                  "at each problem's largest n_samples. A point whose CI misses its line is a "
-                  "discrepancy worth a look.",
-                  figures.exact_per_sample_variance(prepared, exact_rows, colours)))
-    if meta.get("lab"):
-        from bench.report import lab_figures
-
-        drawn += [(name, title, caption, draw(meta["lab"]))
-                  for name, (draw, title, caption) in lab_figures.FIGURES.items()]
+             if wanted(name) and name not in not_here]
+    if wanted(EXACT_FIGURE):
+        drawn.append((EXACT_FIGURE, "Per-sample variance: exact and measured",
+                      "Exact variance of one sample's estimate, by quadrature (lines), and the "
+                      "measured per-sample variance (variance × n_samples) with its 95% CI "
+                      "(points), at each problem's largest n_samples. A point whose CI misses "
+                      "its line is a discrepancy worth a look.",
+                      figures.exact_per_sample_variance(prepared, exact_rows, colours)))
+    drawn += [(name, title, caption, draw(meta["lab"]))
+              for name, (draw, title, caption) in lab_figures.FIGURES.items()
+              if wanted(name) and name not in not_here]
     files = []
     for name, title, caption, fig in drawn:
         if fig is None and name in quiet:
@@ -262,7 +312,7 @@ def _draw(out: Path, prepared, exact_rows, meta: dict, notes: list[str]) -> list
                          "(e.g. a single n_samples or batch size).")
             continue
         png, svg = out / f"{name}.png", out / f"{name}.svg"
-        fig.savefig(png, dpi=100)
+        fig.savefig(png, dpi=figures.DPI)
         fig.savefig(svg)
         plt.close(fig)
         files.append(page.FigureFile(name, title, caption, png, svg))

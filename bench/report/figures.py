@@ -28,9 +28,16 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 import estimators as E  # noqa: E402
 from bench.report.data import at_largest_n, finite_cells, middle_setting  # noqa: E402
+from bench.report.page import FIGURE_AREA_PX  # noqa: E402
 from bench.report.tables import NOT_RANKED, ranking  # noqa: E402
 
 PANEL_WIDTH, PANEL_HEIGHT = 4.6, 3.3
+DPI = 100
+"""Pixels per inch of the report's PNG files."""
+MAX_WIDTH = FIGURE_AREA_PX / DPI
+"""Inches: the widest figure the page shows at its own size in a 1,500-px window."""
+LABEL_CHAR_WIDTH = 0.075
+"""Inches per character of a tick label at the report's font size (0.072 measured)."""
 
 
 def theme() -> None:
@@ -91,12 +98,17 @@ def _shades(base: str, members: list[str], colour) -> dict[str, tuple]:
 
 def facets(panels: list[str], ncols: int, suptitle: str, panel_width: float = PANEL_WIDTH):
     """A figure with one axes per panel, no empty axes; returns (fig, {panel: ax}). The
-    title is wrapped to the figure's width."""
-    ncols = max(1, min(ncols, len(panels)))
+    title is wrapped to the figure's width.
+
+    At most ``ncols`` columns of ``panel_width`` inches, fewer where they would make the
+    figure wider than ``MAX_WIDTH``: the page would shrink it, or constrained layout would
+    squeeze the panels until the last column ran off the figure's edge.
+    """
+    ncols = max(1, min(ncols, len(panels), int(MAX_WIDTH // panel_width)))
     nrows = math.ceil(len(panels) / ncols)
     if ncols == 1:  # room for the title, and for a legend of two columns below one panel
         panel_width = max(panel_width, 6.4)
-    size = (panel_width * ncols, PANEL_HEIGHT * nrows + 0.9)
+    size = (min(panel_width * ncols, MAX_WIDTH), PANEL_HEIGHT * nrows + 0.9)
     fig, axes = plt.subplots(nrows, ncols, figsize=size,
                              squeeze=False, layout="constrained")
     for ax in axes.flat[len(panels):]:
@@ -116,6 +128,14 @@ def legend(fig, colours: dict, extra: list[Line2D] = ()) -> None:
     fit = max(1, int(fig.get_figwidth() // max(2.6, 0.6 + 0.075 * longest)))
     fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), fit),
                frameon=False)
+
+
+def bar_panel_width(labels, bars: float = 3.0) -> float:
+    """Inches for a panel of horizontal bars with tick labels ``labels`` (lines split at
+    newlines): the longest line, and ``bars`` for the bars and their value labels."""
+    longest = max((len(line) for label in labels for line in str(label).split("\n")),
+                  default=0)
+    return max(PANEL_WIDTH, LABEL_CHAR_WIDTH * longest + bars)
 
 
 def panel_columns(frame: pd.DataFrame) -> int:
@@ -360,9 +380,12 @@ def efficiency(frame, colours):
                 if drawn[table.problem_family == f].any()]
     if not families:
         return None
+    # Labels like "=1 score_function(control_variate=batch_optimal)": three such panels
+    # are wider than the page, so fewer columns of panels wide enough for them.
+    width = bar_panel_width(f"=10 {name}" for name in table.estimator)
     fig, axes = facets(families, 3, "Efficiency: variance × time per estimate (lower is "
                                     "better), with intervals\nranked; =1: tied with the best; "
-                                    "hatched: biased, not ranked")
+                                    "hatched: biased, not ranked", panel_width=width)
     for family, ax in axes.items():
         _efficiency_panel(ax, table[table.problem_family == family], drawn, colours)
     return fig

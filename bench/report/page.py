@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import html
+import string
 from pathlib import Path
 
 import pandas as pd
@@ -32,14 +33,24 @@ class Table:
     frame: pd.DataFrame
 
 
-STYLE = """
+PAGE_WIDTH_PX = 1500
+"""The widest the page's ``main`` gets, and the window it is laid out for."""
+_MAIN_PADDING_PX, _FIGURE_PADDING_PX, _FIGURE_BORDER_PX, _SCROLLBAR_PX = 32, 10, 1, 17
+FIGURE_AREA_PX = PAGE_WIDTH_PX - _SCROLLBAR_PX - 2 * (
+    _MAIN_PADDING_PX + _FIGURE_PADDING_PX + _FIGURE_BORDER_PX)
+"""The width an image has inside a figure's frame in a window of ``PAGE_WIDTH_PX`` with a
+scrollbar (1,397 px): a figure no wider is shown at its own size there, neither shrunk
+(its text smaller than the other figures') nor cut (``bench.report.figures.MAX_WIDTH``)."""
+
+STYLE = string.Template("""
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0;
        color: #1d232a; background: #fafbfc; line-height: 1.45; }
-main { max-width: 1500px; margin: 0 auto; padding: 1.5rem 2rem 4rem; }
+main { max-width: ${page}px; margin: 0 auto; padding: 1.5rem ${main}px 4rem; }
 h1 { font-size: 1.6rem; margin-bottom: .2rem; }
 h2 { font-size: 1.2rem; margin-top: 2.2rem; border-bottom: 1px solid #d8dee4; padding-bottom: .3rem; }
 nav ol { columns: 2; font-size: .92rem; }
-figure { margin: 0; background: white; border: 1px solid #e1e4e8; border-radius: 6px; padding: .6rem; }
+figure { margin: 0; background: white; border: ${border}px solid #e1e4e8; border-radius: 6px;
+         padding: ${figure}px; }
 figure img { max-width: 100%; height: auto; display: block; margin: 0 auto; }
 figcaption, .caption { font-size: .92rem; color: #444; margin: .4rem 0; }
 .files { font-size: .85rem; }
@@ -48,7 +59,8 @@ th, td { border: 1px solid #e1e4e8; padding: .25rem .55rem; text-align: right; }
 th { background: #f1f3f5; }
 .note { font-size: .9rem; color: #6a4b00; }
 .lede { color: #444; max-width: 60rem; }
-"""
+""").substitute(page=PAGE_WIDTH_PX, main=_MAIN_PADDING_PX, figure=_FIGURE_PADDING_PX,
+                border=_FIGURE_BORDER_PX)
 
 
 def _png_data(path: Path) -> str:

@@ -71,9 +71,12 @@ def _wrap(text: str, fig) -> str:
 
 
 def _grid(rows: int, ncols: int, suptitle: str, panel_width: float = figures.PANEL_WIDTH):
-    """A figure of ``rows`` × ``ncols`` axes (a row per training run)."""
+    """A figure of ``rows`` × ``ncols`` axes (a row per training run), at most
+    ``figures.MAX_WIDTH`` wide: many blocks make narrower panels, not a figure the page
+    shrinks."""
     if ncols == 1:  # room for the title and the legend
         panel_width = max(panel_width, 6.4)
+    panel_width = min(panel_width, figures.MAX_WIDTH / ncols)
     fig, axes = plt.subplots(rows, ncols, figsize=(panel_width * ncols,
                                                    figures.PANEL_HEIGHT * rows + 1.0),
                              squeeze=False, layout="constrained")

@@ -4,12 +4,13 @@
 z-scored column by column (mean 0, standard deviation 1 over the N rows) with a column of
 ones appended for the bias, and 0/1 labels. ``source`` is ``"breast_cancer"``
 (scikit-learn's bundled copy of the Wisconsin diagnostic data, 569 × 30, read offline) or
-the path of a CSV file: a header row, numeric feature columns, the last column the 0/1
-label.
+the path of a CSV file: a header row of column names, numeric feature columns (quoted or
+not), the last column the 0/1 label.
 """
 
 from __future__ import annotations
 
+import csv
 import functools
 from pathlib import Path
 
@@ -41,35 +42,64 @@ def features_and_labels(source: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _read_csv(source: str) -> tuple[np.ndarray, np.ndarray]:
+    """The features and labels of a CSV file: its first row the header, each row after
+    it a record of numbers (quoted or not; blank lines skipped).
+
+    Raises:
+      DataError: not a .csv path, no such file, not CSV text, no header or no data row,
+        a first row of numbers (no header: it would be taken for one and a record lost),
+        a row of another width than the header, or a value that is not a finite number.
+    """
     path = Path(source)
     if path.suffix.lower() != ".csv":
         raise DataError(f"data {source!r}: give 'breast_cancer' or the path of a .csv file "
                         "(header row, numeric features, the last column the 0/1 label).")
     if not path.is_file():
         raise DataError(f"data {source!r}: no such file.")
-    lines = path.read_text().splitlines()
-    rows = [line for line in lines[1:] if line.strip()]
-    if not lines or not rows:
+    # The csv module strips the quotes that spreadsheets put around numbers ("1.5").
+    records = []  # (line number, cells), blank lines left out
+    try:
+        with path.open(newline="") as file:
+            reader = csv.reader(file, skipinitialspace=True)  # `1, "2"` as `1,"2"`
+            for cells in reader:
+                if any(cell.strip() for cell in cells):
+                    records.append((reader.line_num, cells))
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise DataError(f"data {source!r}: is not a readable CSV text file ({error}).") \
+            from None
+    if len(records) < 2:
         raise DataError(f"data {source!r}: needs a header row and at least one data row.")
-    width = len(lines[0].split(","))
+    (_, header), rows = records[0], records[1:]
+    if all(_number(cell) is not None for cell in header):
+        shown = ",".join(header[:4]) + (",..." if len(header) > 4 else "")
+        raise DataError(f"data {source!r}: the first row must be a header of column names "
+                        f"(the label column last), but it is all numbers ({shown}).")
+    width = len(header)
     if width < 2:
         raise DataError(f"data {source!r}: the header names {width} column; give at least "
                         "one feature and the label, separated by commas.")
     values = []
-    for number, line in enumerate(rows, start=2):
-        cells = line.split(",")
+    for number, cells in rows:
         if len(cells) != width:
             raise DataError(f"data {source!r}: line {number} has {len(cells)} values, the "
                             f"header {width}.")
-        try:
-            values.append([float(cell) for cell in cells])
-        except ValueError:
+        parsed = [_number(cell) for cell in cells]
+        if None in parsed:
             raise DataError(f"data {source!r}: line {number} has a value that is not a "
-                            "number.") from None
+                            "number.")
+        values.append(parsed)
     table = np.asarray(values, dtype=np.float64)
     if not np.all(np.isfinite(table)):
         raise DataError(f"data {source!r}: has missing or infinite values.")
     return table[:, :-1], table[:, -1]
+
+
+def _number(cell: str) -> float | None:
+    """A cell's number (surrounding spaces allowed), or None when it is not one."""
+    try:
+        return float(cell)
+    except ValueError:
+        return None
 
 
 def _prepare(features, labels, source):

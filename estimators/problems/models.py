@@ -38,7 +38,8 @@ _ACCURACY_KEY = (20261130, 3)
           "log-likelihood (Mohamed et al. 2020 §8)")
 def logistic_regression(data: str = "breast_cancer") -> Problem:
     """The breast-cancer data (569 rows, D = 31) or a CSV file of the user's own (a
-    header, numeric features, the last column the 0/1 label), prepared alike."""
+    header row of column names, numeric features, the last column the 0/1 label), prepared
+    alike."""
     try:
         design, labels = features_and_labels(data)
     except DataError as error:

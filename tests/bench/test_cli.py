@@ -36,3 +36,70 @@ def test_console_script_is_quiet_on_stderr():
                             capture_output=True, text=True, check=True)
     assert result.stderr == ""
     assert "score_function" in result.stdout
+
+
+def test_show_csv_writes_the_whole_table_and_nothing_else(tmp_path, capsys):
+    import io
+
+    import pandas as pd
+
+    from bench.store import read_results
+    from tests.bench.test_report_bad_numbers import row, write
+
+    # More rows than the compact view prints (60), a NaN and a JSON key full of commas.
+    rows = [row(name, theta / 10) for name in ("score_function", "trapz")
+            for theta in range(40)]
+    rows[3]["variance"] = float("nan")
+    path = write(tmp_path, rows)
+    assert cli.main(["show", str(path), "--csv"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    written = pd.read_csv(io.StringIO(captured.out), keep_default_na=False,
+                          na_values=[""])
+    table, _ = read_results(path)
+    assert list(written.columns) == list(table.columns) and len(written) == 80
+    pd.testing.assert_frame_equal(written, table, check_dtype=False)
+
+
+SKIPPING = """
+n_samples = [1, 10]
+batch_sizes = ["all", 5]
+n_replicates = 20
+timing_repeats = 1
+estimators = ["score_function", "score_function_loo", "trapz", "dependence"]
+[[problems]]
+name = "seed_dependence"
+theta = [0.5]
+"""
+
+
+def test_many_skipped_combinations_are_one_line_and_listed_by_show(tmp_path):
+    # Was: a line per reason on every run (nine for the default grid).
+    from tests.bench.test_bad_input import gradvar
+
+    path = tmp_path / "skipping.toml"
+    path.write_text(SKIPPING)
+    out = tmp_path / "results"
+    code, _, err = gradvar("run", "--grid", path, "--out", out, "--workers", 1, "--no-progress")
+    assert code == 0, err
+    [results] = out.glob("*.parquet")
+    skipped = [line for line in err.splitlines() if line.startswith("skipped")]
+    assert skipped == [
+        "skipped 9 combinations that do not apply, for 6 reasons (most often: 4 cells whose "
+        f"batch size exceeds n_samples); gradvar show {results} --skipped lists them."]
+    code, listed, _ = gradvar("show", results, "--skipped")
+    lines = listed.splitlines()
+    assert code == 0 and lines[0] == "skipped 9 combinations that do not apply:"
+    assert lines[1] == "  4 cells whose batch size exceeds n_samples" and len(lines) == 7
+    assert lines[-1].startswith("  seed_dependence dependence θ=[theta=0.5] n=10 b=5: "
+                                "dependence integrates")
+
+
+def test_few_skipped_reasons_are_listed(capsys):
+    skipped = [("p trapz n=1 b=1", "trapz needs at least 2 samples per batch."),
+               ("p score_function n=1 b=5", "batch_size > n_samples")]
+    cli._print_skipped(skipped)
+    assert capsys.readouterr().err.splitlines() == [
+        "skipped 2 combinations that do not apply:",
+        "  1 cells whose batch size exceeds n_samples",
+        "  p trapz n=1 b=1: trapz needs at least 2 samples per batch."]

@@ -98,6 +98,38 @@ def test_labels_and_tables_of_the_same_estimator_are_one_cell():
                       "score_function(control_variate=delta)"]
 
 
+def test_tables_set_their_estimators_own_n_samples_and_batch_sizes():
+    text = ESTIMATOR_TABLES.replace("n_samples = [10]", 'n_samples = [1, 10]\n'
+                                                        'batch_sizes = ["all", 5]').replace(
+        TABLE, '{name = ["score_function_loo", "trapz"], n_samples = [10, 20], '
+               'batch_sizes = ["all"]}, {name = "score_function_loo", n_samples = [20], '
+               'batch_sizes = [10]}')
+    g = grid.parse(text, "g.toml")
+    loo = "score_function(control_variate=loo)"
+    assert [(c.estimator, c.n_samples, c.batch_size) for c in g.cells] == [
+        ("reparameterization", 1, 1), ("reparameterization", 10, 10),
+        ("reparameterization", 10, 5), (loo, 10, 10), (loo, 20, 20), ("trapz", 10, 10),
+        ("trapz", 20, 20), (loo, 20, 10)]
+    assert g.skipped == (("gaussian_cos(k=1) reparameterization θ=[mean=1, std=1] n=1 b=5",
+                          "batch_size > n_samples"),)
+
+
+def test_the_default_grid_asks_only_for_what_applies_and_keeps_its_cells():
+    # Its tables give each estimator its own n_samples and batch sizes; the cells are those
+    # of every estimator at every n in [1, 10, 100, 1000] and batch size in ["all", 10]
+    # that applies (475 such combinations were skipped and listed on every run).
+    default = grid.load("default")
+    text = default.source
+    start, end = text.index("batch_sizes = "), text.index("[[problems]]")
+    names = sorted({c.estimator for c in default.cells})
+    every = text[:start] + 'batch_sizes = ["all", 10]\nestimators = ' + repr(names) + \
+        "\n\n" + text[end:]
+    cross = grid.parse(every, "every.toml")
+    assert len(default.cells) == 1275 and default.skipped == ()
+    assert sorted(c.key for c in default.cells) == sorted(c.key for c in cross.cells)
+    assert len(cross.skipped) == 475
+
+
 def test_numeric_settings_sweep_in_tables():
     text = textwrap.dedent('''
         n_samples = [10]
@@ -141,6 +173,15 @@ TABLE = '{name = "score_function", control_variate = ["none", "loo", "delta"]}'
                  r"of gumbel_softmax must be a number above 0, got 0\.$", id="zero-temperature"),
     pytest.param('{name = "gumbel_softmax", temperature = true}',
                  r"^g\.toml: estimators\[1\]\.temperature: must be a string", id="boolean"),
+    pytest.param('{name = "trapz", n_samples = []}',
+                 r"^g\.toml: estimators\[1\]\.n_samples: must list at least one positive "
+                 r"integer, got \[\]\.$", id="no-n_samples"),
+    pytest.param('{name = "trapz", n_samples = 10}',
+                 r"^g\.toml: estimators\[1\]\.n_samples: must list at least one positive "
+                 r"integer, got 10\.$", id="n_samples-not-a-list"),
+    pytest.param('{name = "trapz", batch_sizes = ["all", 0]}',
+                 r'^g\.toml: estimators\[1\]\.batch_sizes: must be a positive integer or '
+                 r'"all", got 0\.$', id="zero-batch"),
     pytest.param('{name = "reinforce"}',
                  r"^g\.toml: estimators\[1\]: unknown estimator 'reinforce'; choose one of: ",
                  id="unknown-name"),

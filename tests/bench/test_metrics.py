@@ -62,3 +62,22 @@ def test_relaxations_are_declared_biased_and_naive_mc_is_judged_by_measurement()
                         "disarm", "score_function", "gumbel_softmax", "not_an_estimator_here"])
     assert metrics.declared_biased(labels).tolist() == [True, True, False, False, False, True,
                                                         False]
+
+
+def test_an_exact_estimate_of_a_zero_truth_is_not_biased_and_a_miss_is():
+    # Was: every sd and the truth 0 make the deterministic allowance 0, and an exact miss of
+    # 0 was flagged because the rule compared with >=.
+    import json
+
+    import pandas as pd
+
+    def row(estimator, bias):
+        cell = json.dumps(["p", {}, estimator, 0.0, 10, 10])
+        return dict(cell=cell, estimator=estimator, param="theta", param_block="theta",
+                    n_samples=10, truth=0.0, truth_se=0.0, bias=bias,
+                    bias_se=0.0, variance=0.0)
+
+    frame = pd.DataFrame([row("trapz", 0.0), row("dependence", 1e-9)])
+    flags = metrics.bias_flags(frame)
+    assert flags.deterministic.tolist() == [True, True]
+    assert flags.biased.tolist() == [False, True]

@@ -3,6 +3,8 @@
 import html.parser
 import json
 
+import matplotlib.pyplot as plt
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -10,7 +12,7 @@ import pytest
 
 import estimators as E
 from bench import cli, grid, report, runner
-from bench.report import data, exact, lab_figures
+from bench.report import data, exact, figures, lab_figures, page
 from bench.store import METADATA_KEY, read_results
 
 TINY = """
@@ -63,6 +65,44 @@ def test_every_figure_is_written_as_png_and_svg(built):
             assert path.parent == built.directory and path.stat().st_size > 1000, path
         assert figure.png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert figure.svg.read_text().lstrip().startswith("<?xml")
+
+
+def test_every_figure_fits_the_page_width(built):
+    # Shown at its own size in a 1,500-px window: neither shrunk by the page nor cut.
+    from PIL import Image
+
+    for figure in built.figures:
+        with Image.open(figure.png) as image:
+            assert image.width <= page.FIGURE_AREA_PX, figure.name
+
+
+def test_efficiency_panels_with_long_labels_stay_inside_the_figure():
+    # Was: three columns of panels labelled "=1 score_function(control_variate=
+    # batch_optimal)" in a 13.8-in figure; constrained layout squeezed them and the third
+    # column ran off the right edge (the default grid's report).
+    from tests.bench.test_report_bad_numbers import row
+
+    labels = ["score_function", "score_function(control_variate=batch_optimal)",
+              "score_function(control_variate=loo)", "reparameterization",
+              "reparameterization(sampling=antithetic)", "reparameterization(sampling=qmc)",
+              "measure_valued", "naive_mc"]
+    rows = [row(name, theta, variance=1.0 + index, bias=0.5 if name == "naive_mc" else 0.0,
+                family=family, seconds=1e-6 * (index + 1))
+            for family in ("seed_fixed", "seed_dependence", "gaussian_cos")
+            for index, name in enumerate(labels) for theta in (-1.0, 1.0)]
+    prepared = data.prepare(pd.DataFrame(rows))
+    figures.theme()
+    fig = figures.efficiency(prepared, figures.palette(labels))
+    fig.set_dpi(figures.DPI)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert fig.bbox.width <= page.FIGURE_AREA_PX
+    assert len(fig.axes) == 3
+    for ax in fig.axes:
+        box = ax.get_tightbbox(renderer)  # the panel with its tick labels and texts
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width, (ax.get_title(), box)
+        assert ax.bbox.width > 150  # bars, not a sliver
+    plt.close(fig)
 
 
 class _References(html.parser.HTMLParser):
@@ -183,6 +223,55 @@ def test_cli_report_prints_the_index_path(results, tmp_path, capsys, monkeypatch
     assert cli.main(["report", str(results), "--out", str(out), "--no-progress"]) == 0
     assert f"report: {out / 'index.html'}" in capsys.readouterr().out
     assert (out / "index.html").is_file()
+
+
+def test_only_builds_the_named_figures_and_no_exact_curves(results, tmp_path, monkeypatch):
+    curves, sizes = exact.curves, []
+
+    def counted(frame, **options):
+        sizes.append(len(frame))
+        return curves(frame, **options)
+
+    monkeypatch.setattr(exact, "curves", counted)
+    only = ["efficiency", "lab_comparison_expected", "variance_vs_theta", "efficiency"]
+    built = report.build(results, tmp_path / "r", progress=False, only=only)
+    names = ["variance_vs_theta", "efficiency", "lab_comparison_expected"]  # report order
+    assert [f.name for f in built.figures] == names
+    assert sorted(p.stem for p in built.directory.glob("*.png")) == sorted(names)
+    assert sizes == [0]  # the exact curves (minutes on a large grid) only for their figure
+    text = built.index.read_text()
+    assert "Only the figures asked for were built (--only efficiency,lab_comparison_expected," \
+           "variance_vs_theta)." in text
+    assert 'id="ranking"' in text  # the tables as ever
+
+
+def test_only_notes_a_named_figure_that_cannot_be_drawn(results, tmp_path, capsys,
+                                                        monkeypatch):
+    monkeypatch.setattr(exact, "CURVE_POINTS", 3)
+    out = tmp_path / "r"
+    assert cli.main(["report", str(results), "--out", str(out), "--no-progress", "--only",
+                     "exact_per_sample_variance,variance_vs_probability"]) == 0
+    assert "(1 figures," in capsys.readouterr().out
+    text = (out / "index.html").read_text()
+    assert "figure variance_vs_probability not drawn: the table has no data for it" in text
+    assert (out / "exact_per_sample_variance.png").is_file()
+
+
+@pytest.mark.parametrize("only, what", [
+    ("efficiency,variance_vs_thetta", "unknown figure 'variance_vs_thetta'"),
+    ("Efficiency", "unknown figure 'Efficiency'"),
+    (",", "no figure named"),
+])
+def test_only_with_an_unknown_figure_is_a_one_line_error(results, tmp_path, capsys, only,
+                                                         what):
+    out = tmp_path / "r"
+    assert cli.main(["report", str(results), "--out", str(out), "--no-progress",
+                     "--only", only]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"gradvar: error: --only: {what}; give one or more of "
+                   f"{', '.join(report.figure_names())}, separated by commas.")
+    assert "variance_vs_theta, variance_vs_n" in err and "lab_comparison_expected" in err
+    assert not out.exists()
 
 
 def test_empty_table_is_an_error(results, tmp_path):

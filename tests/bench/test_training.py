@@ -92,6 +92,8 @@ def test_a_training_grid_has_a_cell_per_checkpoint_in_training_order():
     ({"momentum": "0.9"}, "training.momentum: unknown key"),
     ({"estimator": '"reparametrization"'}, "tiny.toml: training.estimator: unknown estimator"),
     ({"estimator": '"naive_mc"'}, "naive_mc ignores how p(x|θ) depends on θ, so it is biased"),
+    ({"estimator": '{name = "reparameterization", n_samples = [5]}'},
+     "training.estimator: takes no n_samples or batch_sizes: the training's own n_samples"),
 ])
 def test_bad_training_tables_are_one_sentence(changes, message):
     text = tiny(**changes)

@@ -92,8 +92,30 @@ def test_a_users_csv_is_prepared_alike(tmp_path):
                                                        n_samples=10, n_replicates=300))
 
 
+def test_quoted_numbers_and_blank_lines_read_as_the_plain_file(tmp_path):
+    raw = np.random.default_rng(4).normal(size=(6, 2))
+    y = [0, 1, 0, 1, 1, 0]
+    plain = "x1,x2,label\n" + "".join(f"{a},{b},{v}\n" for (a, b), v in zip(raw, y))
+    quoted = '"x1","x2","label"\r\n\r\n' + "".join(
+        f'"{a}", "{b}",{v}\r\n' for (a, b), v in zip(raw, y))  # a spreadsheet's export
+    (tmp_path / "plain.csv").write_text(plain)
+    (tmp_path / "quoted.csv").write_bytes(quoted.encode())
+    design, labels = datasets.features_and_labels(str(tmp_path / "plain.csv"))
+    assert design.shape == (6, 3)  # every data row kept
+    np.testing.assert_allclose(design[:, :2], (raw - raw.mean(0)) / raw.std(0), rtol=1e-12)
+    np.testing.assert_array_equal(labels, y)
+    again, again_labels = datasets.features_and_labels(str(tmp_path / "quoted.csv"))
+    np.testing.assert_array_equal(again, design)
+    np.testing.assert_array_equal(again_labels, labels)
+
+
 @pytest.mark.parametrize("text, message", [
+    ("1.5,2,0\n0.5,3,1\n2.5,1,0\n",
+     "the first row must be a header of column names (the label column last), but it is "
+     "all numbers (1.5,2,0)."),
+    ('"1.5","2","0"\n0.5,3,1\n', "but it is all numbers (1.5,2,0)."),
     ("a,label\n1,0\nx,1\n", "line 3 has a value that is not a number."),
+    ("a,label\n1,0\n\n\"\",1\n", "line 4 has a value that is not a number."),
     ("a,b,label\n1,2,0\n3,1\n", "line 3 has 2 values, the header 3."),
     ("a,label\n1,0\n2,2\n", "the last column is the label and must be 0 or 1, got [2.0]."),
     ("a,b,label\n1,5,0\n2,5,1\n", "feature column 2 is constant"),
