@@ -128,8 +128,8 @@ def _until_halted(keys: list[str], thetas: list, halt: str) -> Iterator[tuple]:
 
 def statistics_task(spec: tuple, keys: list[str], thetas: list, counts: dict,
                     halt: str) -> dict:
-    """Phase 1 on a worker: {"worker": address, "rows": {cell key: rows}}, untimed (only
-    the cells measured before ``halt`` was set)."""
+    """Phase 1 on a worker: {"worker": address, "rows": {cell key: rows (a DataFrame)}},
+    untimed (only the cells measured before ``halt`` was set)."""
     from distributed import get_worker
 
     host = _this_host()

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from tqdm import tqdm
 
 import estimators as E
@@ -191,48 +192,62 @@ most this much timing, never statistics)."""
 
 
 def measure(cell: Cell, grid: Grid, theta=None, timed: bool = True,
-            workers_on_host: int = 1) -> list[dict]:
+            workers_on_host: int = 1,
+            on_phase: Callable[[str], None] | None = None) -> pd.DataFrame:
     """The metric rows (one per parameter component) of one cell, at ``theta`` (default
-    the cell's own; a training checkpoint's θ is the trajectory's).
+    the cell's own; a training checkpoint's θ is the trajectory's), as a DataFrame.
 
     ``timed``: take the wall-clock columns right away (``timing_mode`` "serial": nothing
     else runs); otherwise they are NaN and ``timing_mode`` is "exclusive", for a separate
     timing phase (:func:`time_cell`) to fill in. ``workers_on_host``: the worker
-    processes sharing the machine meanwhile (compile time is taken here).
+    processes sharing the machine meanwhile (compile time is taken here). ``on_phase``
+    is told each phase as it starts ("estimates", "timing", "truth", "statistics"), for a
+    progress bar: a cell of 10⁵ components spends seconds in each.
+
+    Raises:
+      CellError: the cell cannot be measured (its problem fails, its truth is refused,
+        or it does not fit in memory).
     """
+    phase = on_phase or (lambda name: None)
     problem = cell.problem_obj
     theta = _theta(cell, theta)
+    phase("estimates")
     program, estimates = _compiled(cell, grid, theta)
+    if timed:
+        phase("timing")
     timing = _timed_calls(program, cell, grid, theta) if timed else UNTIMED
+    phase("truth")
     try:
         truth = problem.truth(theta)
     except ValueError as error:  # TruthError, or a problem that fails in float64
         raise CellError(f"{cell.label}: {error}") from None
-    f_evals = program.estimator.f_evals_per_estimate(problem, theta, cell.n_samples,
-                                                     cell.batch_size)
-    label = problem.describe_theta(cell.theta)  # a training run's start
-    at = {} if cell.step is None else {"step": cell.step}
-    event_size = int(np.prod(problem.event_shape(theta), dtype=int))
-    rows = []
-    for index, (param, block) in enumerate(zip(problem.param_labels, problem.param_blocks)):
-        rows.append({
-            "problem": problem.name, "problem_family": cell.problem, **at,
-            "estimator": cell.estimator, "param": param, "param_block": block,
-            "theta": float(theta[index]), "theta_label": label,
-            "n_samples": cell.n_samples, "batch_size": cell.batch_size,
-            "n_replicates": grid.n_replicates,
-            **metrics.cell_metrics(estimates[:, index], truth.gradient[index], cell.n_samples,
-                                   truth_se=truth.gradient_se[index]),
-            "truth_kind": truth.kind, "truth_checked": bool(truth.checked),
-            "f_evals_per_estimate": f_evals, "event_size": event_size,
-            **timing,
-            "compile_time_s": program.compile_time_s,
-            "timing_mode": "serial" if timed else "exclusive",
-            "workers_on_host": workers_on_host, "intra_op_threads": _intra_op_threads(),
-            "backend": grid.backend, "device": E.DEVICE, "seed": cell.seed(grid.seed),
-            "cell": cell.key,
-        })
-    return rows
+    phase("statistics")
+    # One value per parameter component ([d] arrays), then one value for the whole cell:
+    # a new column is one line in either.
+    per_component = {
+        "param": problem.param_labels, "param_block": problem.param_blocks, "theta": theta,
+        **metrics.cell_metrics(estimates, truth.gradient, cell.n_samples,
+                               truth_se=truth.gradient_se),
+    }
+    per_cell = {
+        "problem": problem.name, "problem_family": cell.problem,
+        **({} if cell.step is None else {"step": cell.step}),
+        "estimator": cell.estimator,
+        "theta_label": problem.describe_theta(cell.theta),  # a training run's start
+        "n_samples": cell.n_samples, "batch_size": cell.batch_size,
+        "n_replicates": grid.n_replicates,
+        "truth_kind": truth.kind, "truth_checked": bool(truth.checked),
+        "f_evals_per_estimate": program.estimator.f_evals_per_estimate(
+            problem, theta, cell.n_samples, cell.batch_size),
+        "event_size": int(np.prod(problem.event_shape(theta), dtype=int)),
+        **timing,
+        "compile_time_s": program.compile_time_s,
+        "timing_mode": "serial" if timed else "exclusive",
+        "workers_on_host": workers_on_host, "intra_op_threads": _intra_op_threads(),
+        "backend": grid.backend, "device": E.DEVICE, "seed": cell.seed(grid.seed),
+        "cell": cell.table_key,
+    }
+    return schema.columns_frame(per_component, per_cell)
 
 
 def new_run_id(grid: Grid, out_dir: Path | None = None) -> str:
@@ -307,6 +322,14 @@ def _bar(grid: Grid, done: int, progress: bool, phase: str | None = None) -> tqd
                 dynamic_ncols=True, file=sys.stderr, desc=phase)
 
 
+def _show_phase(bar: tqdm, label: str) -> Callable[[str], None]:
+    """A function that puts ``label: <phase>`` on the bar: a large cell spends seconds
+    in each phase of :func:`measure`, and in writing its rows."""
+    def show(phase: str) -> None:
+        bar.set_postfix_str(f"{label}: {phase}", refresh=True)
+    return show
+
+
 def _run_serial(grid: Grid, store: RunStore, trajectories, stop, progress: bool) -> None:
     """One cell after another in this process, each timed right after its statistics. A
     resumed cluster run's cells whose statistics are stored are only timed."""
@@ -319,13 +342,16 @@ def _run_serial(grid: Grid, store: RunStore, trajectories, stop, progress: bool)
             theta = None
             if cell.step is not None:
                 theta = trajectories.theta_at(cell, stop, bar)
-            bar.set_postfix_str(cell.label, refresh=True)
+            show = _show_phase(bar, cell.label)
             try:
                 if store.untimed(cell.key):
+                    show("timing")
                     timings[cell.key] = time_cell(cell, grid, theta)
                     store.write_timings(timings)
                 else:
-                    store.write_cell(cell.key, measure(cell, grid, theta))
+                    rows = measure(cell, grid, theta, on_phase=show)
+                    show(f"writing {len(rows):,} rows")
+                    store.write_cell(cell.key, rows)
             except CellError as error:
                 raise CellError(str(error), store) from None
             bar.update()

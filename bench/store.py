@@ -122,7 +122,8 @@ class RunStore:
     def done(self, cell_key: str) -> bool:
         return (self.parts / self._name(cell_key)).exists()
 
-    def write_cell(self, cell_key: str, rows: list[dict]) -> None:
+    def write_cell(self, cell_key: str, rows: pd.DataFrame | list[dict]) -> None:
+        """Stores a finished cell's rows (:func:`bench.runner.measure`'s frame)."""
         _write_table(self.parts / self._name(cell_key), pd.DataFrame(rows))
 
     def _untimed(self, cell_key: str) -> Path:
@@ -132,7 +133,7 @@ class RunStore:
         """Whether the cell's statistics are stored, awaiting their timing phase."""
         return self._untimed(cell_key).exists()
 
-    def write_untimed(self, cell_key: str, rows: list[dict]) -> None:
+    def write_untimed(self, cell_key: str, rows: pd.DataFrame | list[dict]) -> None:
         _write_table(self._untimed(cell_key), pd.DataFrame(rows))
 
     def write_json(self, name: str, value) -> None:

@@ -1,0 +1,67 @@
+"""The table's cell key: full for a small θ (as every earlier table), a digest beyond."""
+
+import json
+
+import pytest
+
+from bench import cellkey, grid
+
+SMALL = """
+n_samples = [10]
+n_replicates = 4
+estimators = ["score_function"]
+[[problems]]
+name = "gaussian_cos"
+theta = [[0.5, 1.0]]
+"""
+
+
+def test_a_small_theta_keeps_the_full_key():
+    cell = grid.parse(SMALL).cells[0]
+    assert cell.table_key == cell.key
+    parsed = cellkey.parse(cell.table_key)
+    assert parsed.theta == [0.5, 1.0] and parsed.theta_id == "[0.5,1.0]"
+    assert (parsed.problem, parsed.estimator, parsed.n_samples, parsed.batch_size,
+            parsed.step) == ("gaussian_cos", "score_function", 10, 10, None)
+
+
+def test_a_long_theta_is_replaced_by_its_digest():
+    theta = [0.5] * 100 + [1.0] * 100
+    full = json.dumps(["gaussian_square_nd", [["D", 100]], "score_function", theta, 10, 10,
+                       3], separators=(",", ":"))
+    key = cellkey.build("gaussian_square_nd", (("D", 100),), "score_function", theta, 10,
+                        10, 3)
+    assert len(key) < 120 and cellkey.compact(full) == key
+    parsed, old = cellkey.parse(key), cellkey.parse(full)
+    assert parsed.theta is None and old.theta == theta
+    assert parsed.theta_id == old.theta_id == cellkey.theta_digest(theta)
+    assert parsed.theta_id.endswith(":200") and parsed.step == old.step == 3
+    assert parsed.setting == old.setting  # one setting, whichever version wrote the key
+    other = cellkey.build("gaussian_square_nd", (("D", 100),), "score_function",
+                          [0.5] * 100 + [1.5] * 100, 10, 10, 3)
+    assert cellkey.parse(other).theta_id != parsed.theta_id
+
+
+def test_the_boundary_is_full_theta_max():
+    at = cellkey.build("p", (), "e", [1.0] * cellkey.FULL_THETA_MAX, 1, 1)
+    beyond = cellkey.build("p", (), "e", [1.0] * (cellkey.FULL_THETA_MAX + 1), 1, 1)
+    assert cellkey.parse(at).theta is not None and cellkey.parse(beyond).theta is None
+
+
+@pytest.mark.parametrize("text", ["not json", "[1, 2]", '["p",[],"e",7,1,1]',
+                                  '["p",[],"e","md5:x",1,1]'])
+def test_what_is_not_a_key_is_refused(text):
+    with pytest.raises(cellkey.CellKeyError, match="malformed cell key"):
+        cellkey.parse(text)
+    assert cellkey.compact(text) == text
+
+
+def test_keys_and_seeds_are_computed_once_and_unchanged():
+    cell = grid.parse(SMALL).cells[0]
+    assert cell.key is cell.key  # cached
+    # The seed of this cell before issue 25 (sha256 of "<run seed>|<key>").
+    import hashlib
+    expected = int.from_bytes(hashlib.sha256(f"7|{cell.key}".encode()).digest()[:8],
+                              "little") & (2**62 - 1)
+    assert cell.seed(7) == expected and cell.seed(7) == expected
+    assert cell.seed(0) != expected
