@@ -191,6 +191,36 @@ def _source_digest() -> str:
 # --------------------------------------------------------------------------- clusters
 
 
+CLUSTER_MIN_CELLS = 100
+"""The fewest cells for which ``gradvar run`` starts a local cluster by default: a
+cluster takes ~15-20 s to start and each worker imports TensorFlow (~0.8 GB), while the
+default grid's 1,275 cells took 277 s serial and 259 s on two workers of a 2-core
+machine, so a grid of fewer cells is done sooner in one process."""
+LARGE_CELL_COMPONENTS = 10_000
+"""θ components from which a cell counts as large: its rows, estimates and truth are each
+seconds and hundreds of MB, which every worker would hold in its own process (and the
+truth at one θ would be computed once per worker that measures a cell there)."""
+
+
+def default_workers(grid) -> tuple[int, str]:
+    """How many local worker processes ``gradvar run`` uses without ``--workers``, and why:
+    one per core, or 1 (no cluster) for a grid of fewer than ``CLUSTER_MIN_CELLS`` cells
+    or with a cell of ``LARGE_CELL_COMPONENTS`` θ components or more."""
+    from bench import cores
+
+    available = cores()
+    if available == 1:
+        return 1, "one core"
+    if len(grid.cells) < CLUSTER_MIN_CELLS:
+        return 1, (f"{len(grid.cells)} cells, fewer than {CLUSTER_MIN_CELLS}: quicker than "
+                   "starting a cluster")
+    largest = max(len(cell.theta) for cell in grid.cells)
+    if largest >= LARGE_CELL_COMPONENTS:
+        return 1, (f"cells of {largest:,} θ components: one process holds them once and "
+                   "computes each truth once")
+    return available, f"one per core ({available})"
+
+
 class _IgnoreInterrupts(WorkerPlugin):
     """A worker plugin for the local cluster's workers: Ctrl-C in the terminal reaches the
     whole process group, and only the driver may act on it (finishing the tasks in flight).

@@ -262,16 +262,25 @@ def new_run_id(grid: Grid, out_dir: Path | None = None) -> str:
 
 
 def run(grid: Grid, out_dir: Path, run_id: str | None = None, progress: bool = True,
-        resume: bool = False, workers: int = 1, scheduler: str | None = None,
-        on_start: Callable[[], None] | None = None) -> Path:
+        resume: bool = False, workers: int | None = 1, scheduler: str | None = None,
+        on_start: Callable[[int], None] | None = None) -> Path:
     """Runs every cell of ``grid`` into a new run (named ``run_id``, default
     :func:`new_run_id`), or with ``resume`` finishes the existing store of ``run_id``.
 
-    ``workers`` > 1 runs the cells on a local Dask cluster of that many processes, and
-    ``scheduler`` (``tcp://HOST:PORT``) on an existing cluster (:mod:`bench.distributed`);
-    the statistics are the same either way, bit for bit. ``on_start()`` is called once
-    the cluster answers, before anything is stored.
+    ``workers`` > 1 runs the cells on a local Dask cluster of that many processes (None:
+    :func:`bench.distributed.default_workers`), and ``scheduler`` (``tcp://HOST:PORT``) on an existing
+    cluster (:mod:`bench.distributed`); the statistics are the same either way, bit for
+    bit. ``on_start(workers)`` is called once the cluster answers, before anything is
+    stored.
+
+    Raises:
+      ValueError: ``workers`` is not positive. ResultsError: the run exists already (or,
+      with ``resume``, cannot be resumed). CellError, RunInterrupted: as the cells run.
     """
+    if workers is None:
+        from bench import distributed
+
+        workers = 1 if scheduler is not None else distributed.default_workers(grid)[0]
     if workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers}.")
     out_dir = Path(out_dir)
@@ -287,7 +296,7 @@ def run(grid: Grid, out_dir: Path, run_id: str | None = None, progress: bool = T
         cluster = distributed.client(workers, scheduler)
     with cluster as dask_client:
         if on_start is not None:
-            on_start()
+            on_start(workers)
         if not resume:
             store.start(run_metadata(grid, run_id))
         return _run(grid, store, dask_client, progress)
@@ -511,8 +520,8 @@ class _Trajectories:
         return out
 
 
-def resume(run_ref: str, out_dir: Path, progress: bool = True, workers: int = 1,
-           scheduler: str | None = None, on_start: Callable[[], None] | None = None) -> Path:
+def resume(run_ref: str, out_dir: Path, progress: bool = True, workers: int | None = 1,
+           scheduler: str | None = None, on_start: Callable[[int], None] | None = None) -> Path:
     """Finishes an interrupted run (its id or ``.parts`` path) with the grid it started with."""
     store = RunStore.locate(run_ref, out_dir)
     metadata = store.metadata()

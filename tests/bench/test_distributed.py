@@ -308,3 +308,24 @@ def test_a_worker_running_other_gradvar_source_is_refused():
     with pytest.raises(distributed.ClusterError,
                        match="worker tcp://10.0.0.5:4000 has gradvar source 0123456789abcdef"):
         distributed._check_versions(_FakeClient(versions=other))
+
+
+@pytest.mark.parametrize("cells, components, cores, expected", [
+    (2, 20_000, 2, 1),        # the D = 10⁴ grid: a cluster would start longer than it runs
+    (99, 2, 2, 1),            # few cells
+    (100, 2, 2, 2),           # enough small cells: one worker per core
+    (1275, 2, 8, 8),
+    (500, 10_000, 8, 1),      # large cells: one process holds them and their truth once
+    (500, 9_999, 8, 8),
+    (1275, 2, 1, 1),          # one core
+])
+def test_the_default_workers_depend_on_the_grid(monkeypatch, cells, components, cores,
+                                                expected):
+    import types
+
+    import bench
+
+    monkeypatch.setattr(bench, "cores", lambda: cores)
+    cell = types.SimpleNamespace(theta=(0.5,) * components)
+    workers, why = distributed.default_workers(types.SimpleNamespace(cells=[cell] * cells))
+    assert workers == expected and why
