@@ -117,3 +117,14 @@ def compact(key: str) -> str:
         return build(parsed.problem, parsed.arguments, parsed.estimator, parsed.theta,
                      parsed.n_samples, parsed.batch_size, parsed.step)
     return key
+
+
+def compact_column(cells):
+    """A pandas Series of keys with every key :func:`compact`: one parse per distinct
+    key (a categorical column is mapped through its categories)."""
+    import numpy as np
+    import pandas as pd
+
+    codes, uniques = pd.factorize(cells, sort=False)
+    compacted = np.array([compact(key) for key in uniques] + [None], dtype=object)
+    return pd.Series(compacted[codes], index=cells.index, name=cells.name, dtype="str")

@@ -117,7 +117,7 @@ def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
     tables get the columns they lack (module docstring).
     """
     check_columns(frame, where)
-    frame = frame.assign(cell=compact_keys(frame.cell))
+    frame = frame.assign(cell=cellkey.compact_column(frame.cell))
     coords = _coords_per_cell(frame)
     frame = schema.with_defaults(frame)
     frame = aggregate_blocks(frame.join(metrics.bias_flags(frame)))
@@ -211,15 +211,6 @@ def training_runs(frame: pd.DataFrame) -> pd.Series:
     order = {start: index + 1 for index, start in enumerate(dict.fromkeys(starts))}
     names = names.where(~shared, names + " (start " + starts.map(order).astype(str) + ")")
     return frame.problem.where(~several, names)
-
-
-def compact_keys(cells: pd.Series) -> pd.Series:
-    """The ``cell`` column with every key in the table's compact form
-    (:func:`bench.cellkey.compact`): tables written before issue 25 hold θ in full on
-    every row; one parse per distinct key."""
-    codes, uniques = pd.factorize(cells, sort=False)
-    compacted = np.array([cellkey.compact(key) for key in uniques], dtype=object)
-    return pd.Series(compacted[codes], index=cells.index, name=cells.name)
 
 
 def cell_theta(frame: pd.DataFrame, cell: str) -> np.ndarray | None:

@@ -65,3 +65,40 @@ def test_keys_and_seeds_are_computed_once_and_unchanged():
                               "little") & (2**62 - 1)
     assert cell.seed(7) == expected and cell.seed(7) == expected
     assert cell.seed(0) != expected
+
+
+WIDE = """
+n_samples = [10]
+n_replicates = 20
+timing_repeats = 1
+estimators = ["reparameterization", "score_function"]
+[[problems]]
+name = "gaussian_square_nd"
+D = 40
+theta = [{mean = 0.5, std = 1.0}]
+"""
+
+
+def test_a_table_with_full_keys_reads_and_reports_as_a_compact_one(tmp_path):
+    # A table of this version (digests: θ has 80 components) and the same table as
+    # versions before issue 25 wrote it (the full key on every row).
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from bench import runner, store
+    from bench.report import data
+
+    g = grid.parse(WIDE, "wide.toml")
+    path = runner.run(g, tmp_path, progress=False)
+    table = pq.read_table(path)
+    new, _ = store.read_results(path)
+    full = {cell.table_key: cell.key for cell in g.cells}
+    assert set(new.cell) == set(full) and all(len(key) < 120 for key in full)
+    old_path = tmp_path / "old.parquet"
+    old_keys = [full[key] for key in table.column("cell").to_pylist()]
+    pq.write_table(table.set_column(table.schema.get_field_index("cell"), "cell",
+                                    pa.array(old_keys)), old_path)
+    old, _ = store.read_results(old_path)
+    assert old.equals(new)
+    assert data.prepare(pq.read_table(old_path).to_pandas()).coords.tolist() \
+        == data.prepare(new).coords.tolist() == [{"mean": 0.5, "std": 1.0, "D": 40}] * 4
