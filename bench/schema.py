@@ -72,7 +72,9 @@ _IDENTITY = _columns(
     ("n_replicates", "int", "R, the independent estimates behind the statistics",
      dict(required=True)),
     ("cell", "str", "the cell's key: JSON [problem, arguments, estimator, θ, n_samples, "
-     "batch_size(, step)]", dict(report=True)),
+     "batch_size(, step)]; a θ of more than 64 components is a digest, "
+     "\"sha256:<16 hex>:<components>\" (θ itself is the `theta` column; `bench.cellkey`)",
+     dict(report=True)),
 )
 _TRUTH = _columns(
     "truth",
