@@ -137,10 +137,46 @@ def statistics_task(spec: tuple, keys: list[str], thetas: list, counts: dict,
     from bench import runner
 
     grid, cells = _grid_and_cells(spec)
+    worker = get_worker()
     rows = {key: runner.measure(cells[key], grid, theta, timed=False,
-                                workers_on_host=counts.get(host, 1))
+                                workers_on_host=counts.get(host, 1),
+                                on_phase=_phase_events(worker, cells[key]))
             for key, theta in _until_halted(keys, thetas, halt)}
-    return {"worker": get_worker().address, "rows": rows}
+    return {"worker": worker.address, "rows": rows}
+
+
+PHASE_TOPIC = "gradvar-phase"
+"""The Dask event topic on which workers say which phase of which cell they are in."""
+
+
+def _phase_events(worker, cell) -> Callable[[str], None]:
+    """``measure``'s ``on_phase`` on a worker: an event the driver's progress bar shows
+    (:func:`phases_shown`); a large cell spends seconds in each phase."""
+    label = cell.label
+
+    def on_phase(phase: str) -> None:
+        worker.log_event(PHASE_TOPIC, {"worker": worker.address, "cell": label,
+                                       "phase": phase})
+    return on_phase
+
+
+@contextlib.contextmanager
+def phases_shown(dask_client, bar) -> Iterator[None]:
+    """Shows the workers' phase events (:data:`PHASE_TOPIC`) on ``bar``'s postfix, the
+    latest one first, while the block runs."""
+    latest: dict = {}
+
+    def show(event) -> None:  # called on the client's event loop thread
+        _, message = event
+        latest.pop(message["worker"], None)  # the newest last
+        latest[message["worker"]] = f"{message['cell']}: {message['phase']}"
+        bar.set_postfix_str(" | ".join(reversed(list(latest.values()))), refresh=True)
+
+    dask_client.subscribe_topic(PHASE_TOPIC, show)
+    try:
+        yield
+    finally:
+        dask_client.unsubscribe_topic(PHASE_TOPIC)
 
 
 def timing_task(spec: tuple, keys: list[str], thetas: list, counts: dict,

@@ -408,6 +408,7 @@ def _run_on_cluster(grid: Grid, store: RunStore, trajectories, stop, progress: b
     def stored(group, result):
         measured = result["rows"]  # the whole group, unless the run was interrupted
         for key, rows in measured.items():
+            bar.set_postfix_str(f"storing {len(rows):,} rows", refresh=True)
             store.write_untimed(key, rows)
         to_time.append(distributed.Group(
             [key for key in group.keys if key in measured],
@@ -429,7 +430,8 @@ def _run_on_cluster(grid: Grid, store: RunStore, trajectories, stop, progress: b
     cluster = {"workers_per_host": counts, "statistics_s": None, "timing_s": None}
     try:
         started = time.perf_counter()
-        with _bar(grid, len(grid.cells) - len(fresh), progress, "statistics") as bar:
+        with _bar(grid, len(grid.cells) - len(fresh), progress, "statistics") as bar, \
+                distributed.phases_shown(dask_client, bar):
             distributed.run_phase(dask_client, distributed.statistics_task, spec,
                                   phase_one(bar), counts, stored, stop, window)
             trajectories.finish(stop, bar)  # the rest of training, before timing starts

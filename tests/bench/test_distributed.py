@@ -329,3 +329,38 @@ def test_the_default_workers_depend_on_the_grid(monkeypatch, cells, components, 
     cell = types.SimpleNamespace(theta=(0.5,) * components)
     workers, why = distributed.default_workers(types.SimpleNamespace(cells=[cell] * cells))
     assert workers == expected and why
+
+
+def test_workers_phases_show_on_the_drivers_bar():
+    class Client:
+        def subscribe_topic(self, topic, handler):
+            self.topic, self.handler = topic, handler
+
+        def unsubscribe_topic(self, topic):
+            self.topic = None
+
+    class Bar:
+        def set_postfix_str(self, text, refresh=True):
+            self.text = text
+
+    client, bar = Client(), Bar()
+    with distributed.phases_shown(client, bar):
+        assert client.topic == distributed.PHASE_TOPIC
+        client.handler((0.0, {"worker": "w1", "cell": "a", "phase": "truth"}))
+        client.handler((1.0, {"worker": "w2", "cell": "b", "phase": "estimates"}))
+        assert bar.text == "b: estimates | a: truth"
+        client.handler((2.0, {"worker": "w1", "cell": "c", "phase": "estimates"}))
+        assert bar.text == "c: estimates | b: estimates"
+    assert client.topic is None
+
+
+def test_a_cluster_run_reports_each_cells_phases(cluster, tmp_path):
+    from distributed import Client
+
+    g = grid.parse(SMALL, "small.toml")
+    runner.run(g, tmp_path, progress=False, scheduler=cluster.scheduler_address)
+    with Client(cluster.scheduler_address) as client:
+        events = [message for _, message in client.get_events(distributed.PHASE_TOPIC)]
+    for cell in g.cells:
+        phases = [event["phase"] for event in events if event["cell"] == cell.label]
+        assert phases[-3:] == ["estimates", "truth", "statistics"], cell.label
