@@ -214,13 +214,15 @@ def training_runs(frame: pd.DataFrame) -> pd.Series:
 
 
 def cell_theta(frame: pd.DataFrame, cell: str) -> np.ndarray | None:
-    """θ of ``cell`` from its rows' ``theta`` column, in component order: from a results
-    table, or from a prepared one when each of its blocks is one component; else None.
-    (In a training table, θ at the checkpoint.)"""
+    """θ of ``cell`` in component order: its rows' ``theta`` column (a results table, or a
+    prepared one whose blocks are each one component; in a training table θ at the
+    checkpoint), else the key's θ when it spells θ out (a block of several components
+    in a prepared table), else None."""
     rows = frame[frame.cell == cell]
-    if "components" in rows and not (rows.components == 1).all():
-        return None
-    return rows.theta.to_numpy(dtype=float)
+    if "components" not in rows or (rows.components == 1).all():
+        return rows.theta.to_numpy(dtype=float)
+    theta = _parse(cell).theta
+    return None if theta is None else np.asarray(theta, dtype=float)
 
 
 def finite_cells(frame: pd.DataFrame) -> pd.DataFrame:
