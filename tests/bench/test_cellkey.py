@@ -102,3 +102,26 @@ def test_a_table_with_full_keys_reads_and_reports_as_a_compact_one(tmp_path):
     assert old.equals(new)
     assert data.prepare(pq.read_table(old_path).to_pandas()).coords.tolist() \
         == data.prepare(new).coords.tolist() == [{"mean": 0.5, "std": 1.0, "D": 40}] * 4
+
+
+def test_the_reports_coordinates_come_from_the_theta_column():
+    import pandas as pd
+
+    from bench.report import data
+
+    theta = [0.1 * (i + 1) for i in range(40)] + [1.0] * 40
+    blocks = ["mean"] * 40 + ["std"] * 40
+
+    def rows(step=None):
+        key = cellkey.build("gaussian_square_nd", (("D", 40),), "score_function", theta, 10,
+                            10, step)
+        return pd.DataFrame({"cell": key, "param_block": blocks, "theta": theta,
+                             "theta_label": "mean=[0.1, …], std=1"})
+
+    plain, trained = rows(), rows(step=5)
+    coords = data._coords_per_cell(pd.concat([plain, trained], ignore_index=True))
+    assert coords[plain.cell[0]] == {"mean": "[0.1, 0.2, 0.3, …]", "std": 1.0, "D": 40}
+    # A training run's θ is its start, which a digest does not spell out: its label.
+    assert coords[trained.cell[0]] == {"start": "mean=[0.1, …], std=1", "D": 40, "step": 5}
+    with pytest.raises(data.ReportError, match="θ has 80 values but the table has 79 rows"):
+        data._coords_per_cell(plain.iloc[1:])
