@@ -74,13 +74,16 @@ def cmd_run(args) -> int:
     from bench import distributed, grid as grids, runner
     from bench.store import ResultsError
 
-    workers = args.workers or (1 if args.scheduler else cores())
-    where = dict(workers=workers, scheduler=args.scheduler, progress=not args.no_progress)
+    # No --workers: runner.default_workers decides from the grid (and says why).
+    where = dict(workers=args.workers, scheduler=args.scheduler, progress=not args.no_progress)
+
+    def describe(workers):
+        print(_describe_workers(workers, args.scheduler, args.workers is None), file=sys.stderr)
+
     try:
         if args.resume:
             print(f"resuming {args.resume}", file=sys.stderr)
-            path = runner.resume(args.resume, Path(args.out), on_start=lambda: print(
-                _describe_workers(workers, args.scheduler), file=sys.stderr), **where)
+            path = runner.resume(args.resume, Path(args.out), on_start=describe, **where)
         else:
             grid = grids.load(args.grid or "default")
             print(f"grid {grid.name} ({grid.path}): {len(grid.cells)} cells, "
@@ -94,11 +97,14 @@ def cmd_run(args) -> int:
             if grid.skipped:
                 _print_skipped(grid.skipped, results=Path(args.out) / f"{run_id}.parquet")
 
-            def started():  # once the cluster (if any) is up: nothing is stored before
+            def started(workers):  # once the cluster (if any) is up: nothing stored before
                 print(f"run {run_id}: finished cells go to {Path(args.out) / run_id}.parts; "
                       f"if interrupted, resume with: gradvar run --out {args.out} --resume "
                       f"{run_id}", file=sys.stderr)
-                print(_describe_workers(workers, args.scheduler), file=sys.stderr)
+                if args.workers is None and not args.scheduler:
+                    print(f"workers: {distributed.default_workers(grid)[1]} (--workers N to "
+                          "choose)", file=sys.stderr)
+                describe(workers)
 
             path = runner.run(grid, Path(args.out), run_id=run_id, on_start=started, **where)
     except (grids.GridError, ResultsError, distributed.ClusterError) as error:
@@ -138,12 +144,12 @@ def cmd_run(args) -> int:
     return 0
 
 
-def _describe_workers(workers: int, scheduler: str | None) -> str:
+def _describe_workers(workers: int, scheduler: str | None, chosen: bool = False) -> str:
     if scheduler:
         return (f"cells run on the Dask cluster at {scheduler}: statistics in parallel, then "
                 "timing one cell at a time per machine")
     if workers == 1:
-        return "cells run one by one in this process (--workers 1)"
+        return "cells run one by one in this process" + ("" if chosen else " (--workers 1)")
     return (f"cells run on a local Dask cluster of {workers} worker processes: statistics in "
             "parallel, then timing one cell at a time")
 
@@ -403,7 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="then build its report in reports/<run_id>/ and print the path")
     run.add_argument("--workers", type=_positive_int, metavar="N",
                      help="worker processes of a local Dask cluster (default: the machine's "
-                          f"cores, {cores()} here; 1 runs the cells one by one in this process)")
+                          f"cores, {cores()} here, for a grid of many cells, none of them large; "
+                          "else 1: the cells one by one in this process)")
     run.add_argument("--scheduler", metavar="tcp://HOST:PORT",
                      help="run on an existing Dask cluster (dask scheduler / dask worker)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")

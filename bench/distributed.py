@@ -128,8 +128,8 @@ def _until_halted(keys: list[str], thetas: list, halt: str) -> Iterator[tuple]:
 
 def statistics_task(spec: tuple, keys: list[str], thetas: list, counts: dict,
                     halt: str) -> dict:
-    """Phase 1 on a worker: {"worker": address, "rows": {cell key: rows}}, untimed (only
-    the cells measured before ``halt`` was set)."""
+    """Phase 1 on a worker: {"worker": address, "rows": {cell key: rows (a DataFrame)}},
+    untimed (only the cells measured before ``halt`` was set)."""
     from distributed import get_worker
 
     host = _this_host()
@@ -137,10 +137,46 @@ def statistics_task(spec: tuple, keys: list[str], thetas: list, counts: dict,
     from bench import runner
 
     grid, cells = _grid_and_cells(spec)
+    worker = get_worker()
     rows = {key: runner.measure(cells[key], grid, theta, timed=False,
-                                workers_on_host=counts.get(host, 1))
+                                workers_on_host=counts.get(host, 1),
+                                on_phase=_phase_events(worker, cells[key]))
             for key, theta in _until_halted(keys, thetas, halt)}
-    return {"worker": get_worker().address, "rows": rows}
+    return {"worker": worker.address, "rows": rows}
+
+
+PHASE_TOPIC = "gradvar-phase"
+"""The Dask event topic on which workers say which phase of which cell they are in."""
+
+
+def _phase_events(worker, cell) -> Callable[[str], None]:
+    """``measure``'s ``on_phase`` on a worker: an event the driver's progress bar shows
+    (:func:`phases_shown`); a large cell spends seconds in each phase."""
+    label = cell.label
+
+    def on_phase(phase: str) -> None:
+        worker.log_event(PHASE_TOPIC, {"worker": worker.address, "cell": label,
+                                       "phase": phase})
+    return on_phase
+
+
+@contextlib.contextmanager
+def phases_shown(dask_client, bar) -> Iterator[None]:
+    """Shows the workers' phase events (:data:`PHASE_TOPIC`) on ``bar``'s postfix, the
+    latest one first, while the block runs."""
+    latest: dict = {}
+
+    def show(event) -> None:  # called on the client's event loop thread
+        _, message = event
+        latest.pop(message["worker"], None)  # the newest last
+        latest[message["worker"]] = f"{message['cell']}: {message['phase']}"
+        bar.set_postfix_str(" | ".join(reversed(list(latest.values()))), refresh=True)
+
+    dask_client.subscribe_topic(PHASE_TOPIC, show)
+    try:
+        yield
+    finally:
+        dask_client.unsubscribe_topic(PHASE_TOPIC)
 
 
 def timing_task(spec: tuple, keys: list[str], thetas: list, counts: dict,
@@ -189,6 +225,36 @@ def _source_digest() -> str:
 
 
 # --------------------------------------------------------------------------- clusters
+
+
+CLUSTER_MIN_CELLS = 100
+"""The fewest cells for which ``gradvar run`` starts a local cluster by default: a
+cluster takes ~15-20 s to start and each worker imports TensorFlow (~0.8 GB), while the
+default grid's 1,275 cells took 277 s serial and 259 s on two workers of a 2-core
+machine, so a grid of fewer cells is done sooner in one process."""
+LARGE_CELL_COMPONENTS = 10_000
+"""θ components from which a cell counts as large: its rows, estimates and truth are each
+seconds and hundreds of MB, which every worker would hold in its own process (and the
+truth at one θ would be computed once per worker that measures a cell there)."""
+
+
+def default_workers(grid) -> tuple[int, str]:
+    """How many local worker processes ``gradvar run`` uses without ``--workers``, and why:
+    one per core, or 1 (no cluster) for a grid of fewer than ``CLUSTER_MIN_CELLS`` cells
+    or with a cell of ``LARGE_CELL_COMPONENTS`` θ components or more."""
+    from bench import cores
+
+    available = cores()
+    if available == 1:
+        return 1, "one core"
+    if len(grid.cells) < CLUSTER_MIN_CELLS:
+        return 1, (f"{len(grid.cells)} cells, fewer than {CLUSTER_MIN_CELLS}: quicker than "
+                   "starting a cluster")
+    largest = max(len(cell.theta) for cell in grid.cells)
+    if largest >= LARGE_CELL_COMPONENTS:
+        return 1, (f"cells of {largest:,} θ components: one process holds them once and "
+                   "computes each truth once")
+    return available, f"one per core ({available})"
 
 
 class _IgnoreInterrupts(WorkerPlugin):

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from tqdm import tqdm
 
 import estimators as E
@@ -191,48 +192,62 @@ most this much timing, never statistics)."""
 
 
 def measure(cell: Cell, grid: Grid, theta=None, timed: bool = True,
-            workers_on_host: int = 1) -> list[dict]:
+            workers_on_host: int = 1,
+            on_phase: Callable[[str], None] | None = None) -> pd.DataFrame:
     """The metric rows (one per parameter component) of one cell, at ``theta`` (default
-    the cell's own; a training checkpoint's θ is the trajectory's).
+    the cell's own; a training checkpoint's θ is the trajectory's), as a DataFrame.
 
     ``timed``: take the wall-clock columns right away (``timing_mode`` "serial": nothing
     else runs); otherwise they are NaN and ``timing_mode`` is "exclusive", for a separate
     timing phase (:func:`time_cell`) to fill in. ``workers_on_host``: the worker
-    processes sharing the machine meanwhile (compile time is taken here).
+    processes sharing the machine meanwhile (compile time is taken here). ``on_phase``
+    is told each phase as it starts ("estimates", "timing", "truth", "statistics"), for a
+    progress bar: a cell of 10⁵ components spends seconds in each.
+
+    Raises:
+      CellError: the cell cannot be measured (its problem fails, its truth is refused,
+        or it does not fit in memory).
     """
+    phase = on_phase or (lambda name: None)
     problem = cell.problem_obj
     theta = _theta(cell, theta)
+    phase("estimates")
     program, estimates = _compiled(cell, grid, theta)
+    if timed:
+        phase("timing")
     timing = _timed_calls(program, cell, grid, theta) if timed else UNTIMED
+    phase("truth")
     try:
         truth = problem.truth(theta)
     except ValueError as error:  # TruthError, or a problem that fails in float64
         raise CellError(f"{cell.label}: {error}") from None
-    f_evals = program.estimator.f_evals_per_estimate(problem, theta, cell.n_samples,
-                                                     cell.batch_size)
-    label = problem.describe_theta(cell.theta)  # a training run's start
-    at = {} if cell.step is None else {"step": cell.step}
-    event_size = int(np.prod(problem.event_shape(theta), dtype=int))
-    rows = []
-    for index, (param, block) in enumerate(zip(problem.param_labels, problem.param_blocks)):
-        rows.append({
-            "problem": problem.name, "problem_family": cell.problem, **at,
-            "estimator": cell.estimator, "param": param, "param_block": block,
-            "theta": float(theta[index]), "theta_label": label,
-            "n_samples": cell.n_samples, "batch_size": cell.batch_size,
-            "n_replicates": grid.n_replicates,
-            **metrics.cell_metrics(estimates[:, index], truth.gradient[index], cell.n_samples,
-                                   truth_se=truth.gradient_se[index]),
-            "truth_kind": truth.kind, "truth_checked": bool(truth.checked),
-            "f_evals_per_estimate": f_evals, "event_size": event_size,
-            **timing,
-            "compile_time_s": program.compile_time_s,
-            "timing_mode": "serial" if timed else "exclusive",
-            "workers_on_host": workers_on_host, "intra_op_threads": _intra_op_threads(),
-            "backend": grid.backend, "device": E.DEVICE, "seed": cell.seed(grid.seed),
-            "cell": cell.key,
-        })
-    return rows
+    phase("statistics")
+    # One value per parameter component ([d] arrays), then one value for the whole cell:
+    # a new column is one line in either.
+    per_component = {
+        "param": problem.param_labels, "param_block": problem.param_blocks, "theta": theta,
+        **metrics.cell_metrics(estimates, truth.gradient, cell.n_samples,
+                               truth_se=truth.gradient_se),
+    }
+    per_cell = {
+        "problem": problem.name, "problem_family": cell.problem,
+        **({} if cell.step is None else {"step": cell.step}),
+        "estimator": cell.estimator,
+        "theta_label": problem.describe_theta(cell.theta),  # a training run's start
+        "n_samples": cell.n_samples, "batch_size": cell.batch_size,
+        "n_replicates": grid.n_replicates,
+        "truth_kind": truth.kind, "truth_checked": bool(truth.checked),
+        "f_evals_per_estimate": program.estimator.f_evals_per_estimate(
+            problem, theta, cell.n_samples, cell.batch_size),
+        "event_size": int(np.prod(problem.event_shape(theta), dtype=int)),
+        **timing,
+        "compile_time_s": program.compile_time_s,
+        "timing_mode": "serial" if timed else "exclusive",
+        "workers_on_host": workers_on_host, "intra_op_threads": _intra_op_threads(),
+        "backend": grid.backend, "device": E.DEVICE, "seed": cell.seed(grid.seed),
+        "cell": cell.table_key,
+    }
+    return schema.columns_frame(per_component, per_cell)
 
 
 def new_run_id(grid: Grid, out_dir: Path | None = None) -> str:
@@ -247,16 +262,25 @@ def new_run_id(grid: Grid, out_dir: Path | None = None) -> str:
 
 
 def run(grid: Grid, out_dir: Path, run_id: str | None = None, progress: bool = True,
-        resume: bool = False, workers: int = 1, scheduler: str | None = None,
-        on_start: Callable[[], None] | None = None) -> Path:
+        resume: bool = False, workers: int | None = 1, scheduler: str | None = None,
+        on_start: Callable[[int], None] | None = None) -> Path:
     """Runs every cell of ``grid`` into a new run (named ``run_id``, default
     :func:`new_run_id`), or with ``resume`` finishes the existing store of ``run_id``.
 
-    ``workers`` > 1 runs the cells on a local Dask cluster of that many processes, and
-    ``scheduler`` (``tcp://HOST:PORT``) on an existing cluster (:mod:`bench.distributed`);
-    the statistics are the same either way, bit for bit. ``on_start()`` is called once
-    the cluster answers, before anything is stored.
+    ``workers`` > 1 runs the cells on a local Dask cluster of that many processes (None:
+    :func:`bench.distributed.default_workers`), and ``scheduler`` (``tcp://HOST:PORT``) on an existing
+    cluster (:mod:`bench.distributed`); the statistics are the same either way, bit for
+    bit. ``on_start(workers)`` is called once the cluster answers, before anything is
+    stored.
+
+    Raises:
+      ValueError: ``workers`` is not positive. ResultsError: the run exists already (or,
+      with ``resume``, cannot be resumed). CellError, RunInterrupted: as the cells run.
     """
+    if workers is None:
+        from bench import distributed
+
+        workers = 1 if scheduler is not None else distributed.default_workers(grid)[0]
     if workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers}.")
     out_dir = Path(out_dir)
@@ -272,7 +296,7 @@ def run(grid: Grid, out_dir: Path, run_id: str | None = None, progress: bool = T
         cluster = distributed.client(workers, scheduler)
     with cluster as dask_client:
         if on_start is not None:
-            on_start()
+            on_start(workers)
         if not resume:
             store.start(run_metadata(grid, run_id))
         return _run(grid, store, dask_client, progress)
@@ -307,6 +331,14 @@ def _bar(grid: Grid, done: int, progress: bool, phase: str | None = None) -> tqd
                 dynamic_ncols=True, file=sys.stderr, desc=phase)
 
 
+def _show_phase(bar: tqdm, label: str) -> Callable[[str], None]:
+    """A function that puts ``label: <phase>`` on the bar: a large cell spends seconds
+    in each phase of :func:`measure`, and in writing its rows."""
+    def show(phase: str) -> None:
+        bar.set_postfix_str(f"{label}: {phase}", refresh=True)
+    return show
+
+
 def _run_serial(grid: Grid, store: RunStore, trajectories, stop, progress: bool) -> None:
     """One cell after another in this process, each timed right after its statistics. A
     resumed cluster run's cells whose statistics are stored are only timed."""
@@ -319,13 +351,16 @@ def _run_serial(grid: Grid, store: RunStore, trajectories, stop, progress: bool)
             theta = None
             if cell.step is not None:
                 theta = trajectories.theta_at(cell, stop, bar)
-            bar.set_postfix_str(cell.label, refresh=True)
+            show = _show_phase(bar, cell.label)
             try:
                 if store.untimed(cell.key):
+                    show("timing")
                     timings[cell.key] = time_cell(cell, grid, theta)
                     store.write_timings(timings)
                 else:
-                    store.write_cell(cell.key, measure(cell, grid, theta))
+                    rows = measure(cell, grid, theta, on_phase=show)
+                    show(f"writing {len(rows):,} rows")
+                    store.write_cell(cell.key, rows)
             except CellError as error:
                 raise CellError(str(error), store) from None
             bar.update()
@@ -373,6 +408,7 @@ def _run_on_cluster(grid: Grid, store: RunStore, trajectories, stop, progress: b
     def stored(group, result):
         measured = result["rows"]  # the whole group, unless the run was interrupted
         for key, rows in measured.items():
+            bar.set_postfix_str(f"storing {len(rows):,} rows", refresh=True)
             store.write_untimed(key, rows)
         to_time.append(distributed.Group(
             [key for key in group.keys if key in measured],
@@ -394,7 +430,8 @@ def _run_on_cluster(grid: Grid, store: RunStore, trajectories, stop, progress: b
     cluster = {"workers_per_host": counts, "statistics_s": None, "timing_s": None}
     try:
         started = time.perf_counter()
-        with _bar(grid, len(grid.cells) - len(fresh), progress, "statistics") as bar:
+        with _bar(grid, len(grid.cells) - len(fresh), progress, "statistics") as bar, \
+                distributed.phases_shown(dask_client, bar):
             distributed.run_phase(dask_client, distributed.statistics_task, spec,
                                   phase_one(bar), counts, stored, stop, window)
             trajectories.finish(stop, bar)  # the rest of training, before timing starts
@@ -485,8 +522,8 @@ class _Trajectories:
         return out
 
 
-def resume(run_ref: str, out_dir: Path, progress: bool = True, workers: int = 1,
-           scheduler: str | None = None, on_start: Callable[[], None] | None = None) -> Path:
+def resume(run_ref: str, out_dir: Path, progress: bool = True, workers: int | None = 1,
+           scheduler: str | None = None, on_start: Callable[[int], None] | None = None) -> Path:
     """Finishes an interrupted run (its id or ``.parts`` path) with the grid it started with."""
     store = RunStore.locate(run_ref, out_dir)
     metadata = store.metadata()

@@ -72,7 +72,9 @@ _IDENTITY = _columns(
     ("n_replicates", "int", "R, the independent estimates behind the statistics",
      dict(required=True)),
     ("cell", "str", "the cell's key: JSON [problem, arguments, estimator, θ, n_samples, "
-     "batch_size(, step)]", dict(report=True)),
+     "batch_size(, step)]; a θ of more than 64 components is a digest, "
+     "\"sha256:<16 hex>:<components>\" (θ itself is the `theta` column; `bench.cellkey`)",
+     dict(report=True)),
 )
 _TRUTH = _columns(
     "truth",
@@ -183,6 +185,23 @@ def conform(frame: pd.DataFrame) -> pd.DataFrame:
     extra = [name for name in frame.columns if name not in BY_NAME]
     frame = frame[known + extra]
     return frame.astype({name: BY_NAME[name].dtype for name in known})
+
+
+def columns_frame(per_component: dict, per_cell: dict) -> pd.DataFrame:
+    """A cell's rows: ``per_component`` columns (sequences of one value per parameter
+    component) beside ``per_cell`` values (repeated on every row), in schema order, any
+    other columns after them.
+
+    Raises:
+      ValueError: the per-component columns differ in length.
+    """
+    lengths = {len(values) for values in per_component.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"per-component columns of different lengths {sorted(lengths)}.")
+    data = {**per_component, **per_cell}
+    order = [name for name in NAMES if name in data] + [n for n in data if n not in BY_NAME]
+    return pd.DataFrame({name: data[name] for name in order},
+                        index=pd.RangeIndex(lengths.pop()))
 
 
 def markdown_table() -> str:

@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench import schema
+from bench import cellkey, schema
 
 METADATA_KEY = b"gradvar"
 
@@ -122,7 +122,8 @@ class RunStore:
     def done(self, cell_key: str) -> bool:
         return (self.parts / self._name(cell_key)).exists()
 
-    def write_cell(self, cell_key: str, rows: list[dict]) -> None:
+    def write_cell(self, cell_key: str, rows: pd.DataFrame | list[dict]) -> None:
+        """Stores a finished cell's rows (:func:`bench.runner.measure`'s frame)."""
         _write_table(self.parts / self._name(cell_key), pd.DataFrame(rows))
 
     def _untimed(self, cell_key: str) -> Path:
@@ -132,7 +133,7 @@ class RunStore:
         """Whether the cell's statistics are stored, awaiting their timing phase."""
         return self._untimed(cell_key).exists()
 
-    def write_untimed(self, cell_key: str, rows: list[dict]) -> None:
+    def write_untimed(self, cell_key: str, rows: pd.DataFrame | list[dict]) -> None:
         _write_table(self._untimed(cell_key), pd.DataFrame(rows))
 
     def write_json(self, name: str, value) -> None:
@@ -175,7 +176,8 @@ class RunStore:
 
 def read_results(path) -> tuple[pd.DataFrame, dict]:
     """A results table and its run metadata; columns that tables of older versions lack
-    are filled in (:func:`bench.schema.with_defaults`).
+    are filled in (:func:`bench.schema.with_defaults`), and their cell keys are given the
+    compact form (:func:`bench.cellkey.compact`).
 
     Raises:
       ResultsError: missing file, not parquet, not written by gradvar, or missing columns.
@@ -187,7 +189,9 @@ def read_results(path) -> tuple[pd.DataFrame, dict]:
         raise ResultsError(f"{path}: is a directory; give a results table, "
                            "<out>/<run_id>.parquet.")
     try:
-        table = pq.read_table(path)
+        # The cell key as a dictionary: tables written before issue 25 repeat a key of the
+        # whole θ on every row (80 KB at D = 10⁴), read once per cell this way.
+        table = pq.read_table(path, read_dictionary=["cell"])
     except (pa.ArrowInvalid, OSError) as error:
         raise ResultsError(f"{path}: not a parquet results table ({error}).") from None
     raw = (table.schema.metadata or {}).get(METADATA_KEY)
@@ -195,6 +199,8 @@ def read_results(path) -> tuple[pd.DataFrame, dict]:
         raise ResultsError(f"{path}: a parquet file, but not a gradvar results table "
                            "(no gradvar metadata).")
     frame = table.to_pandas()
+    if "cell" in frame:
+        frame["cell"] = cellkey.compact_column(frame["cell"])
     missing = [c for c in schema.REQUIRED if c not in frame.columns]
     if missing:
         raise ResultsError(f"{path}: results table lacks columns {missing}.")

@@ -2,16 +2,38 @@
 
 A call holds one batch of draws for every replicate at once: tensors of shape
 ``[batch_size, R, event_size]`` for the draws and ``[batch_size, R, d]`` for the per-draw
-scores and gradients, plus ``[R, d]`` estimates. The model
+scores and gradients, plus ``[R, d]`` for θ, the estimates and their gradients. The model,
+linear in every size (D enters through ``event_size`` and ``d``),
 
-    bytes ≈ 4 · (FACTOR · batch_size · R · (event_size + d) + 4 · R · d)
-            + 4 · 3 · R · event_size²         (the delta method's Hessians)
+    bytes ≈ 4 · (PER_VALUE · batch_size · R · (event_size + d)      the batch
+                 + PER_DRAW · batch_size · R                         f, log p per draw
+                 + PER_COMPONENT · R · d)                            θ, estimates
+            + COMPILE                                                XLA's compilation
+            + 4 · 4 · max(HESSIAN_CHUNK_ELEMENTS, R · event_size)    delta method only
 
-with ``FACTOR = 8`` float32 temporaries per value bounds every peak measured on CPU under
-XLA (tests/estimators/test_memory.py measures one): the largest ratio of measured peak to
-``4 · batch_size · R · (event_size + d)`` was 4.8 (score_function with the batch-optimal
-baseline), 2.4 for reparameterization, 3.7 for the score function; 4.8 for REBAR on 200
-Bernoullis (two uniforms per coordinate, three evaluations of f), 1.6 for ARM and DisARM.
+was fitted to peaks measured on CPU under XLA: the resident memory a fresh process gains
+in the first call of a program (compilation included), after a small call of the same
+estimator has loaded TensorFlow and XLA (``tests/estimators/test_memory.py`` measures two
+such peaks). Measured on ``gaussian_square_nd`` at R = 50 (2026-12-03; peak / model):
+
+    ============================  ==============  =============  ===============
+    estimator                     D=10³, n=100    D=10⁴, n=100   D=10⁵, n=10
+    ============================  ==============  =============  ===============
+    reparameterization            94 MB / 0.79    826 MB / 0.91  569 MB / 0.55
+    score_function                103 MB / 0.86   834 MB / 0.92  780 MB / 0.75
+    reparameterization + delta    111 MB / 0.60   862 MB / 0.89  -
+    ============================  ==============  =============  ===============
+
+so the model is within 2x of these peaks and above each. At one event dimension and
+two parameters (R = 10⁶, batches of 10) the draws' per-replicate values dominate:
+score_function with the batch-optimal baseline peaked at 4.8 and measure_valued at 3.6
+float32 values per b · R · (event_size + d), which ``PER_DRAW`` covers. REBAR (4.8 per
+value on 200 Bernoullis: two uniforms per coordinate, three evaluations of f) and
+measure-valued gradients (3D + 1 evaluations of f per sample; measured at D = 1 only)
+have their own ``PER_VALUE``. The delta method's Hessian diagonal is computed in chunks
+of ``HESSIAN_CHUNK_ELEMENTS`` (coordinates × R × D; at least one coordinate at a time),
+linear in D; before issue 25 the model counted an [R, D, D] Hessian, which refused
+every delta-method call at D = 10⁴ (60 GB).
 
 Without this check a call of 10⁸ replicates grows until the operating system kills the
 process (4 GB after 7 s was seen); with it, a one-sentence error says how to fix the call.
@@ -23,20 +45,34 @@ import os
 
 import numpy as np
 
-FACTOR = 8
-"""Float32 temporaries per value of a batch (an upper bound of the measured 2.4–4.8)."""
+from estimators.control_variates import HESSIAN_CHUNK_ELEMENTS
+
+PER_VALUE = 1.5
+"""Float32 temporaries per value of a batch (measured 0.95-1.72 at D = 10³-10⁵)."""
+PER_VALUE_OF = {"rebar": 5.0, "measure_valued": 4.0}
+"""Identities with more temporaries per value (module docstring)."""
+PER_DRAW = 10
+"""Float32 values per draw and replicate besides the batch's (f, log p, baselines)."""
+PER_COMPONENT = 4
+"""Float32 values per replicate and parameter component (θ tiled, estimates, gradients)."""
+COMPILE = 32 * 2**20
+"""Bytes of compilation and buffers that do not grow with the call's sizes."""
+DELTA_TEMPORARIES = 4
+"""Float32 tensors of a Hessian chunk's size alive at once (basis, columns, product)."""
 
 SHARE = 0.8
 """The share of the available memory one call may plan to use."""
 
 
 def required_bytes(n_replicates: int, batch_size: int, event_size: int, dim: int,
-                   delta: bool = False) -> int:
-    """An upper estimate of the peak memory of one compiled call, in bytes."""
-    values = FACTOR * batch_size * n_replicates * (event_size + dim) + 4 * n_replicates * dim
+                   delta: bool = False, per_value: float = PER_VALUE) -> int:
+    """An upper estimate of the peak memory of one compiled call, in bytes (module
+    docstring); ``per_value``: the estimator's temporaries per value of a batch."""
+    values = (per_value * batch_size * n_replicates * (event_size + dim)
+              + PER_DRAW * batch_size * n_replicates + PER_COMPONENT * n_replicates * dim)
     if delta:
-        values += 3 * n_replicates * event_size**2
-    return 4 * values
+        values += DELTA_TEMPORARIES * max(HESSIAN_CHUNK_ELEMENTS, n_replicates * event_size)
+    return int(4 * values) + COMPILE
 
 
 def available_bytes() -> int | None:
@@ -56,18 +92,19 @@ def available_bytes() -> int | None:
 
 
 def check(label: str, n_replicates: int, batch_size: int, event_size: int, dim: int,
-          delta: bool = False, available: int | None = None) -> None:
+          delta: bool = False, available: int | None = None,
+          per_value: float = PER_VALUE) -> None:
     """Refuses, before anything is allocated, a call that cannot fit in memory.
 
     Raises:
       ValueError: the estimate exceeds ``SHARE`` of the available memory; the message
         says by how much and which arguments to lower.
     """
-    needed = required_bytes(n_replicates, batch_size, event_size, dim, delta)
+    needed = required_bytes(n_replicates, batch_size, event_size, dim, delta, per_value)
     available = available_bytes() if available is None else available
     if available is None or needed <= SHARE * available:
         return
-    fits = max(int(SHARE * available / (needed / n_replicates)), 0)
+    fits = max(int((SHARE * available - COMPILE) / ((needed - COMPILE) / n_replicates)), 0)
     raise ValueError(
         f"{label} needs about {_gb(needed)} of memory (a batch of {batch_size:,} draws for each "
         f"of {n_replicates:,} replicates at once), more than the {_gb(available)} this machine "
@@ -81,7 +118,8 @@ def check_call(estimator, problem, theta, n_replicates: int, batch_size: int,
     call in the error (default: the estimator and the problem)."""
     check(label or f"{estimator.label} on problem '{problem.name}'", n_replicates, batch_size,
           int(np.prod(problem.event_shape(theta), dtype=int)), problem.dim,
-          delta=estimator.control_variate == "delta", available=available)
+          delta=estimator.control_variate == "delta", available=available,
+          per_value=PER_VALUE_OF.get(estimator.identity.name, PER_VALUE))
 
 
 def _gb(count: float) -> str:

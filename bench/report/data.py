@@ -42,12 +42,10 @@ names the cells that share an x axis (the family, or for those families the prob
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
-from bench import metrics, schema
+from bench import cellkey, metrics, schema
 
 
 class ReportError(ValueError):
@@ -119,6 +117,7 @@ def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
     tables get the columns they lack (module docstring).
     """
     check_columns(frame, where)
+    frame = frame.assign(cell=cellkey.compact_column(frame.cell))
     coords = _coords_per_cell(frame)
     frame = schema.with_defaults(frame)
     frame = aggregate_blocks(frame.join(metrics.bias_flags(frame)))
@@ -204,7 +203,7 @@ def training_runs(frame: pd.DataFrame) -> pd.Series:
     """The training run of each row of a training table: its problem, and, when the
     problem was trained from several starting θ (the θ of the cell keys), "problem from
     <starting θ>", numbered "(start k)" when two starts read alike."""
-    starts = frame.cell.map(lambda cell: json.dumps(json.loads(cell)[3]))
+    starts = frame.cell.map({cell: _parse(cell).theta_id for cell in frame.cell.unique()})
     several = starts.groupby(frame.problem).transform("nunique") > 1
     names = frame.problem + " from " + frame.theta_label.astype(str)
     # Labels shorten blocks (their first values): two starts may share one. Number them.
@@ -214,42 +213,83 @@ def training_runs(frame: pd.DataFrame) -> pd.Series:
     return frame.problem.where(~several, names)
 
 
+def cell_theta(frame: pd.DataFrame, cell: str) -> np.ndarray | None:
+    """θ of ``cell`` in component order: its rows' ``theta`` column (a results table, or a
+    prepared one whose blocks are each one component; in a training table θ at the
+    checkpoint), else the key's θ when it spells θ out (a block of several components
+    in a prepared table), else None."""
+    rows = frame[frame.cell == cell]
+    if "components" not in rows or (rows.components == 1).all():
+        return rows.theta.to_numpy(dtype=float)
+    theta = _parse(cell).theta
+    return None if theta is None else np.asarray(theta, dtype=float)
+
+
 def finite_cells(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows of a prepared table whose R estimates are all finite: the ones to draw."""
     return frame[~frame.nonfinite]
+
+
+def _parse(cell: str) -> cellkey.CellKey:
+    try:
+        return cellkey.parse(cell)
+    except cellkey.CellKeyError:
+        raise ReportError(f"malformed cell key {cell[:80]!r} in the results table.") from None
 
 
 def _coords_per_cell(frame: pd.DataFrame) -> dict:
     """cell key -> {θ scalar or constant block: value, varying block: text, argument: value,
     and in a training run ``step``: the checkpoint}.
 
-    A key is [problem, arguments, estimator, θ, n_samples, batch_size], and in a training
-    run also the checkpoint step (its θ is then the run's start, the same at every step):
-    the step is a coordinate, so a training run's sweep axis is the step."""
-    coords = {}
-    for cell, group in frame.groupby("cell", sort=False):
-        try:
-            _, kwargs, _, theta, *rest = json.loads(cell)
-        except (ValueError, TypeError):
-            raise ReportError(f"malformed cell key {cell!r} in the results table.") from None
-        blocks = list(group.param_block)
-        if len(theta) != len(blocks):
-            raise ReportError(f"cell {cell[:60]!r}…: θ has {len(theta)} values but the table "
-                              f"has {len(blocks)} rows for it.")
-        values: dict[str, list] = {}
-        for block, value in zip(blocks, theta):
-            values.setdefault(block, []).append(value)
-        entry = {}
-        for block, items in values.items():
-            if len(set(items)) == 1:
-                entry[block] = items[0]
-            else:
-                head = ", ".join(f"{v:g}" for v in items[:3])
-                entry[block] = f"[{head}, …]" if len(items) > 3 else f"[{head}]"
-        entry.update({key: value for key, value in kwargs})
-        if len(rest) > 2:  # [n_samples, batch_size, step]
-            entry["step"] = rest[2]
+    θ comes from the cell's rows (the ``theta`` column), block by block, without a
+    Python loop over components. In a training run θ is the run's start instead (the
+    key's θ, or ``start``: its label when the key holds a digest), the same at every
+    step, and the step is a coordinate: a training run's sweep axis is the step."""
+    keys = {cell: _parse(cell) for cell in frame.cell.unique()}
+    sizes = frame.groupby("cell", sort=False).size()
+    for cell, key in keys.items():
+        expected = len(key.theta) if key.theta is not None \
+            else int(key.theta_id.rsplit(":", 1)[1])
+        if expected != sizes[cell]:
+            raise ReportError(f"cell {cell[:60]!r}…: θ has {expected} values but the table "
+                              f"has {sizes[cell]} rows for it.")
+    trained = frame.cell.map({cell: key.step is not None for cell, key in keys.items()}) \
+        .to_numpy(dtype=bool)
+    rows = frame.loc[~trained, ["cell", "param_block", "theta"]]
+    starts = frame.loc[trained, ["cell", "param_block"]]
+    # A training run's start: the key's θ, one value per row of the cell.
+    starts = starts.loc[np.array([keys[cell].theta is not None for cell in starts.cell],
+                                 dtype=bool)]
+    position = starts.groupby("cell", sort=False).cumcount()  # keys here have <= 64 values
+    starts = starts.assign(theta=[float(keys[cell].theta[index])
+                                  for cell, index in zip(starts.cell, position)])
+    coords = _theta_coords(pd.concat([rows, starts]))
+    labels = frame.drop_duplicates("cell").set_index("cell").theta_label
+    for cell, key in keys.items():
+        entry = coords.get(cell, {"start": labels[cell]})  # digest: the start's label
+        entry.update({name: value for name, value in key.arguments})
+        if key.step is not None:
+            entry["step"] = key.step
         coords[cell] = entry
+    return coords
+
+
+def _theta_coords(rows: pd.DataFrame) -> dict:
+    """cell -> {block: its value when all its components are equal, else the text of
+    its first values} from rows (cell, param_block, theta), in order of appearance."""
+    keys = ["cell", "param_block"]
+    by_block = rows.groupby(keys, sort=False).theta
+    heads = rows.groupby(keys, sort=False).head(3).groupby(keys, sort=False).theta.agg(list)
+    blocks = pd.DataFrame({"first": by_block.first(), "constant": by_block.nunique() == 1,
+                           "size": by_block.size(), "head": heads})
+    coords: dict = {}
+    for (cell, block), row in blocks.iterrows():
+        if row["constant"]:
+            value = row["first"]
+        else:
+            head = ", ".join(f"{v:g}" for v in row["head"])
+            value = f"[{head}, …]" if row["size"] > 3 else f"[{head}]"
+        coords.setdefault(cell, {})[block] = value
     return coords
 
 

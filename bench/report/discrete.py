@@ -28,9 +28,9 @@ import matplotlib.ticker
 from matplotlib.lines import Line2D
 
 import estimators as E
-from bench import problem_specs
+from bench import cellkey, problem_specs
 from bench.report import figures
-from bench.report.data import at_largest_n, finite_cells
+from bench.report.data import at_largest_n, cell_theta, finite_cells
 from bench.report.tables import NOT_RANKED, rank_efficiency
 
 DISCRETE_IDENTITIES = ("arm", "disarm", "rebar", "gumbel_softmax", "straight_through")
@@ -57,10 +57,10 @@ def _problem(name: str, kwargs: str):
         return None
 
 
-def _cell_problem(cell: str):
-    """(problem or None, θ vector) of a cell key."""
-    name, kwargs, _, theta, *_ = json.loads(cell)
-    return _problem(name, json.dumps(kwargs)), np.asarray(theta, dtype=float)
+def _cell_problem(cell: str) -> tuple[str, str]:
+    """(problem name, its arguments as JSON) of a cell key: :func:`_problem`'s arguments."""
+    key = cellkey.parse(cell)
+    return key.problem, json.dumps(key.arguments)
 
 
 @functools.lru_cache(maxsize=None)
@@ -79,9 +79,9 @@ def _bernoulli_probability(name: str, kwargs: str, theta: tuple) -> float | None
     return float(dist.probs_parameter())
 
 
-def _cell_probability(cell: str) -> float | None:
-    name, kwargs, _, theta, *_ = json.loads(cell)
-    return _bernoulli_probability(name, json.dumps(kwargs), tuple(theta))
+def _cell_probability(cell: str, theta: float) -> float | None:
+    """p of a cell's single Bernoulli, θ its one component (its row's ``theta``)."""
+    return _bernoulli_probability(*_cell_problem(cell), (float(theta),))
 
 
 @functools.lru_cache(maxsize=None)
@@ -133,7 +133,8 @@ def probability_points(frame: pd.DataFrame) -> pd.DataFrame:
     if data.empty:
         return data.assign(p=[])
     data = data[[_default_settings(label) for label in data.estimator]]
-    p = data.cell.map(_cell_probability)
+    p = pd.Series([_cell_probability(cell, theta) for cell, theta in zip(data.cell, data.theta)],
+                  index=data.index, dtype=object)
     return data[p.notna().to_numpy()].assign(p=p[p.notna()].astype(float))
 
 
@@ -150,8 +151,7 @@ def probability_curves(frame: pd.DataFrame, points: int | None = None) -> pd.Dat
     measured = probability_points(frame)
     rows = []
     for problem_name, group in measured.groupby("problem", sort=False):
-        name, kwargs, *_ = json.loads(group.cell.iloc[0])
-        kwargs = json.dumps(kwargs)
+        name, kwargs = _cell_problem(group.cell.iloc[0])
         thetas = group.theta.to_numpy(float)
         axis = np.union1d(np.linspace(thetas.min(), thetas.max(), points), thetas)
         for label, rows_of in group.groupby("estimator", sort=False):
@@ -243,9 +243,10 @@ def temperature_curves(frame: pd.DataFrame, points: int = 25) -> pd.DataFrame:
     for (problem_name, setting, param, identity), group in measured.groupby(keys, sort=False):
         if group.components.iloc[0] != 1:  # a block's bias is its worst component's
             continue
-        name, kwargs, _, theta, *_ = json.loads(group.cell.iloc[0])
-        problem = _problem(name, json.dumps(kwargs))
-        if problem is None:
+        name, kwargs = _cell_problem(group.cell.iloc[0])
+        problem = _problem(name, kwargs)
+        theta = cell_theta(frame, group.cell.iloc[0])  # None: a block of several components
+        if problem is None or theta is None:
             continue
         index = list(problem.param_blocks).index(param)
         temperatures = group.temperature.to_numpy(float)
@@ -254,7 +255,7 @@ def temperature_curves(frame: pd.DataFrame, points: int = 25) -> pd.DataFrame:
         batch = int(group.batch_size.iloc[0])
         for temperature in axis:
             label = E.get_estimator(identity, temperature=float(temperature)).label
-            bias = _exact_bias(name, json.dumps(kwargs), label, tuple(theta), batch)
+            bias = _exact_bias(name, kwargs, label, tuple(theta.tolist()), batch)
             if bias is None:
                 break
             rows.append({"problem": problem_name, "setting": setting, "param": param,
@@ -297,7 +298,7 @@ def bias_vs_temperature(frame, colours):
         ticks = np.unique(group.temperature)
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        p = _cell_probability(group.cell.iloc[0])
+        p = _cell_probability(group.cell.iloc[0], group.theta.iloc[0])
         where = group.theta_label.iloc[0] + (f" (p = {p:.3g})" if p is not None else "")
         ax.set_title(f"{problem_name} · ∂/∂{param}\nat {where}   "
                      f"(n = {int(group.n_samples.iloc[0]):,})", fontsize="medium")

@@ -308,3 +308,59 @@ def test_a_worker_running_other_gradvar_source_is_refused():
     with pytest.raises(distributed.ClusterError,
                        match="worker tcp://10.0.0.5:4000 has gradvar source 0123456789abcdef"):
         distributed._check_versions(_FakeClient(versions=other))
+
+
+@pytest.mark.parametrize("cells, components, cores, expected", [
+    (2, 20_000, 2, 1),        # the D = 10⁴ grid: a cluster would start longer than it runs
+    (99, 2, 2, 1),            # few cells
+    (100, 2, 2, 2),           # enough small cells: one worker per core
+    (1275, 2, 8, 8),
+    (500, 10_000, 8, 1),      # large cells: one process holds them and their truth once
+    (500, 9_999, 8, 8),
+    (1275, 2, 1, 1),          # one core
+])
+def test_the_default_workers_depend_on_the_grid(monkeypatch, cells, components, cores,
+                                                expected):
+    import types
+
+    import bench
+
+    monkeypatch.setattr(bench, "cores", lambda: cores)
+    cell = types.SimpleNamespace(theta=(0.5,) * components)
+    workers, why = distributed.default_workers(types.SimpleNamespace(cells=[cell] * cells))
+    assert workers == expected and why
+
+
+def test_workers_phases_show_on_the_drivers_bar():
+    class Client:
+        def subscribe_topic(self, topic, handler):
+            self.topic, self.handler = topic, handler
+
+        def unsubscribe_topic(self, topic):
+            self.topic = None
+
+    class Bar:
+        def set_postfix_str(self, text, refresh=True):
+            self.text = text
+
+    client, bar = Client(), Bar()
+    with distributed.phases_shown(client, bar):
+        assert client.topic == distributed.PHASE_TOPIC
+        client.handler((0.0, {"worker": "w1", "cell": "a", "phase": "truth"}))
+        client.handler((1.0, {"worker": "w2", "cell": "b", "phase": "estimates"}))
+        assert bar.text == "b: estimates | a: truth"
+        client.handler((2.0, {"worker": "w1", "cell": "c", "phase": "estimates"}))
+        assert bar.text == "c: estimates | b: estimates"
+    assert client.topic is None
+
+
+def test_a_cluster_run_reports_each_cells_phases(cluster, tmp_path):
+    from distributed import Client
+
+    g = grid.parse(SMALL, "small.toml")
+    runner.run(g, tmp_path, progress=False, scheduler=cluster.scheduler_address)
+    with Client(cluster.scheduler_address) as client:
+        events = [message for _, message in client.get_events(distributed.PHASE_TOPIC)]
+    for cell in g.cells:
+        phases = [event["phase"] for event in events if event["cell"] == cell.label]
+        assert phases[-3:] == ["estimates", "truth", "statistics"], cell.label

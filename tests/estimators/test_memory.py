@@ -66,6 +66,27 @@ def test_check_compares_with_the_available_memory():
         E.memory.check("x", 1000, 10, 1, 2, available=needed)
 
 
-def test_the_delta_method_adds_its_hessians():
-    assert (E.memory.required_bytes(10, 10, 100, 200, delta=True)
-            - E.memory.required_bytes(10, 10, 100, 200)) == 4 * 3 * 10 * 100**2
+def test_the_delta_method_adds_its_hessian_chunks():
+    # The Hessian's diagonal is computed in chunks: linear in D, never an [R, D, D] tensor.
+    extra = [E.memory.required_bytes(10, 10, D, 2 * D, delta=True)
+             - E.memory.required_bytes(10, 10, D, 2 * D) for D in (100, 10**6)]
+    assert extra[0] == 4 * E.memory.DELTA_TEMPORARIES * E.memory.HESSIAN_CHUNK_ELEMENTS
+    assert extra[1] == 4 * E.memory.DELTA_TEMPORARIES * 10 * 10**6
+
+
+def test_the_model_is_linear_in_the_dimension():
+    for delta in (False, True):  # R · D past the Hessian's chunk: linear, not affine-capped
+        sizes = [E.memory.required_bytes(50, 10, D, 2 * D, delta) for D in (10**5, 2 * 10**5,
+                                                                             3 * 10**5)]
+        assert sizes[2] - sizes[1] == pytest.approx(sizes[1] - sizes[0], abs=4)
+
+
+def test_estimators_with_more_temporaries_are_modelled_larger():
+    problem = E.problems.get("gaussian_cos")
+    plain = E.memory.required_bytes(10**6, 10, 1, 2)
+    room = int(plain / E.memory.SHARE) + 1  # score_function fits, measure_valued does not
+    E.memory.check_call(E.get_estimator("score_function"), problem, [0.5, 1.0], 10**6, 10,
+                        available=room)
+    with pytest.raises(ValueError, match="more than the"):
+        E.memory.check_call(E.get_estimator("measure_valued"), problem, [0.5, 1.0], 10**6,
+                            10, available=room)
