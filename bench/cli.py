@@ -261,8 +261,9 @@ def cmd_show(args) -> int:
         return 0
     if args.csv:
         # Only the table on stdout, every row and column at full precision, so that
-        # `gradvar show r.parquet --csv > r.csv` is the table and nothing else.
-        frame.to_csv(sys.stdout, index=False)
+        # `gradvar show r.parquet --csv > r.csv` is the table and nothing else. A missing
+        # number is written "nan", so that it differs from an empty note.
+        frame.to_csv(sys.stdout, index=False, na_rep="nan")
         return 0
     print(f"run {meta.get('run_id')}  grid {meta.get('grid_name')}  backend {meta.get('backend')}"
           f"  device {meta.get('device')}  TF {meta.get('tensorflow')}  "

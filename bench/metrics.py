@@ -33,6 +33,13 @@ exact truth has no SE: it is off when it misses by more than a quadrature-sized 
 estimator biased by construction (``Estimator.declared_biased``: the relaxations
 gumbel_softmax and straight_through) always is, whatever its measured bias, which a small
 temperature can hide below the noise (:func:`declared_biased`).
+
+**Why** (``bias_reason``, :data:`REASONS`): the most specific explanation that applies to
+a flagged block: biased by construction; a pathwise estimator where the table's
+``f_jumps`` says f jumps along the draws; an estimator that ignores ∇θ p; every off
+component within the tolerance of an unchecked truth (``truth_checked`` False and |bias|
+≤ ``truth_tolerance`` + 4 SE: the truth may be what is off); a deterministic rule's
+discretization error; else simply measured. The report's ranking says it beside "biased".
 """
 
 from __future__ import annotations
@@ -61,17 +68,23 @@ QUADRATURE_ERROR = 1e-3
 """The relative miss of a deterministic estimate (a quadrature rule) that is not bias."""
 
 
-def declared_biased(estimators):
-    """``estimators`` (labels, a pandas Series) -> booleans: biased by construction.
-    Labels this version does not know (a table from elsewhere) count as not declared."""
-    def declared(label):
+def _estimator_property(estimators, name: str) -> pd.Series:
+    """``estimators`` (labels, a pandas Series) -> booleans: the estimators' property
+    ``name``. Labels this version does not know (a table from elsewhere) count as False."""
+    def value(label):
         try:
-            return E.get_estimator(label).declared_biased
+            return bool(getattr(E.get_estimator(label), name))
         except (ValueError, TypeError):
             return False
 
-    flags = {label: declared(label) for label in estimators.unique()}
+    flags = {label: value(label) for label in estimators.unique()}
     return estimators.map(flags).astype(bool)
+
+
+def declared_biased(estimators):
+    """``estimators`` (labels, a pandas Series) -> booleans: biased by construction.
+    Labels this version does not know (a table from elsewhere) count as not declared."""
+    return _estimator_property(estimators, "declared_biased")
 
 
 def bias_threshold(components) -> np.ndarray:
@@ -84,8 +97,9 @@ def bias_threshold(components) -> np.ndarray:
 
 def bias_flags(frame: pd.DataFrame) -> pd.DataFrame:
     """The bias rule (module docstring) on a results table's rows, one per gradient
-    component: ``deterministic`` (every component of the row's block is) and ``biased``
-    (the block is), each its block's value, indexed like ``frame``.
+    component: ``deterministic`` (every component of the row's block is), ``biased`` (the
+    block is) and ``bias_reason`` (why, from ``REASONS``; "" where not biased), each its
+    block's value, indexed like ``frame``.
 
     Needs the columns cell, estimator, param, param_block, n_samples, truth, truth_se,
     bias, bias_se and variance. Non-finite statistics (NaN) are neither deterministic nor
@@ -114,10 +128,57 @@ def bias_flags(frame: pd.DataFrame) -> pd.DataFrame:
                              miss > QUADRATURE_ERROR * frame.truth.abs()
                              + DETERMINISTIC_SD * reference,
                              z >= bias_threshold(components)), index=frame.index)
+    biased = off.groupby(block).transform("any").astype(bool) | declared_biased(frame.estimator)
     return pd.DataFrame({
         "deterministic": deterministic.groupby(block).transform("all").astype(bool),
-        "biased": off.groupby(block).transform("any").astype(bool)
-        | declared_biased(frame.estimator)}, index=frame.index)
+        "biased": biased,
+        "bias_reason": _reasons(frame, off, deterministic, biased, block)},
+        index=frame.index)
+
+
+REASONS = {
+    "declared": "a relaxation: biased by construction",
+    "jumps": "pathwise through a cost that jumps along the draws (f_jumps)",
+    "measure": "ignores how p(x|θ) depends on θ",
+    "truth": "within the tolerance of an unchecked truth: the truth may be off",
+    "discretization": "a deterministic rule's discretization error",
+    "measured": "measured beyond its standard errors",
+}
+"""Why a block is flagged biased, most specific first (``bias_reason``)."""
+
+
+def _reasons(frame, off, deterministic, biased, block) -> pd.Series:
+    """Per row, why its block is flagged (``REASONS``; "" where it is not): a property of
+    the estimator on this problem where one explains it, else the truth where every off
+    component misses by less than the truth's own unchecked tolerance, else what was
+    measured."""
+    reason = pd.Series("", index=frame.index, dtype=object)
+    if not biased.any():
+        return reason
+    within = off & ~frame.get("truth_checked", pd.Series(True, index=frame.index)) \
+        .fillna(True).astype(bool) \
+        & (frame.bias.abs() <= frame.get("truth_tolerance", np.nan) + 4 * frame.bias_se)
+    only_truth = (within | ~off).groupby(block).transform("all") \
+        & off.groupby(block).transform("any")
+    rules = [
+        ("declared", declared_biased(frame.estimator)),
+        ("jumps", _estimator_property(frame.estimator, "pathwise")
+         & frame.get("f_jumps", pd.Series(False, index=frame.index)).fillna(False)
+         .astype(bool)),
+        ("measure", _estimator_property(frame.estimator, "ignores_measure_gradient")),
+        ("truth", only_truth),
+        ("discretization", deterministic.groupby(block).transform("all")),
+        ("measured", pd.Series(True, index=frame.index)),
+    ]
+    for name, applies in reversed(rules):  # the first rule that applies wins
+        reason = reason.mask(applies.astype(bool), REASONS[name])
+    return reason.where(biased, "")
+
+
+def main_reason(reasons) -> str:
+    """The most specific of several rows' ``bias_reason`` values ("" when none)."""
+    present = set(reasons)
+    return next((text for text in REASONS.values() if text in present), "")
 
 
 def _setting(cell: str) -> str:

@@ -228,6 +228,7 @@ def measure(cell: Cell, grid: Grid, theta=None, timed: bool = True,
         "param": problem.param_labels, "param_block": problem.param_blocks, "theta": theta,
         **metrics.cell_metrics(estimates, truth.gradient, cell.n_samples,
                                truth_se=truth.gradient_se),
+        "truth_checked": truth.component_checked, "truth_tolerance": truth.tolerance,
     }
     per_cell = {
         "problem": problem.name, "problem_family": cell.problem,
@@ -236,7 +237,8 @@ def measure(cell: Cell, grid: Grid, theta=None, timed: bool = True,
         "theta_label": problem.describe_theta(cell.theta),  # a training run's start
         "n_samples": cell.n_samples, "batch_size": cell.batch_size,
         "n_replicates": grid.n_replicates,
-        "truth_kind": truth.kind, "truth_checked": bool(truth.checked),
+        "truth_kind": truth.kind, "truth_method": truth.method, "truth_note": truth.note,
+        "f_jumps": truth.smooth is False,
         "f_evals_per_estimate": program.estimator.f_evals_per_estimate(
             problem, theta, cell.n_samples, cell.batch_size),
         "event_size": int(np.prod(problem.event_shape(theta), dtype=int)),

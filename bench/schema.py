@@ -83,8 +83,18 @@ _TRUTH = _columns(
      "or monte_carlo", dict(required=True, show="truth_kind")),
     ("truth_se", "float", "the truth's standard error (0 unless monte_carlo)",
      dict(required=True)),
-    ("truth_checked", "bool", "whether an exact truth passed its Monte Carlo cross-check "
-     "(False where the check is inconclusive)", {}),
+    ("truth_checked", "bool", "whether the truth's cross-check could have seen an error of "
+     "10% of the gradient's scale (max(|∇ᵢ|, rms ∇)) in this component and found none "
+     "(False: too weak, inconclusive or not run; `truth_note` says why)", {}),
+    ("truth_tolerance", "float", "the smallest error in this component alone that the "
+     "truth's cross-check would have caught (inf: none could)", dict(default=float("nan"))),
+    ("truth_method", "str", "how the truth was checked (exact kinds: the checks that ran) or "
+     "obtained (monte_carlo: pathwise or score_function)", dict(default="")),
+    ("truth_note", "str", "what limited the truth's check or what it found (\"\" when "
+     "nothing)", dict(default="")),
+    ("f_jumps", "bool", "finite differences found f not differentiable along the draws at "
+     "this θ (a jump, step or rounding in x): pathwise estimates are biased here",
+     dict(default=False)),
 )
 _STATISTICS = _columns(
     "statistics",

@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import pandas as pd
 
 from bench.report import data, discrete, exact, figures, page, tables, training
 from bench.report.data import ReportError
@@ -245,9 +246,9 @@ def _write(out: Path, prepared, frame, meta: dict, run_id: str, progress: bool, 
     if skipped:
         notes.append(f"{len(skipped)} combinations of the grid do not apply and were skipped "
                      f"(e.g. {skipped[0][0]}: {skipped[0][1]}).")
-    unchecked = _unchecked_truths(frame)
-    if unchecked:
-        notes.append(unchecked)
+    for note in (_unchecked_truths(frame), _jumping_costs(frame)):
+        if note:
+            notes.append(note)
     title, lede = f"gradvar report: {run_id}", _lede(prepared, meta)
     page.write_html(out / "index.html", title, lede, files, report_tables, notes)
     page.write_markdown(out / "summary.md", title, lede, files, report_tables, notes)
@@ -255,19 +256,42 @@ def _write(out: Path, prepared, frame, meta: dict, run_id: str, progress: bool, 
 
 
 def _unchecked_truths(frame) -> str | None:
-    """A note naming the settings whose exact truth could not be cross-checked."""
+    """A note naming the settings whose truth is not checked to 10% of its gradient, each
+    with what its check could resolve or why it could not (``truth_note``)."""
     if "truth_checked" not in frame.columns or frame.truth_checked.all():
         return None
     rows = frame[~frame.truth_checked.astype(bool)]
-    settings = rows.drop_duplicates(["problem", "theta_label"]) if "theta_label" in rows \
-        else rows.drop_duplicates(["problem", "theta"])
-    where = "; ".join(f"{r.problem} at {getattr(r, 'theta_label', r.theta)}"
-                      for r in settings.head(5).itertuples())
-    more = f" and {len(settings) - 5} more" if len(settings) > 5 else ""
-    return (f"The truth of {len(settings)} setting(s) is used without its Monte Carlo "
-            f"cross-check, which was inconclusive there (a few draws carry its second moment: "
-            f"f is heavy-tailed or concentrated far from the mass of p): {where}{more}. "
-            "Column truth_checked.")
+    label = "theta_label" if "theta_label" in rows else "theta"
+    settings = rows.drop_duplicates(["problem", label])
+    notes = settings.truth_note if "truth_note" in settings else pd.Series("", settings.index)
+    where = "; ".join(f"{r.problem} at {getattr(r, label)}"
+                      + (f" ({_first_sentence(note)})" if note else "")
+                      for r, note in zip(settings.head(5).itertuples(), notes.head(5)))
+    more = f"; and {len(settings) - 5} more" if len(settings) > 5 else ""
+    return (f"The truth of {len(settings)} setting(s) is not checked to 10% of its gradient "
+            f"(its Monte Carlo cross-check was too weak or inconclusive there, and bias "
+            f"flags against it may be the truth's own error): {where}{more}. Columns "
+            "truth_checked, truth_tolerance, truth_note.")
+
+
+def _jumping_costs(frame) -> str | None:
+    """A note naming the settings where f jumps along the draws (``f_jumps``)."""
+    if "f_jumps" not in frame.columns or not frame.f_jumps.any():
+        return None
+    label = "theta_label" if "theta_label" in frame else "theta"
+    settings = frame[frame.f_jumps.astype(bool)].drop_duplicates(["problem", label])
+    where = "; ".join(f"{r.problem} at {getattr(r, label)}" for r in settings.head(5)
+                      .itertuples())
+    more = f"; and {len(settings) - 5} more" if len(settings) > 5 else ""
+    return (f"f is not differentiable along the draws at {len(settings)} setting(s) (finite "
+            f"differences of E f found a jump, step or rounding in x): pathwise estimates "
+            f"there miss the jumps and are biased, and the truth is not a pathwise one: "
+            f"{where}{more}. Column f_jumps.")
+
+
+def _first_sentence(text: str) -> str:
+    head = text.split(". ")[0].rstrip(".")
+    return head if len(head) <= 220 else head[:217] + "…"
 
 
 def _draw(out: Path, prepared, exact_rows, meta: dict, notes: list[str], only=None) -> list:

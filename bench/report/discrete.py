@@ -28,7 +28,7 @@ import matplotlib.ticker
 from matplotlib.lines import Line2D
 
 import estimators as E
-from bench import cellkey, problem_specs
+from bench import cellkey, metrics, problem_specs
 from bench.report import figures
 from bench.report.data import at_largest_n, cell_theta, finite_cells
 from bench.report.tables import NOT_RANKED, rank_efficiency
@@ -341,7 +341,8 @@ def f_eval_efficiency(frame: pd.DataFrame) -> pd.DataFrame:
         problem_family=("problem_family", "first"), n_samples=("n_samples", "first"),
         f_evals=("f_evals_per_estimate", "first"), variance_x_time=("efficiency", "mean"),
         efficiency_low=("efficiency_low", "mean"), efficiency_high=("efficiency_high", "mean"),
-        biased=("biased", "any"), nonfinite=("nonfinite", "any"))
+        biased=("biased", "any"), bias_reason=("bias_reason", metrics.main_reason),
+        nonfinite=("nonfinite", "any"))
     table["f_per_sample"] = table.f_evals / table.n_samples
     table["note"] = np.where(table.nonfinite, "not ranked: non-finite estimates", "")
     table.loc[table.nonfinite, ["variance_x_time", "efficiency_low", "efficiency_high"]] = np.nan

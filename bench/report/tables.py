@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bench import metrics
 from bench.report.data import at_largest_n
 from bench.summary import how_timed
 
@@ -40,7 +41,8 @@ def ranking(frame: pd.DataFrame) -> pd.DataFrame:
         n_samples=("n_samples", "first"), mse=("mse", "mean"),
         variance_x_time=("efficiency", "mean"), efficiency_low=("efficiency_low", "mean"),
         efficiency_high=("efficiency_high", "mean"), max_bias_in_se=("bias_in_se", "max"),
-        biased=("biased", "any"), seconds_per_estimate=("time_per_estimate_s", "median"))
+        biased=("biased", "any"), bias_reason=("bias_reason", metrics.main_reason),
+        seconds_per_estimate=("time_per_estimate_s", "median"))
     covered = data.groupby(KEYS, sort=False).setting.nunique()
     total = data.groupby("problem_family").setting.nunique()
     table["settings"] = [f"{covered[f, e]} of {total[f]}"
@@ -85,7 +87,9 @@ def rank_efficiency(table: pd.DataFrame, group: pd.DataFrame) -> None:
     unbiased estimators with non-zero values only."""
     no_variance = ~(group.variance_x_time > 0)
     biased = group.biased.astype(bool)
-    table.loc[group.index[biased], "note"] = "biased: not ranked by variance × time"
+    table.loc[group.index[biased], "note"] = [
+        f"biased ({reason}): not ranked by variance × time" if reason else
+        "biased: not ranked by variance × time" for reason in group.bias_reason[biased]]
     table.loc[group.index[~biased & no_variance], "note"] = \
         "deterministic: not ranked by variance × time"
     eligible = group[~biased & ~no_variance].sort_values("variance_x_time", kind="stable")

@@ -55,7 +55,7 @@ def test_show_csv_writes_the_whole_table_and_nothing_else(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.err == ""
     written = pd.read_csv(io.StringIO(captured.out), keep_default_na=False,
-                          na_values=[""])
+                          na_values=["nan"])
     table, _ = read_results(path)
     assert list(written.columns) == list(table.columns) and len(written) == 80
     pd.testing.assert_frame_equal(written, table, check_dtype=False)

@@ -147,3 +147,30 @@ def test_cell_metrics_of_every_component_at_once_match_one_at_a_time(replicates)
     one = metrics.cell_metrics(estimates[:, 3], truth[3], 10, truth_se[3])
     np.testing.assert_equal(one, {name: values[3] for name, values in columns.items()})
     assert isinstance(one["n_nonfinite"], int) and isinstance(one["mean"], float)
+
+
+def test_a_biased_block_says_why():
+    import json
+
+    import pandas as pd
+
+    def row(estimator, bias):
+        cell = json.dumps(["p", [], estimator, [0.5], 10, 10])
+        return dict(cell=cell, estimator=estimator, param="theta", param_block="theta",
+                    n_samples=10, truth=1.0, truth_se=0.0, bias=bias, bias_se=0.01,
+                    variance=1.0, truth_checked=True, truth_tolerance=0.001, f_jumps=False)
+
+    frame = pd.DataFrame([
+        {**row("reparameterization", 0.3), "f_jumps": True},
+        row("naive_mc", 0.3),
+        row("gumbel_softmax", 0.0),
+        {**row("score_function", 0.2), "truth_checked": False, "truth_tolerance": 0.25},
+        {**row("score_function_loo", 0.2), "truth_checked": False, "truth_tolerance": 0.05},
+        row("measure_valued", 0.0),
+    ])
+    flags = metrics.bias_flags(frame)
+    assert flags.biased.tolist() == [True, True, True, True, True, False]
+    assert flags.bias_reason.tolist() == [
+        metrics.REASONS["jumps"], metrics.REASONS["measure"], metrics.REASONS["declared"],
+        metrics.REASONS["truth"], metrics.REASONS["measured"], ""]
+    assert metrics.main_reason(flags.bias_reason) == metrics.REASONS["declared"]

@@ -259,17 +259,27 @@ def test_a_block_whose_components_are_all_nonfinite(tmp_path):
 
 
 def test_truths_used_without_their_cross_check_are_named(tmp_path):
-    rows = [dict(row("score_function", theta), truth_checked=theta != 8.0)
-            for theta in (-1.0, 8.0)]
+    note = ("The cross-check could not resolve an error of 10% of the gradient in 'theta': "
+            "only errors beyond 0.3 would have been seen, 0.2× the gradient's scale there.")
+    rows = [dict(row("score_function", theta), truth_checked=theta != 8.0,
+                 truth_note=note if theta == 8.0 else "") for theta in (-1.0, 8.0)]
     built = build(write(tmp_path, rows), tmp_path / "report")
     text = text_of(built)
-    assert "The truth of 1 setting(s) is used without its Monte Carlo cross-check" in text
-    assert "seed_dependence at theta=8" in text
+    assert "The truth of 1 setting(s) is not checked to 10% of its gradient" in text
+    assert "seed_dependence at theta=8 (The cross-check could not resolve an error" in text
+
+
+def test_settings_where_f_jumps_are_named(tmp_path):
+    rows = [dict(row("reparameterization", theta), f_jumps=theta == 8.0)
+            for theta in (-1.0, 8.0)]
+    text = text_of(build(write(tmp_path, rows), tmp_path / "report"))
+    assert "f is not differentiable along the draws at 1 setting(s)" in text
+    assert "seed_dependence at theta=8. Column f_jumps." in text
 
 
 def test_a_report_of_a_table_whose_truths_were_all_checked_has_no_such_note(tmp_path):
     rows = [dict(row("score_function", theta), truth_checked=True) for theta in (-1.0, 0.5)]
-    assert "without its Monte Carlo cross-check" not in text_of(
+    assert "is not checked to 10% of its gradient" not in text_of(
         build(write(tmp_path, rows), tmp_path / "report"))
 
 

@@ -29,7 +29,8 @@ theta = [[0.5, 1.0]]
 """
 
 DEFAULTED = ["n_nonfinite", "time_per_estimate_min_s", "time_per_estimate_max_s",
-             "timing_mode", "workers_on_host"]
+             "timing_mode", "workers_on_host", "truth_tolerance", "truth_method",
+             "truth_note", "f_jumps"]
 """The columns that tables of older versions lack and that reading fills in."""
 
 
