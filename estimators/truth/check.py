@@ -186,7 +186,8 @@ def _smoothness_at(problem, vector, samples: int = DIFFERENCE_SAMPLES) -> Smooth
                                    what="finite differences")
     jumps = terms.jumps
     allowance = np.abs(terms.difference_error) + ROUNDING * (1 + np.abs(terms.differences.mean))
-    heavy = _heavy(terms.shapes.get("jumps"))
+    # Differences of a heavy-tailed f are heavy-tailed whatever their own fit says.
+    heavy = _heavy(terms.shapes.get("jumps")) | _heavy(float(terms.shapes["f"][0]))
     beyond = (np.abs(jumps.mean) > CHECK_SE * jumps.se + allowance) & ~heavy
     reach = np.where(heavy, np.inf, CHECK_SE * jumps.se + allowance)
     tolerance = _per_component(reach, along.scaled)
@@ -362,7 +363,8 @@ def exact(problem, vector, value: float | None, gradient: np.ndarray, kind: str,
         methods.append("score_function")
     if smooth.terms is not None:
         differences = smooth.terms.differences
-        skip = _heavy(smooth.terms.shapes.get("differences"))
+        skip = _heavy(smooth.terms.shapes.get("differences")) | _heavy(f_shape) \
+            | _heavy(float(smooth.terms.shapes["f"][0]))
         skip = np.broadcast_to(skip, differences.mean.shape)
         projected = along.scaled @ gradient
         allowance = np.abs(smooth.terms.difference_error)
@@ -381,7 +383,7 @@ def exact(problem, vector, value: float | None, gradient: np.ndarray, kind: str,
         reaches.append(_per_component(np.where(skip, np.inf, margin), along.scaled))
         methods.append("finite_difference")
     if use_pathwise:
-        skip = _component_heavy(terms.shapes["pathwise"], dim, along) | one
+        skip = _component_heavy(terms.shapes["pathwise"], dim, along) | one | _heavy(f_shape)
         reach = _compare_components(problem, vector, kind, gradient, terms.pathwise, skip,
                                     f"a Monte Carlo check ({n:,} pathwise draws)", hint)
         reaches.append(reach + smooth.tolerance)  # a jump below the test's reach could hide

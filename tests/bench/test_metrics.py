@@ -174,3 +174,14 @@ def test_a_biased_block_says_why():
         metrics.REASONS["jumps"], metrics.REASONS["measure"], metrics.REASONS["declared"],
         metrics.REASONS["truth"], metrics.REASONS["measured"], ""]
     assert metrics.main_reason(flags.bias_reason) == metrics.REASONS["declared"]
+
+
+def test_the_bias_level_is_student_t_with_the_replicates_degrees_of_freedom():
+    from scipy import stats
+
+    tail = stats.norm.sf(metrics.SINGLE_COMPONENT_Z)
+    assert metrics.bias_threshold(1) == pytest.approx(4.0)
+    assert metrics.bias_threshold(1, 50) == pytest.approx(stats.t.isf(tail, 49))
+    assert metrics.bias_threshold(10**5, 50) > 7.5 > metrics.bias_threshold(10**5)
+    assert metrics.bias_threshold(2000, 10**6) == pytest.approx(metrics.bias_threshold(2000),
+                                                                rel=1e-4)
