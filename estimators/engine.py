@@ -49,7 +49,7 @@ without XLA; ``eager``: plain Python, for debugging."""
 _programs: "weakref.WeakKeyDictionary[Problem, dict]" = weakref.WeakKeyDictionary()
 _checked: "weakref.WeakKeyDictionary[Problem, bool]" = weakref.WeakKeyDictionary()
 _applicable: "weakref.WeakKeyDictionary[Problem, set]" = weakref.WeakKeyDictionary()
-_smooth: "weakref.WeakKeyDictionary[Problem, truth.Smoothness]" = weakref.WeakKeyDictionary()
+_smooth: "weakref.WeakKeyDictionary[Problem, dict]" = weakref.WeakKeyDictionary()
 
 __all__ = ["BACKENDS", "DEVICE", "FORWARD_MIN_BATCH", "Program", "choose_differentiation",
            "estimate", "has_custom_gradients", "program"]
@@ -342,25 +342,53 @@ def estimate(name, problem: Problem, theta, n_samples: int, n_replicates: int = 
         warnings.warn(f"{compiled.label} differentiates a continuous relaxation of the discrete "
                       f"draws of problem '{problem.name}', so it is biased (less so at a lower "
                       "temperature, with more variance).", BiasedEstimatorWarning, stacklevel=2)
-    elif compiled.estimator.pathwise:
-        smooth = _smoothness(problem, vector)
-        if smooth.smooth is False:
-            warnings.warn(f"{compiled.label} differentiates f along the draws, but on problem "
-                          f"'{problem.name}' {truth.check.jump_evidence(smooth)}, so its "
-                          "estimates are "
-                          "biased (they miss the jumps); use score_function or "
-                          "measure_valued.", BiasedEstimatorWarning, stacklevel=2)
+    elif not compiled.estimator.deterministic:
+        _warn_if_f_jumps(compiled.estimator, problem, vector)
     return compiled(vector, seed)
 
 
-def _smoothness(problem: Problem, vector) -> truth.Smoothness:
-    """Whether f is differentiable along the draws (:func:`estimators.truth.smoothness`),
-    tested at the first θ a pathwise estimate of ``problem`` is asked for: a cost with a
-    jump has it wherever the draws reach, and the test costs a pass of draws."""
-    smooth = _smooth.get(problem)
+SMOOTHNESS_THETAS = 8
+"""Distinct θ per problem at which :func:`estimate` tests f for jumps (a pass of draws
+each); beyond them it repeats the last finding, with the θ where it was made."""
+
+
+def _warn_if_f_jumps(estimator: Estimator, problem: Problem, vector) -> None:
+    """Warns when f jumps where ``estimator`` differentiates it: along the draws for a
+    pathwise estimator, in θ itself (1[x > θ]) for every estimator (autodiff's ∇θ f misses
+    it). A pathwise estimator has it tested (:func:`estimators.truth.smoothness`, quick)
+    at the first ``SMOOTHNESS_THETAS`` θ of a problem; the others are warned from a test
+    that already ran at θ (the truth's, or a pathwise estimate's), since the jumps of f in
+    θ are rare and a test costs a traced program per problem. A test that cannot run (the
+    problem fails in float64, say) is skipped: the estimate itself reports such
+    problems."""
+    if not estimator.pathwise:
+        smooth = truth.check.cached_smoothness(problem, vector)
+        if smooth is not None and smooth.theta_smooth is False:
+            warnings.warn(f"{estimator.label} takes f's gradient in θ by autodiff, but on "
+                          f"problem '{problem.name}' {truth.check.jump_evidence(smooth, vector)}"
+                          ", so its estimates are biased (they miss the jump); give the "
+                          "problem a cost that is smooth in θ.", BiasedEstimatorWarning,
+                          stacklevel=3)
+        return
+    seen = _smooth.setdefault(problem, {})
+    key = tuple(vector.tolist())
+    if key not in seen and len(seen) < SMOOTHNESS_THETAS:
+        try:
+            seen[key] = (truth.smoothness(problem, vector, quick=True), vector)
+        except Exception:  # noqa: BLE001 - only a warning depends on it
+            seen[key] = (None, vector)
+    found = seen.get(key) or next(((s, v) for s, v in reversed(list(seen.values()))
+                                   if s is not None), (None, vector))
+    smooth, where = found
     if smooth is None:
-        smooth = _smooth[problem] = truth.smoothness(problem, vector)
-    return smooth
+        return
+    if smooth.smooth is False:
+        advice = ("give the problem a cost that is smooth in θ" if smooth.theta_smooth is False
+                  else "use score_function or measure_valued")
+        warnings.warn(f"{estimator.label} differentiates f along the draws, but on problem "
+                      f"'{problem.name}' {truth.check.jump_evidence(smooth, where)}, so its "
+                      f"estimates are biased (they miss the jumps); {advice}.",
+                      BiasedEstimatorWarning, stacklevel=3)
 
 
 def _measure_depends(problem: Problem, vector) -> bool:

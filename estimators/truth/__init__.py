@@ -196,10 +196,12 @@ def _reference(problem, vector, method, check) -> Reference:
                          "there); choose θ where E f and its gradient are finite.")
     verdict = checks.exact(problem, vector, value, gradient, found,
                            _HINTS.get(found, "check the problem's definition"))
+    note = verdict.note
     if found == "quadrature" and verdict.f_shape >= tails.RELIABLE:
-        _check_tails_converge(problem, vector, value)
+        value, gradient, widened = _widened(problem, vector, value, gradient, verdict.f_shape)
+        note = " ".join(part for part in (widened, note) if part)
     return Reference(found, value, 0.0, gradient, np.zeros(dim), verdict.tolerance,
-                     verdict.checked, verdict.note, verdict.smooth, verdict.methods)
+                     verdict.checked, note, verdict.smooth, verdict.methods)
 
 
 _HINTS = {
@@ -221,25 +223,63 @@ def integrate_value_and_gradient(problem, vector) -> tuple[float, np.ndarray]:
     return value, gradient
 
 
-def _check_tails_converge(problem, vector, value: float) -> None:
-    """A quadrature over a window is finite even where E f is not: where the check's draws
-    looked infinite-mean, integrate over a window twice as wide and refuse a value that
-    grows with it."""
+WIDENINGS = 4
+"""How many times a quadrature window is widened by half to see whether its integral
+settles."""
+
+
+def _widened(problem, vector, value: float, gradient: np.ndarray, f_shape: float):
+    """A quadrature over a window is finite even where E f is not, and misses the tail
+    where f outgrows p. Where the check's draws of f looked heavy-tailed (k̂ ≥ 0.7),
+    integrate over windows twice, four and eight times as wide: an integral that settles
+    (value and gradient within 1e-6) is returned, the widest, with a note; one that keeps
+    growing is refused, as an expectation that does not exist when k̂ ≥ 1 or the growth
+    does not slow down, else as a window too narrow.
+
+    Returns:
+      (value, gradient, note).
+    """
     low, high = problem.integration_window(vector)
-    width = high - low
     support = measure.support(problem.distribution(vector))
-    wide = (low - width / 2, high + width / 2)
-    if support is not None:
-        wide = support.clip(*wide)
-    result = integrate(problem, vector, "value_and_gradient", integrands.value_and_gradient,
-                       window=wide)
-    if not abs(float(result[0]) - value) <= 1e-6 * (1 + abs(value)):
-        raise TruthError(f"problem '{problem.name}' at theta={checks._short(vector)}: E f does "
-                         f"not appear to exist: its integral grows from {value:.6g} to "
-                         f"{float(result[0]):.6g} as the window widens from "
-                         f"({low:g}, {high:g}) to ({wide[0]:g}, {wide[1]:g}), and the Monte "
-                         "Carlo draws of f fall off like a power law with no mean; change θ, "
-                         "the measure or f so that E f is finite.")
+    window = (low, high)
+    steps = []  # how much the value moved at each widening
+    for _ in range(WIDENINGS):
+        width = window[1] - window[0]
+        wider = (window[0] - width / 4, window[1] + width / 4)
+        if support is not None:
+            wider = support.clip(*wider)
+        if wider == window:
+            break
+        result = integrate(problem, vector, "value_and_gradient",
+                           integrands.value_and_gradient, window=wider)
+        new_value, new_gradient = float(result[0]), np.asarray(result[1:])
+        if not (np.isfinite(new_value) and np.all(np.isfinite(new_gradient))):
+            break  # f overflows float64 this far out: judge by what was integrated
+        steps.append(abs(new_value - value))
+        settled = abs(new_value - value) <= 1e-6 * (1 + abs(value)) and np.allclose(
+            new_gradient, gradient, rtol=1e-6, atol=1e-6 * (1 + np.abs(gradient).max()))
+        value, gradient, window = new_value, new_gradient, wider
+        if settled:
+            if window == (low, high) or wider == (low, high):
+                return value, gradient, ""
+            return value, gradient, (f"The integration window was widened to "
+                                     f"({window[0]:g}, {window[1]:g}) before the integral "
+                                     "settled: f outgrows p in the tails.")
+    where = f"problem '{problem.name}' at theta={checks._short(vector)}"
+    # A truncated tail of a finite E f shrinks fast as the window widens; an infinite one
+    # grows by as much or more each time (log W for a Cauchy's |x|).
+    diverging = len(steps) >= 2 and steps[-1] >= 0.5 * steps[-2]
+    if f_shape >= tails.NO_MEAN or diverging:
+        raise TruthError(f"{where}: E f does not appear to exist: its integral keeps growing as "
+                         f"the window widens from ({low:g}, {high:g}) to ({window[0]:g}, "
+                         f"{window[1]:g}) (to {value:.6g}, by {steps[-1]:.3g} at the last "
+                         f"widening), and the Monte Carlo draws of f fall off like a power law "
+                         f"(Pareto k̂ = {f_shape:.2f}); change θ, the measure or f so that "
+                         "E f is finite.")
+    raise TruthError(f"{where}: the quadrature window ({low:g}, {high:g}) cuts the tail where "
+                     f"f outgrows p: the integral keeps changing as it widens to "
+                     f"({window[0]:g}, {window[1]:g}) (to {value:.6g}); pass a "
+                     "window=(low, high) that covers the mass of p(x|θ) f(x, θ).")
 
 
 def _closed_form(problem, vector):

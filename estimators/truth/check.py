@@ -51,9 +51,14 @@ CHECK_SAMPLES = 2**18
 """Draws of the gradient pass (score function, pathwise), at most."""
 DIFFERENCE_SAMPLES = 2**18
 """Draws of the finite-difference pass, at most."""
+QUICK_SAMPLES = 2**12
+"""Draws of the quick smoothness test behind :func:`estimators.estimate`'s warning."""
 PILOT_SAMPLES = 2**10
 """Draws that choose the finite differences' step."""
 MIN_SAMPLES = 256
+RAISE_SAMPLES = 4096
+"""Per-component checks raise only from this many draws on (their tolerance counts at
+any number): below it a skewed mean strays beyond ``CHECK_SE`` too often."""
 BUDGET = 2**30
 """Numbers computed per pass (draws × evaluations of f × what one computes,
 :func:`estimators.truth.draws.numbers_per_draw`): a few seconds on 2 cores."""
@@ -135,81 +140,119 @@ def step_scale(problem, vector) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class Smoothness:
     """Whether f is differentiable along the draws at θ (so the pathwise gradient is
-    unbiased), from finite differences against the pathwise gradient on the same draws.
+    unbiased) and in θ at fixed draws (so the score function's ∇θ f term is), from finite
+    differences against autodiff on the same draws (:func:`draws.difference_terms`).
 
     Attributes:
-      smooth: False when some direction's mean difference R − uᵀ∇f is beyond its noise;
-        None when it was not tested (a measure TFP does not reparameterize).
-      missed: The largest missed contribution seen (mean of R − uᵀ∇f), with its
-        direction's name, for messages.
-      tolerance: Per component, the smallest missed contribution in it alone that the
-        test would have seen (inf where untested).
-      terms: The pass behind it (differences along the directions).
+      smooth: Along the draws: False when some direction's mean R − uᵀ∇f is beyond its
+        noise; True when none is and every direction could be tested; None when untested
+        (a measure TFP does not reparameterize, or differences too heavy-tailed to test).
+      theta_smooth: In θ at fixed x, likewise (tested for every measure).
+      missed, direction: The largest missed contribution seen and its direction's name.
+      tolerance: Per component, the smallest contribution missed along the draws that
+        the test would have seen (inf where untested).
+      theta_tolerance: The same for jumps of f in θ.
+      terms, directions, steps: The pass behind it.
     """
 
     smooth: bool | None
+    theta_smooth: bool | None = None
     missed: float = 0.0
     direction: str = ""
     tolerance: np.ndarray | None = None
+    theta_tolerance: np.ndarray | None = None
     terms: draws.Terms | None = None
     directions: Directions | None = None
     steps: np.ndarray | None = None
 
 
 _smoothness: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
+_CACHED_NUMBERS = 2**26
+"""A problem's cached smoothness tests hold at most about this many numbers (each keeps
+its directions, [K, d])."""
 
 
-def smoothness(problem, vector) -> Smoothness:
-    """The differences pass and its verdict on f's differentiability (see
-    :class:`Smoothness`); None verdict for a measure TFP does not reparameterize. Cached
-    per problem and θ: the truth's check and :func:`estimators.estimate`'s warning share
-    it."""
+def smoothness(problem, vector, quick: bool = False) -> Smoothness:
+    """The differences pass and its verdicts (see :class:`Smoothness`). Cached per problem
+    and θ: the truth's check and :func:`estimators.estimate`'s warning share it.
+    ``quick``: at most ``QUICK_SAMPLES`` draws (a warning's test; the truth's full test is
+    used when it has already run)."""
     cache = _smoothness.setdefault(problem, {})
     key = tuple(np.asarray(vector, dtype=np.float64).tolist())
-    if key not in cache:
-        if len(cache) > 256:
+    if (key, False) in cache:
+        return cache[key, False]
+    if (key, quick) not in cache:
+        if len(cache) >= max(2, _CACHED_NUMBERS // (16 * max(problem.dim, 1))):
             cache.clear()
-        cache[key] = _smoothness_at(problem, np.asarray(vector, dtype=np.float64))
-    return cache[key]
+        cache[key, quick] = _smoothness_at(problem, np.asarray(vector, dtype=np.float64),
+                                           QUICK_SAMPLES if quick else DIFFERENCE_SAMPLES)
+    return cache[key, quick]
+
+
+def cached_smoothness(problem, vector) -> Smoothness | None:
+    """The smoothness test at θ if one has run (the truth's or a quick one), else None."""
+    cache = _smoothness.get(problem, {})
+    key = tuple(np.asarray(vector, dtype=np.float64).tolist())
+    return cache.get((key, False)) or cache.get((key, True))
+
+
+def _verdict(statistic: draws.Statistic, error: np.ndarray, shapes, scaled: np.ndarray):
+    """(verdict, largest miss, its direction index, per-component reach) of one jump test:
+    each direction tested unless its own terms are too heavy-tailed for their SE."""
+    allowance = np.abs(error) + ROUNDING * (1 + np.abs(statistic.mean))
+    heavy = np.broadcast_to(_heavy(shapes), statistic.mean.shape)
+    reach = np.where(heavy, np.inf, CHECK_SE * statistic.se + allowance)
+    beyond = (np.abs(statistic.mean) > reach) & ~heavy
+    worst = int(np.argmax(np.where(beyond, np.abs(statistic.mean) / reach, -1.0)))
+    verdict = False if beyond.any() else (None if heavy.any() else True)
+    return verdict, float(statistic.mean[worst]), worst, _per_component(reach, scaled)
 
 
 def _smoothness_at(problem, vector, samples: int = DIFFERENCE_SAMPLES) -> Smoothness:
-    dist = problem.distribution(vector)
-    if not measure.is_reparameterized(dist):
-        return Smoothness(None, tolerance=np.full(problem.dim, np.inf))
+    moving = measure.is_reparameterized(problem.distribution(vector))
     along = directions(problem, vector)
     count = len(along.vectors)
-    evaluations = 1 + len(draws.OFFSETS) * count
-    step = _step(problem, vector, along, evaluations)
+    evaluations = 1 + len(draws.OFFSETS) * count * (2 if moving else 1)
+    # The quick test's pilot draws as many as its main pass: one traced program for both.
+    step = _step(problem, vector, along, evaluations,
+                 samples if samples <= QUICK_SAMPLES else PILOT_SAMPLES)
     n = draws.fits(BUDGET, problem, vector, evaluations, MIN_SAMPLES, samples)
     terms = draws.difference_terms(problem, vector, n, _DIFFERENCE_KEY, along.scaled, step,
                                    what="finite differences")
-    jumps = terms.jumps
-    allowance = np.abs(terms.difference_error) + ROUNDING * (1 + np.abs(terms.differences.mean))
-    # Differences of a heavy-tailed f are heavy-tailed whatever their own fit says.
-    heavy = _heavy(terms.shapes.get("jumps")) | _heavy(float(terms.shapes["f"][0]))
-    beyond = (np.abs(jumps.mean) > CHECK_SE * jumps.se + allowance) & ~heavy
-    reach = np.where(heavy, np.inf, CHECK_SE * jumps.se + allowance)
-    tolerance = _per_component(reach, along.scaled)
-    worst = int(np.argmax(np.where(beyond, np.abs(jumps.mean) / np.maximum(reach, 1e-300),
-                                   -1.0)))
-    return Smoothness(not bool(np.any(beyond)), float(jumps.mean[worst]),
-                      along.names[worst], tolerance, terms, along, step)
+    theta_smooth, theta_missed, theta_worst, theta_reach = _verdict(
+        terms.theta_jumps, terms.theta_error, terms.shapes.get("theta_jumps"), along.scaled)
+    if not moving:
+        return Smoothness(None, theta_smooth, theta_missed, along.names[theta_worst],
+                          np.full(problem.dim, np.inf), theta_reach, terms, along, step)
+    smooth, missed, worst, reach = _verdict(terms.jumps, terms.difference_error,
+                                            terms.shapes.get("jumps"), along.scaled)
+    if smooth is not False and theta_smooth is False:
+        missed, worst = theta_missed, theta_worst  # a jump in θ breaks the pathwise too
+        smooth = False
+    return Smoothness(smooth, theta_smooth, missed, along.names[worst], reach, theta_reach,
+                      terms, along, step)
 
 
-def _step(problem, vector, along: Directions, evaluations: int) -> np.ndarray:
+def _step(problem, vector, along: Directions, evaluations: int,
+          samples: int = PILOT_SAMPLES) -> np.ndarray:
     """The largest step (from ``STEP``, shrinking) whose O(h²) error, seen on a pilot of
-    draws, is negligible: within 1e-3 of the differences' own scale (plus noise)."""
+    ``samples`` draws, is negligible: within 1e-3 of the differences' own scale (plus
+    noise)."""
     count = len(along.vectors)
-    n = draws.fits(BUDGET // 16, problem, vector, evaluations, 64, PILOT_SAMPLES)
+    n = draws.fits(BUDGET // 16, problem, vector, evaluations, 64, samples)
     step = np.full(count, STEP)
     settled = np.zeros(count, dtype=bool)
     for _ in range(SHRINKS):
-        pilot = draws.difference_terms(problem, vector, n, _PILOT_KEY, along.scaled, step,
-                                       what="finite-difference step")
-        scale = np.abs(pilot.differences.mean) + pilot.differences.spread
-        error = np.abs(pilot.difference_error)
-        settled |= error <= 1e-3 * scale + 3 * pilot.differences.se / 10
+        try:
+            pilot = draws.difference_terms(problem, vector, n, _PILOT_KEY, along.scaled, step,
+                                           what="finite-difference step")
+        except ValueError:  # not finite this far away: a smaller step may be
+            step = np.where(settled, step, step / SHRINK)
+            continue
+        differences = pilot.differences or pilot.theta_jumps
+        error = pilot.difference_error if pilot.differences is not None else pilot.theta_error
+        scale = np.abs(differences.mean) + differences.spread
+        settled |= np.abs(error) <= 1e-3 * scale + 3 * differences.se / 10
         if settled.all():
             break
         step = np.where(settled, step, step / SHRINK)
@@ -311,19 +354,46 @@ def _disagreement(problem, vector, claim: str, found: float, se: float, check: s
 
 def _compare_components(problem, vector, kind, gradient, statistic: draws.Statistic,
                         skip: np.ndarray, check: str, hint: str, extra_se=0.0,
-                        allowance=0.0) -> np.ndarray:
-    """Raises at the worst component beyond ``CHECK_SE`` SEs (not ``skip``ped); returns
-    each component's reach (inf where skipped)."""
+                        samples: int | None = None) -> np.ndarray:
+    """Raises at the worst component beyond ``CHECK_SE`` SEs (not ``skip``ped, and only
+    from ``RAISE_SAMPLES`` draws on: a mean of a few hundred skewed terms strays beyond 6
+    SE far more often than a normal's, and at 10⁵ components some would); returns each
+    component's reach (inf where skipped)."""
     se = np.sqrt(statistic.se**2 + np.asarray(extra_se)**2)
-    margin = CHECK_SE * se + allowance + ROUNDING * (1 + np.abs(gradient))
+    margin = CHECK_SE * se + ROUNDING * (1 + np.abs(gradient))
     gap = np.abs(gradient - statistic.mean)
     bad = (gap > margin) & ~skip
-    if bad.any():
+    if bad.any() and (samples is None or samples >= RAISE_SAMPLES):
         worst = int(np.argmax(np.where(bad, gap / margin, -1.0)))
         raise _disagreement(problem, vector, f"{kind} gradient '{problem.param_labels[worst]}'"
                                              f" = {gradient[worst]:.6g}",
                             statistic.mean[worst], se[worst], check, hint)
-    return np.where(skip, np.inf, margin - ROUNDING * (1 + np.abs(gradient)))
+    return np.where(skip, np.inf, CHECK_SE * se)
+
+
+def _compare_directions(problem, vector, kind, gradient, smooth: Smoothness, skip,
+                        hint: str, extra_se=0.0) -> np.ndarray:
+    """The finite differences of E f against ``gradient`` along each direction: raises
+    beyond ``CHECK_SE`` SEs plus their error allowance; returns each component's reach
+    through the directions that cover it."""
+    along, terms = smooth.directions, smooth.terms
+    differences = terms.differences
+    skip = np.broadcast_to(skip, differences.mean.shape)
+    projected = along.scaled @ gradient
+    se = np.sqrt(differences.se**2 + np.asarray(extra_se)**2)
+    reach = CHECK_SE * se + np.abs(terms.difference_error)
+    margin = reach + ROUNDING * (1 + np.abs(projected))
+    gap = np.abs(projected - differences.mean)
+    bad = (gap > margin) & ~skip
+    if bad.any():
+        k = int(np.argmax(np.where(bad, gap / margin, -1.0)))
+        unit = "" if np.all(along.scale == 1.0) else \
+            " (per unit of each component's step scale)"
+        raise _disagreement(problem, vector, f"{kind} gradient along {along.names[k]}{unit} "
+                                             f"= {projected[k]:.6g}", differences.mean[k],
+                            se[k], f"finite differences of E f ({terms.samples:,} draws "
+                                   "with common random numbers)", hint)
+    return _per_component(np.where(skip, np.inf, reach), along.scaled)
 
 
 def exact(problem, vector, value: float | None, gradient: np.ndarray, kind: str,
@@ -336,61 +406,50 @@ def exact(problem, vector, value: float | None, gradient: np.ndarray, kind: str,
     """
     gradient = np.asarray(gradient, dtype=np.float64)
     dim = problem.dim
-    fixed = not problem.support_depends_on_theta(vector)
     smooth = smoothness(problem, vector)
-    along = smooth.directions or directions(problem, vector)
-    n = draws.fits(BUDGET, problem, vector, 3, MIN_SAMPLES, CHECK_SAMPLES)
+    along = smooth.directions
+    use_score = not problem.support_depends_on_theta(vector) and smooth.theta_smooth is True
     use_pathwise = smooth.smooth is True
+    n = draws.fits(BUDGET, problem, vector, 3, MIN_SAMPLES, CHECK_SAMPLES)
     baseline = value if value is not None and np.isfinite(value) else 0.0
-    terms = draws.gradient_terms(problem, vector, n, _GRADIENT_KEY, score=fixed,
+    terms = draws.gradient_terms(problem, vector, n, _GRADIENT_KEY, score=use_score,
                                  pathwise=use_pathwise, baseline=baseline,
                                  directions=along.vectors, what="cross-check")
     one = terms.one_outcome
-    notes, methods, reaches = [], [], [np.full(dim, np.inf)]
+    notes, methods = [], []
+    reaches = [np.full(dim, np.inf)]  # per component: one statistic each
     f_shape = float(terms.shapes["f"][0])
-    if value is not None and not one and not _heavy(f_shape):
+    # The score function's, the pathwise and the differences' terms all carry f: a
+    # heavy-tailed f makes them heavy whatever their own fitted tail says.
+    heavy_f = _heavy(f_shape) | _heavy(float(smooth.terms.shapes["f"][0]))
+    if value is not None and not one and not heavy_f:
         margin = CHECK_SE * terms.f.se[0] + ROUNDING * (1 + abs(value))
         if abs(value - terms.f.mean[0]) > margin:
             raise _disagreement(problem, vector, f"{kind} value {value:.6g}", terms.f.mean[0],
                                 terms.f.se[0], f"a Monte Carlo check ({n:,} draws)", hint)
-    if fixed:
-        # The score function's terms carry f: a heavy-tailed f makes them heavy whatever
-        # their own fitted tail says (a large baseline hides it in the bulk).
-        skip = _component_heavy(terms.shapes["score"], dim, along) | one | _heavy(f_shape)
-        reaches.append(_compare_components(
-            problem, vector, kind, gradient, terms.score, skip,
-            f"a Monte Carlo check ({n:,} score_function draws)", hint))
+    if use_score:
+        skip = _component_heavy(terms.shapes["score"], dim, along) | one | heavy_f
+        reach = _compare_components(problem, vector, kind, gradient, terms.score, skip,
+                                    f"a Monte Carlo check ({n:,} score_function draws)", hint,
+                                    samples=n)
+        reaches.append(reach + smooth.theta_tolerance)  # a jump in θ too small to see
         methods.append("score_function")
-    if smooth.terms is not None:
-        differences = smooth.terms.differences
-        skip = _heavy(smooth.terms.shapes.get("differences")) | _heavy(f_shape) \
-            | _heavy(float(smooth.terms.shapes["f"][0]))
-        skip = np.broadcast_to(skip, differences.mean.shape)
-        projected = along.scaled @ gradient
-        allowance = np.abs(smooth.terms.difference_error)
-        margin = CHECK_SE * differences.se + allowance + ROUNDING * (1 + np.abs(projected))
-        gap = np.abs(projected - differences.mean)
-        bad = (gap > margin) & ~skip
-        if bad.any():
-            k = int(np.argmax(np.where(bad, gap / margin, -1.0)))
-            scale = along.scale
-            unit = "" if np.all(scale == 1.0) else " (per unit of each component's step scale)"
-            raise _disagreement(problem, vector, f"{kind} gradient along {along.names[k]}"
-                                f"{unit} = {projected[k]:.6g}", differences.mean[k],
-                                differences.se[k],
-                                f"finite differences of E f ({smooth.terms.samples:,} draws "
-                                "with common random numbers)", hint)
-        reaches.append(_per_component(np.where(skip, np.inf, margin), along.scaled))
-        methods.append("finite_difference")
     if use_pathwise:
-        skip = _component_heavy(terms.shapes["pathwise"], dim, along) | one | _heavy(f_shape)
+        skip = _component_heavy(terms.shapes["pathwise"], dim, along) | one | heavy_f
         reach = _compare_components(problem, vector, kind, gradient, terms.pathwise, skip,
-                                    f"a Monte Carlo check ({n:,} pathwise draws)", hint)
-        reaches.append(reach + smooth.tolerance)  # a jump below the test's reach could hide
+                                    f"a Monte Carlo check ({n:,} pathwise draws)", hint,
+                                    samples=n)
+        reaches.append(reach + smooth.tolerance)  # a jump along the draws too small to see
         methods.append("pathwise")
+    if smooth.terms.differences is not None:
+        skip = _heavy(smooth.terms.shapes.get("differences")) | heavy_f
+        through = _compare_directions(problem, vector, kind, gradient, smooth, skip, hint)
+        if dim <= AXES:  # beyond, K directions cannot vouch for each of d components
+            reaches.append(through)
+        methods.append("finite_difference")
     tolerance = np.min(reaches, axis=0)
-    if smooth.smooth is False:
-        notes.append(jump_note(problem, smooth))
+    if smooth.smooth is False or smooth.theta_smooth is False:
+        notes.append(jump_note(smooth))
     if f_shape >= tails.NO_MEAN:
         notes.append(f"f is too heavy-tailed at this θ for a Monte Carlo check (Pareto k̂ = "
                      f"{f_shape:.2f} ≥ 1: E f may be infinite, and then no finite value is "
@@ -404,14 +463,21 @@ def exact(problem, vector, value: float | None, gradient: np.ndarray, kind: str,
                    smooth.smooth, ", ".join(methods), f_shape)
 
 
-def jump_evidence(smooth: Smoothness) -> str:
-    """"f is not differentiable along the draws at this θ (...)": the finding, as a clause."""
-    return (f"f is not differentiable along the draws at this θ (finite differences of E f "
-            f"exceed the pathwise gradient by {smooth.missed:.3g} along {smooth.direction}: a "
-            "jump, step or rounding in x)")
+def jump_evidence(smooth: Smoothness, vector=None) -> str:
+    """"f is not differentiable ... (...)": the finding, as a clause (at θ = ``vector``
+    when given, else "at this θ")."""
+    at = "at this θ" if vector is None else f"at theta={_short(vector)}"
+    if smooth.theta_smooth is False:
+        return (f"f is not differentiable in θ {at} (with the draws held fixed, differences "
+                f"of f exceed its autodiff gradient by {smooth.missed:.3g} along "
+                f"{smooth.direction}: a jump of f in θ itself, such as 1[x > θ])")
+    return (f"f is not differentiable along the draws {at} (finite differences of E f "
+            f"exceed the pathwise gradient by {smooth.missed:.3g} along {smooth.direction}: "
+            "a jump, step or rounding in x)")
 
 
-def jump_note(problem, smooth: Smoothness) -> str:
-    """The sentence that says f is not differentiable along the draws."""
-    return f"{jump_evidence(smooth)[0].upper()}{jump_evidence(smooth)[1:]}, so pathwise " \
-        "estimates are biased here."
+def jump_note(smooth: Smoothness) -> str:
+    """The sentence that says f is not differentiable (its "f" stays lower case)."""
+    biased = ("score-function and pathwise estimates" if smooth.theta_smooth is False
+              else "pathwise estimates")
+    return f"{jump_evidence(smooth)}, so {biased} are biased here."

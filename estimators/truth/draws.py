@@ -13,10 +13,13 @@ shape of its terms (:mod:`estimators.truth.tails`):
   ``D_h = [f(x(θ+hu)) − f(x(θ−hu))] / 2h`` and its Richardson extrapolation
   ``R = (4 D_h − D_2h) / 3``. E[R] = uᵀ∇θ E f + O(h⁴) whatever f does between the draws
   (jumps included, and supports that move with θ), since it differences two expectations;
-  ``Q = (D_h − D_2h) / 3`` estimates the O(h²) error of D_h, a bound of R's. Along the same
+  ``Q = (D_h − D_2h) / 3`` estimates the O(h²) error of D_h, taken as the allowance for R's
+  (of higher order: an overestimate once h is small enough for Q to be). Along the same
   draws the pass also returns the pathwise gradient's projection uᵀ∇θ f(x(θ), θ): where f
   is smooth, R − uᵀ∇θf is O(h⁴) on every draw; where f jumps across the draws, it is not
-  (its mean is what the pathwise gradient misses).
+  (its mean is what the pathwise gradient misses). With every draw held fixed, the same
+  differences of f in θ against autodiff's ∇θ f (``theta_jumps``) see a jump of f in θ
+  itself (1[x > θ]), which the score function's ∇θ f term misses.
 
 Draws are chunked so that a chunk computes about ``CHUNK_ELEMENTS`` numbers (memory
 O(chunk · (D + d)); :func:`numbers_per_draw` counts what f computes too); each chunk is a graph traced once per problem, pass and size, so
@@ -53,9 +56,6 @@ class Statistic:
     se: np.ndarray
     spread: np.ndarray  # sd of one draw's term
 
-    def __getitem__(self, index) -> "Statistic":
-        return Statistic(self.mean[index], self.se[index], self.spread[index])
-
 
 @dataclasses.dataclass(frozen=True)
 class Terms:
@@ -68,9 +68,13 @@ class Terms:
     differences: Statistic | None = None  # R, [K]
     difference_error: np.ndarray | None = None  # mean Q, [K]
     jumps: Statistic | None = None  # R − uᵀ pathwise, [K]
+    theta_jumps: Statistic | None = None  # R of f in θ at fixed x − uᵀ ∇θ f, [K]
+    theta_error: np.ndarray | None = None  # its mean Q, [K]
+    along: dict = dataclasses.field(default_factory=dict)
+    """"score_along", "pathwise_along": the gradients projected on the directions, [K]."""
     shapes: dict = dataclasses.field(default_factory=dict)
     """Tail shape k̂ per named column group: "f" [1], "score" / "pathwise" [K]
-    (projections on the directions), "differences" [K], "jumps" [K]."""
+    (projections on the directions), "differences" [K], "jumps" [K], "theta_jumps" [K]."""
 
     @property
     def one_outcome(self) -> bool:
@@ -82,28 +86,35 @@ class Terms:
 
 
 class _Running:
-    """Sums, sums of squares and tails of named column groups over chunks."""
+    """Means, spreads and tails of named column groups over chunks. Each chunk's mean and
+    sum of squared deviations are combined as Chan et al. (1979) do, so a mean far larger
+    than the spread (f ≈ 10⁸ ± 1) loses nothing to cancellation."""
 
     def __init__(self, total: int):
         self.total, self.count = total, 0
-        self.sums, self.squares, self.tails = {}, {}, {}
+        self.counts, self.means, self.squares, self.tails = {}, {}, {}, {}
 
     def add(self, name: str, values: np.ndarray, tail: np.ndarray | None = None) -> None:
         values = np.asarray(values, dtype=np.float64)
         values = values.reshape(len(values), -1)
-        if name not in self.sums:
-            self.sums[name] = np.zeros(values.shape[1])
-            self.squares[name] = np.zeros(values.shape[1])
-        self.sums[name] += values.sum(axis=0)
-        self.squares[name] += (values**2).sum(axis=0)
+        m = len(values)
+        mean = values.mean(axis=0)
+        squares = ((values - mean) ** 2).sum(axis=0)
+        if name not in self.means:
+            self.counts[name], self.means[name], self.squares[name] = m, mean, squares
+        else:
+            n = self.counts[name]
+            delta = mean - self.means[name]
+            self.means[name] = self.means[name] + delta * m / (n + m)
+            self.squares[name] = self.squares[name] + squares + delta**2 * n * m / (n + m)
+            self.counts[name] = n + m
         if tail is not None:
             self.tails.setdefault(name, TailKeeper(self.total)).add(tail)
 
     def statistic(self, name: str) -> Statistic:
-        n = self.count
-        mean = self.sums[name] / n
-        variance = np.maximum(self.squares[name] / n - mean**2, 0.0) * n / max(n - 1, 1)
-        return Statistic(mean, np.sqrt(variance / n), np.sqrt(variance))
+        n = self.counts[name]
+        variance = self.squares[name] / max(n - 1, 1)
+        return Statistic(self.means[name], np.sqrt(variance / n), np.sqrt(variance))
 
     def shapes(self) -> dict:
         return {name: keeper.shapes() for name, keeper in self.tails.items()}
@@ -111,8 +122,8 @@ class _Running:
 
 def numbers_per_draw(problem, vector) -> int:
     """What one evaluation of f at one draw computes, in numbers: the event size, d, and
-    the sizes of every output of the ops of ``dist`` and ``cost`` (read off their traced
-    graph for two draws, halved), so that a cost which multiplies by a data matrix counts
+    the sizes of every output of the ops of ``dist`` and ``cost`` but constants (read off
+    their traced graph for two draws, halved), so that a cost which multiplies by a data matrix counts
     as what it is. The unit of every pass's budget; cached per problem."""
     cache = _compiled.setdefault(problem, {})
     if "numbers_per_draw" not in cache:
@@ -125,7 +136,9 @@ def numbers_per_draw(problem, vector) -> int:
         graph = tf.function(evaluate, autograph=False).get_concrete_function(
             tf.TensorSpec([2, *event], tf.float64),
             tf.TensorSpec([2, problem.dim], tf.float64)).graph
+        # Constants (a data matrix) are held, not computed per draw.
         total = sum(output.shape.num_elements() for operation in graph.get_operations()
+                    if operation.type != "Const"
                     for output in operation.outputs if output.shape.is_fully_defined())
         cache["numbers_per_draw"] = int(measure.event_size(dist) + problem.dim + total // 2)
     return cache["numbers_per_draw"]
@@ -154,7 +167,7 @@ def gradient_terms(problem, vector, n_samples: int, seed, score: bool = True,
                    directions: np.ndarray | None = None, what: str = "Monte Carlo") -> Terms:
     """f and single-draw score-function and/or pathwise gradients over ``n_samples`` draws
     (module docstring); tails of f and of the gradients projected on ``directions``
-    ``[K, d]`` (default: the axes).
+    ``[K, d]`` (None: of f only).
 
     Raises:
       ValueError: ``pathwise`` on a measure TFP does not reparameterize.
@@ -162,24 +175,28 @@ def gradient_terms(problem, vector, n_samples: int, seed, score: bool = True,
     if pathwise and not measure.is_reparameterized(problem.distribution(vector)):
         raise ValueError(f"problem '{problem.name}': TFP does not reparameterize its measure, "
                          "so there is no pathwise gradient.")
-    directions = np.eye(problem.dim) if directions is None else np.asarray(directions)
     theta = tf.constant(vector, tf.float64)
-    projection = tf.constant(directions.T, tf.float64)  # [d, K]
+    projection = None if directions is None else \
+        tf.constant(np.asarray(directions).T, tf.float64)  # [d, K]
     running = _Running(n_samples)
     for key, m in _passes(problem, vector, n_samples, 3, seed, what):
         f, sf, pw = _gradient_chunk(problem, m, score, pathwise)(
             theta, key, tf.constant(baseline, tf.float64))
         running.count += m
         running.add("f", f.numpy(), tail=f.numpy()[:, None])
-        if score:
-            running.add("score", sf.numpy(), tail=(sf @ projection).numpy())
-        if pathwise:
-            running.add("pathwise", pw.numpy(), tail=(pw @ projection).numpy())
+        for name, wanted, terms in (("score", score, sf), ("pathwise", pathwise, pw)):
+            if wanted:
+                along = None if projection is None else (terms @ projection).numpy()
+                running.add(name, terms.numpy(), tail=along)
+                if along is not None:
+                    running.add(f"{name}_along", along)
     shapes = running.shapes()
+    along = {name: running.statistic(name) for name in ("score_along", "pathwise_along")
+             if name in running.means}
     return Terms(n_samples, running.statistic("f"),
                  score=running.statistic("score") if score else None,
                  pathwise=running.statistic("pathwise") if pathwise else None,
-                 shapes=shapes)
+                 along=along, shapes=shapes)
 
 
 def _gradient_chunk(problem, m: int, score: bool, pathwise: bool):
@@ -216,62 +233,100 @@ def _gradient_chunk(problem, m: int, score: bool, pathwise: bool):
 
 def difference_terms(problem, vector, n_samples: int, seed, directions: np.ndarray,
                      steps: np.ndarray, what: str = "finite differences") -> Terms:
-    """Finite differences of E f along ``directions`` ``[K, d]`` with steps ``steps`` [K]
-    (θ ± h u and θ ± 2h u must stay inside the problem's bounds), with common random
-    numbers, and the pathwise gradient along them on the same draws where TFP
-    reparameterizes the measure (module docstring)."""
+    """Finite differences along ``directions`` ``[K, d]`` with steps ``steps`` [K] (θ ± h u
+    and θ ± 2h u must stay inside the problem's bounds), Richardson-extrapolated:
+
+    * of E f, with common random numbers, where TFP reparameterizes the measure
+      (``differences``, their error ``difference_error`` and, against the pathwise
+      gradient on the same draws, ``jumps``);
+    * of f itself in θ with every draw x held fixed, against autodiff's ∇θ f there
+      (``theta_jumps``): the score function's ∇θ f term misses a jump of f in θ
+      (1[x > θ]) just as the pathwise gradient misses a jump in x.
+
+    Draws whose differences are not finite (a step past a constraint the problem did not
+    declare in ``bounds``) raise ValueError rather than pass unseen.
+    """
     directions = np.asarray(directions, dtype=np.float64)
     steps = np.asarray(steps, dtype=np.float64)
-    pathwise = measure.is_reparameterized(problem.distribution(vector))
+    moving = measure.is_reparameterized(problem.distribution(vector))
     count = len(directions)
     theta = tf.constant(vector, tf.float64)
     offsets = tf.constant((np.asarray(OFFSETS)[:, None, None] * steps[None, :, None]
                            * directions[None, :, :]), tf.float64)  # [4, K, d]
     projection = tf.constant(directions.T, tf.float64)  # [d, K]
     running = _Running(n_samples)
-    evaluations = 1 + len(OFFSETS) * count
+    evaluations = 1 + len(OFFSETS) * count * (2 if moving else 1)
     for key, m in _passes(problem, vector, n_samples, evaluations, seed, what):
-        f, shifted, pw = _difference_chunk(problem, m, count, pathwise)(theta, key, offsets)
-        shifted = shifted.numpy()  # [4, m, K]
-        first = (shifted[0] - shifted[1]) / (2 * steps)  # D_h, [m, K]
-        second = (shifted[2] - shifted[3]) / (4 * steps)  # D_2h
-        richardson = (4 * first - second) / 3
+        f, shifted, held, pw, cost_gradient = _difference_chunk(problem, m, count, moving)(
+            theta, key, offsets)
         running.count += m
         running.add("f", f.numpy(), tail=f.numpy()[:, None])
-        running.add("differences", richardson, tail=richardson)
-        running.add("error", (first - second) / 3)
-        if pathwise:
+        richardson, error = _richardson(held.numpy(), steps, problem, what="f in θ at fixed x")
+        theta_jumps = richardson - (cost_gradient @ projection).numpy()
+        running.add("theta_jumps", theta_jumps, tail=theta_jumps)
+        running.add("theta_error", error)
+        if moving:
+            richardson, error = _richardson(shifted.numpy(), steps, problem, what="E f")
+            running.add("differences", richardson, tail=richardson)
+            running.add("error", error)
             jumps = richardson - (pw @ projection).numpy()
             running.add("jumps", jumps, tail=jumps)
     return Terms(n_samples, running.statistic("f"),
-                 differences=running.statistic("differences"),
-                 difference_error=running.statistic("error").mean,
-                 jumps=running.statistic("jumps") if pathwise else None,
+                 differences=running.statistic("differences") if moving else None,
+                 difference_error=running.statistic("error").mean if moving else None,
+                 jumps=running.statistic("jumps") if moving else None,
+                 theta_jumps=running.statistic("theta_jumps"),
+                 theta_error=running.statistic("theta_error").mean,
                  shapes=running.shapes())
 
 
-def _difference_chunk(problem, m: int, count: int, pathwise: bool):
-    """``(θ [d], key, offsets [4, K, d]) -> (f [m], f at θ + offset [4, m, K],
-    pathwise gradient [m, d])``, every evaluation drawn with the same key."""
+def _richardson(values: np.ndarray, steps: np.ndarray, problem, what: str):
+    """``values`` [4, m, K] at +h, −h, +2h, −2h -> (R, Q) [m, K]: the extrapolated
+    derivative and D_h's O(h²) error estimate (R's own error is of higher order)."""
+    first = (values[0] - values[1]) / (2 * steps)  # D_h
+    second = (values[2] - values[3]) / (4 * steps)  # D_2h
+    if not np.all(np.isfinite(first) & np.isfinite(second)):
+        raise ValueError(f"problem '{problem.name}': finite differences of {what} are not "
+                         "finite a step of θ away from this θ; declare the range θ must stay "
+                         "in with bounds={name: (low, high)}.")
+    return (4 * first - second) / 3, (first - second) / 3
+
+
+def _difference_chunk(problem, m: int, count: int, moving: bool):
+    """``(θ [d], key, offsets [4, K, d]) -> (f [m], f(x(θ + offset), θ + offset) [4, m, K],
+    f(x(θ), θ + offset) [4, m, K], pathwise gradient [m, d], ∇θ f at fixed x [m, d])``,
+    every draw with the same key (the moving outputs zeros where ``moving`` is False)."""
     cache = _compiled.setdefault(problem, {})
-    name = ("difference_terms", m, count, pathwise)
+    name = ("difference_terms", m, count, moving)
     if name not in cache:
         def draw(theta_m, key):
             dist = measure64(problem, theta_m)
-            x = dist.sample([] if dist.batch_shape.rank != 0 else [m], seed=key)
-            return problem.cost_values(dist, x, theta_m)  # [m]
+            return dist, dist.sample([] if dist.batch_shape.rank != 0 else [m], seed=key)
 
         def chunk(theta, key, offsets):
             theta_m = tf.tile(theta[tf.newaxis, :], [m, 1])  # [m, d]
-            with tf.GradientTape() as tape:
+            with tf.GradientTape(persistent=True) as tape:
                 tape.watch(theta_m)
-                values = draw(theta_m, key)
-            pw = tape.gradient(values, theta_m, unconnected_gradients=ZERO) if pathwise \
+                dist, x = draw(theta_m, key)
+                values = problem.cost_values(dist, x, theta_m)  # [m]
+                fixed = tf.stop_gradient(x)
+                at_fixed = problem.cost_values(dist, fixed, theta_m)
+            pw = tape.gradient(values, theta_m, unconnected_gradients=ZERO) if moving \
                 else tf.zeros_like(theta_m)
-            shifted = tf.stack([tf.stack([draw(theta_m + offsets[o, k], key)
-                                          for k in range(count)], axis=1)
-                                for o in range(len(OFFSETS))])  # [4, m, K]
-            return values, shifted, pw
+            cost_gradient = tape.gradient(at_fixed, theta_m, unconnected_gradients=ZERO)
+            held, shifted = [], []
+            for o in range(len(OFFSETS)):
+                held_o, shifted_o = [], []
+                for k in range(count):
+                    near = theta_m + offsets[o, k]
+                    near_dist = measure64(problem, near)
+                    held_o.append(problem.cost_values(near_dist, fixed, near))
+                    if moving:
+                        near_dist, near_x = draw(near, key)
+                        shifted_o.append(problem.cost_values(near_dist, near_x, near))
+                held.append(tf.stack(held_o, axis=1))
+                shifted.append(tf.stack(shifted_o, axis=1) if moving else held[-1] * 0.0)
+            return values, tf.stack(shifted), tf.stack(held), pw, cost_gradient
 
         cache[name] = tf.function(chunk, autograph=False, input_signature=[
             tf.TensorSpec([problem.dim], tf.float64), tf.TensorSpec([2], tf.int32),

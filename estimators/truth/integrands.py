@@ -6,6 +6,8 @@ one gradient of a sum over rows gives every row's θ-gradient.
 
 from __future__ import annotations
 
+import numpy as np
+
 from estimators import measure
 from estimators._runtime import tf
 
@@ -69,8 +71,6 @@ def boundary_terms(problem, vector) -> "np.ndarray":
     ∇θ ∫_a^b p f dx that differentiating under the integral misses,
     p(b) f(b) ∇θ b − p(a) f(a) ∇θ a, with p f taken just inside each moving edge: ``[d]``.
     """
-    import numpy as np
-
     theta = tf.constant(vector, tf.float64)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(theta)

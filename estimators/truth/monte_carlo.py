@@ -15,15 +15,23 @@ the estimator the problem asks for (``Problem(reference=...)``) or, by default:
   have missed;
 * the **score function** otherwise, with a constant baseline (the mean of f over an
   independent pilot batch, so the estimate stays unbiased). It is unbiased for any f
-  while the support does not move, so it has no systematic error to check.
+  that is smooth in θ at fixed x while the support does not move; its tolerance states
+  the jumps of f in θ the differences could have missed, and where TFP reparameterizes
+  the measure the differences of E f check it.
+
+A jump of f in θ itself (1[x > θ]) escapes autodiff's ∇θ f in both estimators: the
+reference is then refused. Where the differences could not test f's smoothness along the
+draws (too heavy-tailed), the score function is used on a fixed support, and an
+unchecked pathwise reference on a moving one.
 
 Either way the reference is refused (:class:`TruthError`) when its draws show that E f
 or its gradient does not exist (Pareto k̂ ≥ 1 for f or the gradient terms,
 :mod:`estimators.truth.tails`), and left unchecked, with a note, when their variance
 looks infinite (k̂ ≥ 0.7: its standard error would be too small).
 
-Draws are capped by a budget of numbers (``REFERENCE_BUDGET``: draws × (event size + d)
-× 3), so a reference costs O(D); the note says when the cap cut ``reference_samples``.
+Draws are capped by a budget of numbers (``REFERENCE_BUDGET``: draws × 3 evaluations ×
+:func:`estimators.truth.draws.numbers_per_draw`), so a reference costs O(D); the note says
+when the cap cut ``reference_samples``.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ from estimators.truth import check, draws, tails
 from estimators.truth.check import TruthError
 
 REFERENCE_BUDGET = 2**33
-"""Numbers computed for a reference (draws × (event size + d) × 3)."""
+"""Numbers computed for a reference (draws × 3 × numbers per draw)."""
 REFERENCES = ("auto", "pathwise", "score_function")
 _REFERENCE_KEY = (20261130, 2)
 _PILOT_KEY = (20261130, 3)
@@ -62,16 +70,16 @@ def reference(problem, vector) -> Result:
     """The Monte Carlo reference gradient and value with standard errors (module docstring).
 
     Raises:
-      TruthError: no unbiased reference exists here (a moving support and a cost that is
-        not differentiable along the draws, or a measure TFP does not reparameterize), the
-        expectation does not appear to exist, or the pathwise reference disagrees with the
-        score-function check.
+      TruthError: no unbiased reference exists here (f jumps in θ itself; or a moving
+        support and a cost that is not differentiable along the draws, or a measure TFP
+        does not reparameterize), the reference asked for is wrong here, the expectation
+        does not appear to exist, or the reference disagrees with its cross-check.
     """
     dist = problem.distribution(vector)
     reparameterized = measure.is_reparameterized(dist)
     fixed = not problem.support_depends_on_theta(vector)
     asked = problem.reference
-    notes = []
+    where = f"problem '{problem.name}' at theta={check._short(vector)}"
     if asked == "pathwise" and not reparameterized:
         raise TruthError(f"problem '{problem.name}' asks for a pathwise reference, but TFP does "
                          f"not reparameterize its {type(dist).__name__}; use "
@@ -84,49 +92,58 @@ def reference(problem, vector) -> Result:
         raise TruthError(f"problem '{problem.name}': the support of p(x|θ) moves with θ and TFP "
                          "does not reparameterize it, so no unbiased Monte Carlo reference "
                          "exists here; give the problem a closed form (exact_value).")
+    smooth = check.smoothness(problem, vector)
+    if smooth.theta_smooth is False:
+        raise TruthError(f"{where}: {check.jump_evidence(smooth)}, which autodiff's ∇θ f "
+                         "misses in both the score function and the pathwise gradient: no "
+                         "unbiased Monte Carlo reference exists here; give the problem a "
+                         "closed form (exact_value).")
+    if asked == "pathwise" and smooth.smooth is False:
+        raise TruthError(f"{where}: {check.jump_evidence(smooth)}, so the pathwise reference "
+                         "you asked for would miss the jumps; use reference='score_function' "
+                         "(unbiased for any f) or give the problem a closed form "
+                         "(exact_value).")
+    if asked == "auto" and smooth.smooth is False and not fixed:
+        raise TruthError(f"{where}: {check.jump_evidence(smooth)}, and the support of p(x|θ) "
+                         "moves with θ, so the score function misses its boundary terms: no "
+                         "unbiased Monte Carlo reference exists here; give the problem a "
+                         "closed form (exact_value).")
+    notes = []
     n = draws.fits(REFERENCE_BUDGET, problem, vector, 3, check.MIN_SAMPLES,
                    problem.reference_samples)
     if n < problem.reference_samples:
         notes.append(f"The reference uses {n:,} draws, not reference_samples = "
                      f"{problem.reference_samples:,}: at {problem.dim:,} parameters more would "
                      "not fit its time budget.")
-    method = "pathwise" if asked == "pathwise" or (asked == "auto" and reparameterized) \
-        else "score_function"
-    if method == "pathwise":
-        smooth = check.smoothness(problem, vector)
+    if asked == "pathwise" or (asked == "auto" and reparameterized
+                               and (smooth.smooth is True or not fixed)):
+        method = "pathwise"
+        if smooth.smooth is None:
+            notes.append("Whether f is differentiable along the draws could not be tested "
+                         "(its differences are too heavy-tailed), so the pathwise reference "
+                         "is unchecked.")
+    else:
+        method = "score_function"
         if smooth.smooth is False:
-            where = f"problem '{problem.name}' at theta={check._short(vector)}"
-            if asked == "pathwise":
-                raise TruthError(f"{where}: {check.jump_evidence(smooth)}, so the pathwise "
-                                 "reference you asked for would miss the jumps; use "
-                                 "reference='score_function' (unbiased for any f) or give the "
-                                 "problem a closed form (exact_value).")
-            if not fixed:
-                raise TruthError(f"{where}: {check.jump_evidence(smooth)}, and the support of "
-                                 "p(x|θ) moves with θ, so the score function misses its "
-                                 "boundary terms: no unbiased Monte Carlo reference exists "
-                                 "here; give the problem a closed form (exact_value).")
-            notes.append(check.jump_note(problem, smooth) + " The reference is the score "
-                         "function's, unbiased for any f.")
-            method = "score_function"
+            notes.append(check.jump_note(smooth) + " The reference is the score function's, "
+                         "unbiased for any f that is smooth in θ.")
+    along = smooth.directions
     if method == "pathwise":
         terms = draws.gradient_terms(problem, vector, n, _REFERENCE_KEY, score=False,
-                                     pathwise=True, directions=smooth.directions.vectors,
+                                     pathwise=True, directions=along.vectors,
                                      what="Monte Carlo reference")
         statistic = terms.pathwise
         verdict = _pathwise_verdict(problem, vector, statistic, smooth)
     else:
-        pilot = draws.gradient_terms(problem, vector, min(4096, n), _PILOT_KEY,
+        pilot = draws.gradient_terms(problem, vector, min(4096, n), _PILOT_KEY, score=False,
                                      what="Monte Carlo reference")
+        # Projected on the differences' directions u (the step-scaled ones): the SE of
+        # uᵀ ĝ, correlations between components included, for the check against them.
         terms = draws.gradient_terms(problem, vector, n, _REFERENCE_KEY,
                                      baseline=float(pilot.f.mean[0]),
-                                     directions=check.directions(problem, vector).vectors,
-                                     what="Monte Carlo reference")
+                                     directions=along.scaled, what="Monte Carlo reference")
         statistic = terms.score
-        # Unbiased for any f on a fixed support: nothing systematic left to check.
-        verdict = check.Verdict(np.zeros(problem.dim), np.ones(problem.dim, dtype=bool),
-                                smooth=None if method == asked or not reparameterized
-                                else False, methods="score_function (unbiased for any f)")
+        verdict = _score_verdict(problem, vector, terms, smooth)
     verdict = _tails(problem, vector, terms, method, verdict)
     note = " ".join(part for part in (*notes, verdict.note) if part)
     return Result(float(terms.f.mean[0]), float(terms.f.se[0]), statistic.mean, statistic.se,
@@ -135,27 +152,51 @@ def reference(problem, vector) -> Result:
 
 def _pathwise_verdict(problem, vector, statistic: draws.Statistic,
                       smooth: check.Smoothness) -> check.Verdict:
-    """A pathwise reference, f found smooth: the score function's check where the support
-    stays put, and the jumps the differences could have missed."""
+    """A pathwise reference: the jumps along the draws the differences could have missed,
+    and the score function's check where the support stays put and f is smooth in θ."""
     reaches = [smooth.tolerance]
     methods = ["finite_difference"]
-    if not problem.support_depends_on_theta(vector):
+    if not problem.support_depends_on_theta(vector) and smooth.theta_smooth is True:
         n = draws.fits(check.BUDGET, problem, vector, 3, check.MIN_SAMPLES,
                        check.CHECK_SAMPLES)
+        # The differences pass's mean of f, from independent draws: a constant baseline.
         terms = draws.gradient_terms(problem, vector, n, check._GRADIENT_KEY,
-                                     baseline=0.0, directions=smooth.directions.vectors,
-                                     what="cross-check")
+                                     baseline=float(smooth.terms.f.mean[0]),
+                                     directions=smooth.directions.vectors, what="cross-check")
         skip = check._component_heavy(terms.shapes["score"], problem.dim, smooth.directions) \
             | terms.one_outcome | check._heavy(float(terms.shapes["f"][0]))
-        mine = draws.Statistic(terms.score.mean, terms.score.se, terms.score.spread)
-        reaches.append(check._compare_components(
-            problem, vector, "monte_carlo", statistic.mean, mine, skip,
-            f"a Monte Carlo check ({n:,} score_function draws)", HINT, extra_se=statistic.se))
+        reach = check._compare_components(
+            problem, vector, "monte_carlo", statistic.mean, terms.score, skip,
+            f"a Monte Carlo check ({n:,} score_function draws)", HINT, extra_se=statistic.se,
+            samples=n)
+        reaches.append(reach + smooth.theta_tolerance)
         methods.append("score_function")
     tolerance = np.min(reaches, axis=0)
     note = check.power_note(tolerance, statistic.mean, problem.param_labels)
-    return check.Verdict(tolerance, check.powered(tolerance, statistic.mean), note, True,
-                         ", ".join(methods))
+    return check.Verdict(tolerance, check.powered(tolerance, statistic.mean), note,
+                         smooth.smooth, ", ".join(methods))
+
+
+def _score_verdict(problem, vector, terms: draws.Terms,
+                   smooth: check.Smoothness) -> check.Verdict:
+    """A score-function reference: unbiased on a fixed support for any f smooth in θ, so
+    what is left to see is a jump of f in θ too small for the differences to have caught;
+    where TFP reparameterizes the measure, the differences of E f check it too."""
+    statistic = terms.score
+    reaches = [smooth.theta_tolerance]
+    methods = ["score_function (unbiased for any f smooth in θ)"]
+    if smooth.terms.differences is not None:
+        skip = check._heavy(smooth.terms.shapes.get("differences")) \
+            | check._heavy(float(smooth.terms.shapes["f"][0]))
+        check._compare_directions(problem, vector, "monte_carlo", statistic.mean, smooth, skip,
+                                  "the score-function reference and finite differences of E f "
+                                  "disagree; give the problem a closed form (exact_value)",
+                                  extra_se=terms.along["score_along"].se)
+        methods.append("finite_difference")
+    tolerance = np.min(reaches, axis=0)
+    note = check.power_note(tolerance, statistic.mean, problem.param_labels)
+    return check.Verdict(tolerance, check.powered(tolerance, statistic.mean), note,
+                         smooth.smooth, ", ".join(methods))
 
 
 def _tails(problem, vector, terms: draws.Terms, method: str,

@@ -166,14 +166,18 @@ def test_a_biased_block_says_why():
         row("gumbel_softmax", 0.0),
         {**row("score_function", 0.2), "truth_checked": False, "truth_tolerance": 0.25},
         {**row("score_function_loo", 0.2), "truth_checked": False, "truth_tolerance": 0.05},
+        {**row("reparameterization_qmc", 0.2), "truth_tolerance": 0.18},
         row("measure_valued", 0.0),
     ])
     flags = metrics.bias_flags(frame)
-    assert flags.biased.tolist() == [True, True, True, True, True, False]
+    assert flags.biased.tolist() == [True, True, True, True, True, True, False]
     assert flags.bias_reason.tolist() == [
         metrics.REASONS["jumps"], metrics.REASONS["measure"], metrics.REASONS["declared"],
-        metrics.REASONS["truth"], metrics.REASONS["measured"], ""]
+        metrics.REASONS["truth"], metrics.REASONS["measured"], metrics.REASONS["truth"], ""]
     assert metrics.main_reason(flags.bias_reason) == metrics.REASONS["declared"]
+    # Across settings, a measured bias outweighs one the truth's tolerance may explain.
+    assert metrics.main_reason([metrics.REASONS["truth"], metrics.REASONS["measured"]]) \
+        == metrics.REASONS["measured"]
 
 
 def test_the_bias_level_is_student_t_with_the_replicates_degrees_of_freedom():

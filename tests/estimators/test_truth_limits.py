@@ -129,6 +129,46 @@ def test_pathwise_through_a_smooth_cost_does_not_warn():
     assert check.smoothness(problem, MEAN).smooth is True
 
 
+def test_a_jump_of_f_in_theta_itself_is_seen_and_the_reference_refused():
+    # f = Σ x² + 1[x_0 > 2 mean_0]: autodiff's ∇θ f misses the jump in θ, so the score
+    # function is as wrong as the pathwise gradient (it gave +0.38 for the true −0.38).
+    problem = gaussian_vector("theta_jump", lambda x, t: tf.reduce_sum(x**2, -1)
+                              + tf.cast(x[..., 0] > 2 * t["mean"][..., 0:1][..., 0],
+                                        x.dtype))
+    with pytest.raises(E.TruthError, match=r"not differentiable in θ .* a jump of f in θ "
+                                           r"itself.* no unbiased Monte Carlo reference"):
+        problem.truth({"mean": MEAN})
+    with pytest.warns(E.BiasedEstimatorWarning, match=r"score_function takes f's gradient in "
+                                                      r"θ by autodiff"):
+        E.estimate("score_function", problem, {"mean": MEAN}, n_samples=10)
+
+
+def test_a_jump_of_f_in_theta_with_a_closed_form_is_checked_by_differences():
+    exact = 2 * MEAN - np.array([stats.norm.pdf(MEAN[0]), 0.0, 0.0])
+
+    def value(t):
+        return tf.reduce_sum(t["mean"] ** 2 + 1.0) + tf.cast(
+            tfp.distributions.Normal(0.0, 1.0).cdf(-tf.cast(t["mean"][0], tf.float32)),
+            t["mean"].dtype)
+
+    problem = gaussian_vector("theta_jump_exact", lambda x, t: tf.reduce_sum(x**2, -1)
+                              + tf.cast(x[..., 0] > 2 * t["mean"][..., 0:1][..., 0], x.dtype),
+                              exact_value=value)
+    reference = problem.truth({"mean": MEAN})
+    assert reference.method == "finite_difference" and "not differentiable in θ" in reference.note
+    np.testing.assert_allclose(reference.gradient, exact, rtol=1e-5)
+
+
+def test_a_jump_next_to_a_heavy_tail_is_still_seen():
+    # exp(x_0²/2.5) has a finite mean but a heavy tail (k = 0.8); the jump in x_1 must not
+    # be hidden by it.
+    problem = gaussian_vector("heavy_and_jump", lambda x, t: tf.exp(x[..., 0] ** 2 / 2.5)
+                              + tf.cast(x[..., 1] > 0, x.dtype))
+    reference = problem.truth({"mean": MEAN})
+    assert reference.smooth is False and reference.method == "score_function"
+    assert not reference.checked
+
+
 # -- supports that move with θ ------------------------------------------------------------------
 
 def test_a_moving_support_with_a_step_gets_the_boundary_term():
@@ -203,7 +243,7 @@ def test_a_truncated_integral_of_an_infinite_expectation_is_refused():
     # growth seen.
     problem = E.Problem(name="cauchy_window", dist=lambda t: tfd.Cauchy(t, 1.0),
                         cost=lambda x, t: tf.abs(x), window=(-1e3, 1e3))
-    with pytest.raises(E.TruthError, match=r"E f does not appear to exist: its integral grows"):
+    with pytest.raises(E.TruthError, match=r"E f does not appear to exist: its integral keeps growing"):
         problem.truth(0.5)
 
 
@@ -262,3 +302,12 @@ def test_a_wrong_closed_form_at_many_parameters_is_caught_along_a_block():
                         bounds={"std": (0.0, None)})
     with pytest.raises(E.TruthError, match=r"(sum over block 'std'|gradient 'std)"):
         problem.truth({"mean": 0.5, "std": 1.0})
+
+
+def test_a_window_that_cuts_a_finite_tail_is_widened_until_the_integral_settles():
+    # f = exp(x²/2.2) under N(0, 1): E f = √(1/(1 − 2/2.2)) = √11 exists, but the draws'
+    # tail is heavy (k ≈ 0.9) and a window of ±12 misses part of it.
+    problem = E.Problem(name="wide_tail", dist=lambda t: tfd.Normal(t, 1.0),
+                        cost=lambda x, t: tf.exp(x**2 / 2.2), window=(-12.0, 12.0))
+    reference = problem.truth(0.0)
+    np.testing.assert_allclose(reference.value, np.sqrt(11.0), rtol=1e-6)
