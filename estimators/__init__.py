@@ -28,14 +28,15 @@ documents all four.
 """
 
 from estimators import _runtime  # noqa: F401  (settings and the quiet TF import come first)
-from estimators import lab, measure, memory, objective, problems, protocol, truth
+from estimators import lab, learning, measure, memory, objective, problems, protocol, truth
 from estimators._rng import normal as standard_normal
 from estimators._runtime import DEVICE, GPUS, RNG_ALG
 from estimators.control_variates import CONTROL_VARIATES, ControlVariate
 from estimators.engine import BACKENDS, Program, estimate, program
 from estimators.errors import BiasedEstimatorWarning, NotApplicableError
 from estimators.estimator import (ESTIMATORS, OPTIONS, PRESETS, Estimator, get_estimator,
-                                  register, register_control_variate)
+                                  register, register_control_variate,
+                                  unregister_control_variate)
 from estimators.gradients import IDENTITIES, Identity
 from estimators.problem import CostShapeError, Problem
 from estimators.sampling import SAMPLINGS
@@ -48,6 +49,7 @@ __all__ = [
     "CostShapeError", "DEVICE",
     "ESTIMATORS", "Estimator", "GPUS", "IDENTITIES", "Identity", "NotApplicableError",
     "OPTIONS", "PRESETS", "Problem", "Program", "RNG_ALG", "SAMPLINGS", "TruthError",
-    "estimate", "get_estimator", "lab", "measure", "memory", "objective", "problems", "program",
+    "estimate", "get_estimator", "lab", "learning", "measure", "memory", "objective", "problems", "program",
     "protocol", "register", "register_control_variate", "standard_normal", "truth",
+    "unregister_control_variate",
 ]

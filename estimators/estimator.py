@@ -369,6 +369,26 @@ def register_control_variate(control: ControlVariate) -> ControlVariate:
     return control
 
 
+def unregister_control_variate(name: str) -> None:
+    """Removes a control variate :func:`register_control_variate` added (the registry is
+    process-wide: a notebook or a test that re-registers a changed version removes the old
+    one first).
+
+    Raises:
+      ValueError: ``name`` is not registered, or is one of gradvar's own.
+    """
+    if name in _BUILT_IN_CONTROL_VARIATES:
+        raise ValueError(f"control variate '{name}' is one of gradvar's own and stays.")
+    if name not in CONTROL_VARIATES:
+        raise ValueError(f"no control variate named '{name}' is registered; registered: "
+                         f"{', '.join(CONTROL_VARIATES)}.")
+    del CONTROL_VARIATES[name]
+    OPTIONS["control_variate"] = tuple(CONTROL_VARIATES)
+
+
+_BUILT_IN_CONTROL_VARIATES = frozenset(CONTROL_VARIATES)
+
+
 def get_estimator(name, **options) -> Estimator:
     """An estimator by name, preset or label, with options.
 
@@ -491,4 +511,5 @@ for _preset, (_head, _options) in PRESETS.items():
     register(get_estimator(_head, **_options), _preset)
 
 __all__ = ["ALIASES", "DEFAULTS", "ESTIMATORS", "Estimator", "NotApplicableError", "OPTIONS",
-           "PRESETS", "get", "get_estimator", "register", "register_control_variate"]
+           "PRESETS", "get", "get_estimator", "register", "register_control_variate",
+           "unregister_control_variate"]

@@ -5,6 +5,7 @@ protocol; these tests import it from the README text itself, so the walkthrough 
 drift from what works.
 """
 
+import contextlib
 import importlib.util
 import re
 import sys
@@ -29,23 +30,28 @@ def walkthrough_source() -> str:
     return re.search(r"```python\n(.*?)```", after, re.S).group(1)
 
 
-def load_walkthrough(directory: Path):
-    """Imports the README's file once per process (it registers ``learned_spread``)."""
-    if "my_control_variate" in sys.modules:
-        return sys.modules["my_control_variate"]
+@contextlib.contextmanager
+def walkthrough(directory: Path):
+    """The README's file imported as a user would (it registers ``learned_spread``); the
+    registration is removed after the block, so other tests see the built-in registry."""
     path = directory / "my_control_variate.py"
     path.write_text(walkthrough_source(), encoding="utf-8")
     spec = importlib.util.spec_from_file_location("my_control_variate", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules["my_control_variate"] = module
-    spec.loader.exec_module(module)
-    return module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("my_control_variate", None)
+        if NAME in E.CONTROL_VARIATES:
+            E.unregister_control_variate(NAME)
 
 
 @pytest.fixture(scope="module")
 def estimator(tmp_path_factory):
-    load_walkthrough(tmp_path_factory.mktemp("walkthrough"))
-    return E.get_estimator("naive_mc", control_variate=NAME)
+    with walkthrough(tmp_path_factory.mktemp("walkthrough")):
+        yield E.get_estimator("naive_mc", control_variate=NAME)
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +121,7 @@ def test_bad_state_and_warm_up_are_refused_in_a_sentence(estimator):
         E.program("naive_mc", problem, 1.0, N, 8)(1.0, state={"x": 1})
     with pytest.raises(ValueError, match="already registered"):
         E.register_control_variate(E.CONTROL_VARIATES[NAME])
+    with pytest.raises(ValueError, match="is one of gradvar's own and stays"):
+        E.unregister_control_variate("loo")
+    with pytest.raises(ValueError, match="^no control variate named 'nope' is registered"):
+        E.unregister_control_variate("nope")
