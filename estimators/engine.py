@@ -63,6 +63,8 @@ _CACHED_INPUTS = 64
 WARMUP_STREAM = 2**31 - 1
 """What :func:`estimate` folds into its seed for the warm-up's key (batch indices, folded
 into the measuring key, never reach it)."""
+UPDATE_STREAM = 2**31 - 2
+"""What a program folds into a key before its state updates' batch indices."""
 
 
 class Program:
@@ -77,9 +79,9 @@ class Program:
         to override the engine's choice (tests compare the two). A program in forward mode
         turns to reverse mode at its first call when its trace holds a custom gradient or
         forward mode cannot trace it.
-      trace_count: How many times TensorFlow traced the program (1 after the first call;
+      trace_count: How many times TensorFlow traced the estimates (1 after the first call;
         2 when a forward-mode trace held a custom gradient or failed and was traced again
-        in reverse mode).
+        in reverse mode; one more for a stateful program's :meth:`step`, which holds them).
       compile_time_s: Seconds the first call took (tracing plus XLA compilation), or
         None before it.
       stateful: Whether the estimator carries state (:meth:`init_state`,
@@ -156,13 +158,14 @@ class Program:
     def label(self) -> str:
         return self.estimator.label
 
-    def _estimates(self, theta, key, window, state=None):
+    def _estimates(self, theta, key, window, state=None, theta_r=None, context=None):
         self.trace_count += 1
         n_replicates, dim = self.n_replicates, self.problem.dim
         n_batches = self.n_samples // self.batch_size
-        theta_r = self._tiled(theta)  # [R, d]
-        # θ-only work (the delta method's expansion), once per call, not once per batch.
-        context = self.estimator.prepare(self.problem, theta_r, window)
+        if theta_r is None:
+            theta_r = self._tiled(theta)  # [R, d]
+            # θ-only work (the delta method's expansion), once per call, not per batch.
+            context = self.estimator.prepare(self.problem, theta_r, window)
 
         def batch(index, total):
             def surrogate():  # [R]
@@ -211,7 +214,7 @@ class Program:
         args = self._arguments(theta, seed)
         if self.stateful:
             args += (self._state_tensors(args[0] if state is None else None, state),)
-        elif state not in (None, {}):
+        elif state is not None and not (isinstance(state, dict) and not state):
             raise ValueError(f"state: {self.label} is stateless and takes no state, got a "
                              f"{type(state).__name__}.")
         first = self.compile_time_s is None
@@ -226,7 +229,7 @@ class Program:
     def _failures_explained(self):
         try:
             yield
-        except tf.errors.ResourceExhaustedError:
+        except (tf.errors.ResourceExhaustedError, StateError):
             raise
         except Exception as error:  # noqa: BLE001 - the user's dist and cost, traced
             raise traced_failure(self.problem.name, f"{self.label} inside its compiled "
@@ -235,12 +238,16 @@ class Program:
 
     # -- state ---------------------------------------------------------------------------
 
-    def _stateful_function(self, name: str):
-        """The compiled ``init``, ``warm_up`` or ``step`` program (traced once each)."""
+    def _require_state(self) -> None:
         if not self.stateful:
             raise ValueError(f"{self.label} is stateless: it has no state to initialize or "
                              "update.")
+
+    def _stateful_function(self, name: str):
+        """The compiled ``init``, ``warm_up`` or ``step`` program (traced once each)."""
         if name not in self._stateful_functions:
+            if name == "step":
+                self._resolve()  # the step's estimates differentiate as the program's do
             theta_spec, key_spec, window_spec, state_spec = self._signature()
             if name == "init":
                 function = self._compile(
@@ -257,30 +264,35 @@ class Program:
         return self._stateful_functions[name]
 
     def _run(self, name: str, *args):
+        self._require_state()
         with self._failures_explained(), tracing_rng():
             return self._stateful_function(name)(*args)
 
-    def _updates(self, theta_r, key, window, state, batches):
-        context = self.estimator.prepare(self.problem, theta_r, window)
+    def _updates(self, theta_r, key, context, state, batches):
+        # Updates draw from their own stream: no update batch shares a key with a
+        # measured batch (fold_in(key, b)) of the same seed, whatever the parts fold in.
+        key = _rng.fold_in(key, UPDATE_STREAM)
 
         def body(index, current):
-            return index + 1, self.estimator.update(self.problem, theta_r, self.batch_size,
-                                                    _rng.fold_in(key, index), context, current)
+            updated = self.estimator.update(self.problem, theta_r, self.batch_size,
+                                            _rng.fold_in(key, index), context, current)
+            _check_state(self.label, self._state_spec, updated)
+            return index + 1, updated
 
         _, state = tf.while_loop(lambda index, _: index < batches, body,
                                  (tf.constant(0), state), parallel_iterations=1)
         return state
 
     def _warm_up(self, theta, key, window, state, batches):
-        return self._updates(self._tiled(theta), key, window, state, batches)
+        theta_r = self._tiled(theta)
+        context = self.estimator.prepare(self.problem, theta_r, window)
+        return self._updates(theta_r, key, context, state, batches)
 
     def _step(self, theta, key, window, state):
-        estimates = self._estimates(theta, key, window, state)
-        n_batches = self.n_samples // self.batch_size
-        # The update's draws come after the estimate's batches: a key none of them used.
-        updated = self._updates(self._tiled(theta), _rng.fold_in(key, n_batches), window,
-                                state, 1)
-        return estimates, updated
+        theta_r = self._tiled(theta)
+        context = self.estimator.prepare(self.problem, theta_r, window)  # once for both
+        estimates = self._estimates(theta, key, window, state, theta_r, context)
+        return estimates, self._updates(theta_r, key, context, state, 1)
 
     def _state_tensors(self, theta_tensor, state):
         if state is None:
@@ -300,23 +312,28 @@ class Program:
 
     def init_state(self, theta) -> dict:
         """The estimator's initial state at θ (numpy arrays with leading axis R)."""
+        self._require_state()
         theta_tensor, _, _ = self._arguments(theta, 0)
         return tf.nest.map_structure(lambda t: t.numpy(), self._run("init", theta_tensor))
 
     def warm_up(self, theta, state, batches: int, seed=0) -> dict:
-        """``state`` after ``batches`` updates at θ, each on a fresh batch of
-        ``batch_size`` draws (keys from ``seed``); one compiled loop, traced once."""
+        """``state`` (None: :meth:`init_state` at θ) after ``batches`` updates at θ, each on
+        a fresh batch of ``batch_size`` draws (keys from ``seed``, a stream of their own:
+        never a measured batch's); one compiled loop, traced once."""
+        self._require_state()
         batches = _non_negative_int("batches", batches)
         args = self._arguments(theta, seed)
-        state = self._state_tensors(None, state)
+        state = self._state_tensors(args[0], state)
         result = self._run("warm_up", *args, state, tf.constant(batches, tf.int32))
         return tf.nest.map_structure(lambda t: t.numpy(), result)
 
     def step(self, theta, seed, state) -> tuple[np.ndarray, dict]:
-        """One training step's estimate ``[R, d]`` with ``state`` held fixed, and the
-        state after one update on a fresh batch (keys from ``seed``)."""
+        """One training step's estimate ``[R, d]`` with ``state`` (None: the initial one)
+        held fixed, and the state after one update on a fresh batch (keys from ``seed``,
+        none a measured batch's)."""
+        self._require_state()
         args = self._arguments(theta, seed)
-        estimates, state = self._run("step", *args, self._state_tensors(None, state))
+        estimates, state = self._run("step", *args, self._state_tensors(args[0], state))
         return (estimates.numpy().astype(np.float64),
                 tf.nest.map_structure(lambda t: t.numpy(), state))
 
@@ -324,18 +341,24 @@ class Program:
         if self.backend == "eager":  # every call builds its ops: sample them the same way
             with tracing_rng():
                 return self._function(*args)
-        if self._compiled is None:
-            # Traced once, with gradvar's samplers; the concrete function is then called
-            # directly: matching a tf.function's arguments to a trace costs ~3% of a
-            # 1,000 × 1,000 program (docs/PERFORMANCE.md).
-            with tracing_rng():
-                compiled = self._forward_trace() if self.differentiation == "forward" else None
-                if compiled is None:
-                    self.differentiation = "reverse"
-                    self._function = self._new_function()
-                    compiled = self._function.get_concrete_function()
-            self._compiled = compiled
+        self._resolve()
         return self._compiled(*args)
+
+    def _resolve(self) -> None:
+        """Traces the estimates' program once, settling forward or reverse mode (which
+        the stateful programs then share)."""
+        if self._compiled is not None or self.backend == "eager":
+            return
+        # Traced once, with gradvar's samplers; the concrete function is then called
+        # directly: matching a tf.function's arguments to a trace costs ~3% of a
+        # 1,000 × 1,000 program (docs/PERFORMANCE.md).
+        with tracing_rng():
+            compiled = self._forward_trace() if self.differentiation == "forward" else None
+            if compiled is None:
+                self.differentiation = "reverse"
+                self._function = self._new_function()
+                compiled = self._function.get_concrete_function()
+        self._compiled = compiled
 
     def _forward_trace(self):
         """The forward-mode trace, or None where forward mode cannot be trusted:
@@ -419,12 +442,15 @@ def program(estimator, problem: Problem, theta, n_samples: int, n_replicates: in
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}.")
     vector = problem.theta_vector(theta)
     problem.validate(vector)
+    # Keyed by the parts themselves, not only the label: a control variate registered
+    # again under its name after unregister_control_variate is a new program.
+    parts = (estimator.label, estimator.identity, estimator.control)
     applies = _applicable.setdefault(problem, set())
-    if (estimator.label, tuple(vector.tolist()), batch_size, n_samples) not in applies:
+    if (parts, tuple(vector.tolist()), batch_size, n_samples) not in applies:
         estimator.check(problem, vector, batch_size, n_samples)  # builds p(x|θ): milliseconds
-        applies.add((estimator.label, tuple(vector.tolist()), batch_size, n_samples))
+        applies.add((parts, tuple(vector.tolist()), batch_size, n_samples))
     cache = _programs.setdefault(problem, {})
-    key = (estimator.label, n_samples, n_replicates, batch_size, backend)
+    key = (parts, n_samples, n_replicates, batch_size, backend)
     if key not in cache:
         memory.check_call(estimator, problem, vector, n_replicates, batch_size)
         cache[key] = Program(estimator, problem, n_samples, n_replicates, batch_size, backend)
@@ -548,6 +574,26 @@ def _measure_depends(problem: Problem, vector) -> bool:
     return depends
 
 
+class StateError(ValueError):
+    """An estimator's ``update`` returned a state unlike its ``init``'s."""
+
+
+def _check_state(label: str, spec, state) -> None:
+    """At trace time: ``state`` has the structure, shapes and dtypes of ``spec``."""
+    try:
+        tf.nest.assert_same_structure(spec, state)
+        mismatched = [f"{s.shape.as_list()} {s.dtype.name} became {t.shape.as_list()} "
+                      f"{t.dtype.name}" for s, t in zip(tf.nest.flatten(spec),
+                                                        tf.nest.flatten(state))
+                      if t.dtype != s.dtype or not s.shape.is_compatible_with(t.shape)]
+    except (ValueError, TypeError):
+        raise StateError(f"{label}: its update returned a state whose entries differ from "
+                         "its init's (the same keys, shapes and dtypes are needed).") from None
+    if mismatched:
+        raise StateError(f"{label}: its update changed a state entry's shape or dtype "
+                         f"({mismatched[0]}); it must keep its init's.")
+
+
 def _describe(state) -> str:
     try:
         return str(tf.nest.map_structure(lambda value: list(np.shape(value)), state))
@@ -556,6 +602,8 @@ def _describe(state) -> str:
 
 
 def _non_negative_int(name: str, value) -> int:
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        value = int(value)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
             or value < 0:
         raise ValueError(f"{name} must be a whole number of at least 0, got {value!r}.")

@@ -59,6 +59,10 @@ DEFAULTS = {"sampling": "iid", "control_variate": "none"}
 
 ALIASES = {"pathwise": "reparameterization"}
 
+FORMS = ("score", "pathwise", "fixed")
+"""The identities a registered control variate may correct, by ``Identity.form``; the
+others ("joint": K coupled draws, quadrature) have no per-draw terms to correct."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Estimator:
@@ -237,7 +241,8 @@ class Estimator:
         state = dict(state)
         if self.identity.update is not None:
             state[protocol.IDENTITY_STATE] = self.identity.update(
-                problem, theta, n, _rng.fold_in(key, 0), context, state)
+                problem, theta, n, _rng.fold_in(key, 0), context,
+                state[protocol.IDENTITY_STATE])
         if self.control.stateful:
             update = protocol.update_over_draws(self.identity, SAMPLINGS[self.sampling],
                                                 self.control)
@@ -314,6 +319,10 @@ class Estimator:
             return self.identity.exact_moments(problem, vector, batch_size,
                                                **dict(self.settings))
         control = self.control
+        if self.stateful:
+            raise NotImplementedError(
+                f"{self.label} learns: its variance depends on its state, which no "
+                "integral over x knows")
         if control.exact_moments is not None:
             return control.exact_moments(problem, vector, batch_size)
         if control.per_sample is None:
@@ -324,7 +333,8 @@ class Estimator:
         scheme = SAMPLINGS[self.sampling]
         if scheme.exact_moments is not None:
             return scheme.exact_moments(problem, vector, batch_size, per_sample,
-                                        self.identity.pathwise, self.label)
+                                        self.identity.pathwise,
+                                        (self.label, self.identity, control))
         return truth.integrate_per_sample(problem, vector, per_sample, self.identity.pathwise,
                                           self.label)
 
@@ -364,6 +374,17 @@ def register_control_variate(control: ControlVariate) -> ControlVariate:
                          f"estimators.control_variates.ControlVariate, got {control!r}.")
     if control.name in CONTROL_VARIATES:
         raise ValueError(f"a control variate named '{control.name}' is already registered.")
+    if not isinstance(control.name, str) or not re.fullmatch(r"[A-Za-z_]\w*", control.name):
+        raise ValueError(f"a control variate's name goes into estimator labels, so it must "
+                         f"be a Python identifier, got {control.name!r}.")
+    unknown = set(control.forms) - set(FORMS)
+    if unknown or not control.forms:
+        raise ValueError(f"forms of control variate '{control.name}' must be some of "
+                         f"{', '.join(FORMS)} (identities it can correct), got "
+                         f"{control.forms!r}.")
+    if not control.samplings or set(control.samplings) - set(SAMPLINGS):
+        raise ValueError(f"samplings of control variate '{control.name}' must be some of "
+                         f"{', '.join(SAMPLINGS)}, got {control.samplings!r}.")
     CONTROL_VARIATES[control.name] = control
     OPTIONS["control_variate"] = tuple(CONTROL_VARIATES)
     return control
@@ -397,7 +418,8 @@ def get_estimator(name, **options) -> Estimator:
         ``score_function_loo``), an alias (``pathwise``), a canonical label
         (``"score_function(control_variate=delta)"``), or an :class:`Estimator`.
       **options: ``sampling`` (iid, antithetic, qmc) and ``control_variate`` (none, loo,
-        batch_optimal, delta); they override the preset's.
+        batch_optimal, delta, or one added by :func:`register_control_variate`); they
+        override the preset's.
 
     Raises:
       ValueError: unknown name, option or value (the message lists the valid ones).
@@ -495,9 +517,10 @@ def _check_combination(identity: Identity, options: dict) -> None:
             f"it takes control_variate={' or '.join(takes)}.")
     if options["sampling"] not in control.samplings:
         raise NotApplicableError(
-            f"control_variate={control.name} builds its baseline from the other draws of the "
-            f"batch, which must be independent, so it needs sampling=iid, not "
-            f"{options['sampling']}.")
+            f"control_variate={control.name} takes sampling="
+            f"{' or '.join(control.samplings)}, not {options['sampling']}"
+            + (" (it builds its baseline from the other draws of the batch, which must be "
+               "independent)" if control.min_batch > 1 else "") + ".")
 
 
 def get(name) -> Estimator:

@@ -24,10 +24,20 @@ act on K draws of noise jointly per coordinate (ARM, DisARM, REBAR, relaxations)
 :func:`joint_draws`; structured ones (quadrature rules, weak derivatives) write the
 signature directly.
 
-**State** (optax's ``CvState`` idea, in TensorFlow). A stateful part (an identity or a
-control variate) declares ``init(problem, theta) -> state`` and an update; the engine
-keeps the state among a compiled program's inputs and outputs, so updating it batch
-after batch never retraces:
+**State** (optax's ``CvState`` idea, in TensorFlow). A stateful part declares an
+``init`` and an ``update`` over its own part of the state (a dict of tensors, leading
+axis R):
+
+* a control variate: ``init(problem, theta) -> state`` and
+  ``update(identity, problem, dist, x, theta, context, state) -> state`` on a fresh batch
+  of draws x (:func:`update_over_draws` draws it); its ``terms`` read ``state``;
+* an identity: ``init(problem, theta, settings) -> state`` and
+  ``update(problem, theta, n, key, context, state) -> state`` (it draws its own batch
+  with ``key``); its surrogate, or its ``terms`` under :func:`joint_draws`, read it.
+
+:mod:`estimators.learning` has the variance gradient and an optimizer whose slots live in
+the state. The engine keeps the state among a compiled program's inputs and outputs, so
+updating it batch after batch never retraces:
 
 * ``Estimator.init(problem, theta) -> state``
 * ``Estimator.update(problem, theta, n, key, context, state) -> state``: one step on a
@@ -102,17 +112,20 @@ def update_over_draws(identity, sampling, control):
 def joint_draws(terms, noise_per_coordinate: int, logits, noise):
     """The surrogate of an identity that evaluates f at ``noise_per_coordinate`` coupled
     draws per coordinate (ARM, DisARM, REBAR, relaxations): the mean over n draws of noise
-    of ``terms(problem, dist, theta, u [n, R, *event, k], **settings)`` (``[n, R]``);
+    of ``terms(problem, dist, theta, u [n, R, *event, k], **settings)`` (``[n, R]``; a
+    stateful identity's terms also receive ``state=``, its own part of the state);
     ``logits(dist, theta) -> [R, *event]`` gives the noise its shape and
     ``noise(shape, key, dtype)`` draws it."""
 
     def surrogate(problem, theta, n, key, context, state):
-        del state
         dist = problem.measure(theta)
         alpha = logits(dist, theta)  # [R, *event]
         shape = tf.concat([[n], tf.shape(alpha), [noise_per_coordinate]], 0)
         u = noise(shape, key, alpha.dtype)  # [n, R, *event, k]
-        return tf.reduce_mean(terms(problem, dist, theta, u, **context.settings), axis=0)
+        # A learned identity (REBAR's η and temperature, RELAX's network) reads its state.
+        learned = {"state": state[IDENTITY_STATE]} if IDENTITY_STATE in state else {}
+        return tf.reduce_mean(terms(problem, dist, theta, u, **context.settings, **learned),
+                              axis=0)
 
     return surrogate
 

@@ -52,9 +52,9 @@ class Sampling:
       min_batch: Smallest batch it can draw (antithetic pairs: 2).
       through_sample: Draws through ``dist.sample``, so pathwise draws need TFP's
         reparameterization of p (the others build draws from a Normal's loc and scale).
-      exact_moments: ``(problem, θ [d], batch_size, per_sample, pathwise, label) ->
+      exact_moments: ``(problem, θ [d], batch_size, per_sample, pathwise, key) ->
         (mean, per-sample variance)`` of an estimate whose single draws have surrogate
-        ``per_sample``, drawn by this scheme; None for iid draws (integrated over x by
+        ``per_sample``, drawn by this scheme (``key`` names the estimator for caches); None for iid draws (integrated over x by
         :func:`estimators.truth.integrate_per_sample`). Raises NotImplementedError
         where there is no exact form.
     """
@@ -179,14 +179,14 @@ def _qmc_check(label, problem, dist, batch_size):
                                  f"dimensions, the event has {measure.event_size(dist)}.")
 
 
-_BLOCKS: dict[str, tuple] = {}
+_BLOCKS: dict[tuple, tuple] = {}
 
 
-def _antithetic_moments(problem, vector, batch_size, per_sample, pathwise, label):
+def _antithetic_moments(problem, vector, batch_size, per_sample, pathwise, key):
     """Exact moments of antithetic pairs: the noise block is ε > 0 with density 2φ(ε),
-    the pair average being even in ε (built once per estimator label: blocks key
-    compiled integrands)."""
-    if label not in _BLOCKS:
+    the pair average being even in ε (built once per estimator: blocks key compiled
+    integrands)."""
+    if key not in _BLOCKS:
         def surrogate(problem, dist, theta, v):
             loc, scale = measure.location_scale(dist)
             plus, minus = loc + scale * v[:, 0], loc - scale * v[:, 0]
@@ -195,11 +195,11 @@ def _antithetic_moments(problem, vector, batch_size, per_sample, pathwise, label
             return 0.5 * (per_sample(problem, dist, plus, theta)
                           + per_sample(problem, dist, minus, theta))
 
-        _BLOCKS[label] = (truth.NoiseBlock(
+        _BLOCKS[key] = (truth.NoiseBlock(
             low=(0.0,), high=(truth.NOISE_SPAN,),
             density=lambda v: 2.0 * truth.standard_normal_density(v[:, 0]),
             surrogate=surrogate, kinks=truth.mirrored),)
-    return truth.noise_moments(problem, vector, batch_size, blocks=_BLOCKS[label],
+    return truth.noise_moments(problem, vector, batch_size, blocks=_BLOCKS[key],
                                samples_per_unit=2)
 
 

@@ -73,11 +73,13 @@ class Identity:
       forward_mode: Its programs for one parameter may differentiate in forward mode
         (``estimators.engine``: measured faster under XLA for these identities only).
       init: ``(problem, theta [R, d], settings) -> state`` for an identity with state of
-        its own (a learned relaxation), else None; ``update``: the protocol's
-        ``(problem, theta, n, key, context, state) -> state`` (one step on a fresh batch).
+        its own (a learned relaxation), else None; ``update``:
+        ``(problem, theta, n, key, context, state) -> state``, one step on a fresh batch it
+        draws with ``key``, on its own part of the state (:mod:`estimators.protocol`).
       settings: Numeric options of this identity alone, ``((name, default, meaning, low),
         ...)`` with ``low`` an exclusive lower bound or None, e.g. a relaxation's
-        temperature; ``surrogate`` and ``exact_moments`` receive them as keyword arguments.
+        temperature; ``exact_moments`` receives them as keyword arguments, a surrogate in
+        ``context.settings`` (``protocol.joint_draws`` passes them to ``terms`` as keywords).
     """
 
     name: str
@@ -105,6 +107,11 @@ class Identity:
     settings: tuple[tuple[str, float, str, float | None], ...] = ()
     init: Callable | None = None
     update: Callable | None = None
+
+    def __post_init__(self):
+        if (self.init is None) != (self.update is None):
+            raise ValueError(f"identity {self.name!r}: a learned identity needs both init= "
+                             "and update=, a stateless one neither.")
 
     @property
     def form(self) -> str:

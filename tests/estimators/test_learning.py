@@ -108,3 +108,123 @@ def test_a_baseline_trained_on_its_variance_is_unbiased_and_helps(learned_baseli
     for sample in (before, after):
         assert abs(sample.mean() - truth) < 5 * sample.std(ddof=1) / np.sqrt(len(sample))
     assert before.var(ddof=1) / after.var(ddof=1) > stats.f.ppf(1 - 1e-6, 1999, 1999)
+
+
+# -- the engine's handling of state ----------------------------------------------------------
+
+def _no_op_init(problem, theta):
+    return {"count": tf.zeros_like(theta[:, 0])}
+
+
+def _no_op_update(identity, problem, dist, x, theta, context, state):
+    return {"count": state["count"] + 1.0}
+
+
+def _none_terms(identity, problem, dist, x, theta, context, state):
+    return identity.per_sample(problem, dist, x, theta)
+
+
+def test_a_step_differentiates_as_the_program_does():
+    # Gamma draws carry a custom gradient (implicit reparameterization), which forward
+    # mode would ignore: the program falls back to reverse mode, and so must its step.
+    problem = E.Problem(name="gamma_square", dist=lambda t: E.measure.tfd.Gamma(t, 1.0),
+                        cost=lambda x, t: x**2)
+    with registered(E.ControlVariate(name="counter", summary="counts updates",
+                                     forms=("pathwise",), terms=_none_terms,
+                                     init=_no_op_init, update=_no_op_update)):
+        learned = E.get_estimator("reparameterization", control_variate="counter")
+        program = E.program(learned, problem, 2.0, 100, 4)
+        stepped, state = program.step(2.0, 3, None)
+        np.testing.assert_allclose(stepped, program(2.0, 3), rtol=1e-6)
+        np.testing.assert_allclose(stepped, E.program("reparameterization", problem, 2.0,
+                                                      100, 4)(2.0, 3), rtol=1e-6)
+        assert program.differentiation == "reverse" and (state["control_variate"]["count"]
+                                                         == 1).all()
+
+
+def test_warm_up_draws_from_its_own_stream():
+    # estimate() = the program measured with the state warm_up gave, from the warm-up key;
+    # the warm-up's keys are none of the measured batches' (seed s, batch b: fold_in(s, b)).
+    problem = E.problems.get("seed_dependence")
+    seen = []
+
+    def update(identity, problem, dist, x, theta, context, state):
+        seen.append(x)  # traced once: the draws of the update's batch, symbolically
+        return {"count": state["count"] + 1.0}
+
+    with registered(E.ControlVariate(name="recorder", summary="records", terms=_none_terms,
+                                     init=_no_op_init, update=update)):
+        learned = E.get_estimator("score_function", control_variate="recorder")
+        program = E.program(learned, problem, 0.5, 8, 3)
+        pair = E._rng.seed_pair(4)
+        warm_key = E._rng.fold_in(tf.constant(pair), E.engine.WARMUP_STREAM).numpy()
+        state = program.warm_up(0.5, None, 2, seed=tuple(warm_key.tolist()))
+        np.testing.assert_array_equal(
+            E.estimate(learned, problem, 0.5, 8, 3, seed=4, warmup_batches=2),
+            program(0.5, 4, state))
+        # Update keys: fold_in(fold_in(fold_in(key, UPDATE_STREAM), b), 1); measured:
+        # fold_in(key, b). The draws of update batch 0 differ from measured batch 0's.
+        key = tf.constant(pair)
+        update_key = E._rng.fold_in(E._rng.fold_in(E._rng.fold_in(
+            key, E.engine.UPDATE_STREAM), 0), 1)
+        dist = problem.distribution(np.array([0.5]), tf.float32)
+        assert not np.array_equal(dist.sample(8, seed=update_key).numpy(),
+                                  dist.sample(8, seed=E._rng.fold_in(key, 0)).numpy())
+
+
+def test_an_update_that_changes_the_state_shape_is_named():
+    def grows(identity, problem, dist, x, theta, context, state):
+        return {"count": tf.concat([state["count"], state["count"]], 0)}
+
+    problem = E.problems.get("seed_dependence")
+    with registered(E.ControlVariate(name="grower", summary="bad", terms=_none_terms,
+                                     init=_no_op_init, update=grows)):
+        program = E.program(E.get_estimator("score_function", control_variate="grower"),
+                            problem, 0.5, 8, 3)
+        with pytest.raises(ValueError, match="its update changed a state entry's shape"):
+            program.warm_up(0.5, None, 1)
+
+
+def test_registration_refuses_what_could_not_work():
+    base = dict(summary="x", terms=_none_terms)
+    with pytest.raises(ValueError, match="must be some of score, pathwise, fixed"):
+        E.register_control_variate(E.ControlVariate(name="j", forms=("joint",), **base))
+    with pytest.raises(ValueError, match="must be a Python identifier"):
+        E.register_control_variate(E.ControlVariate(name="a,b", **base))
+    with pytest.raises(ValueError, match="samplings of control variate 'k' must be"):
+        E.register_control_variate(E.ControlVariate(name="k", samplings=("sobol",), **base))
+    with pytest.raises(ValueError, match="needs both init= and update="):
+        E.ControlVariate(name="half", init=_no_op_init, **base)
+    assert not {"j", "a,b", "k", "half"} & set(E.CONTROL_VARIATES)
+
+
+def test_a_re_registered_control_variate_gets_a_new_program():
+    problem = E.problems.get("seed_dependence")
+
+    def scaled(factor):
+        def terms(identity, problem, dist, x, theta, context, state):
+            return factor * identity.per_sample(problem, dist, x, theta)
+        return E.ControlVariate(name="scaled", summary="x", terms=terms)
+
+    results = []
+    for factor in (1.0, 2.0):
+        with registered(scaled(factor)):
+            estimator = E.get_estimator("score_function", control_variate="scaled")
+            results.append(E.program(estimator, problem, 0.5, 8, 3)(0.5, 1))
+    np.testing.assert_allclose(results[1], 2 * results[0], rtol=1e-6)
+
+
+def test_stateful_calls_on_a_stateless_program_say_so():
+    program = E.program("score_function", E.problems.get("seed_dependence"), 0.5, 8, 3)
+    for call in (lambda: program.init_state(0.5), lambda: program.warm_up(0.5, {}, 1),
+                 lambda: program.step(0.5, 0, {})):
+        with pytest.raises(ValueError, match="is stateless: it has no state"):
+            call()
+    with pytest.raises(ValueError, match="is stateless and takes no state"):
+        program(0.5, 0, state=np.zeros(3))
+    counter = E.ControlVariate(name="counter2", summary="x", forms=("fixed",),
+                               terms=_none_terms, init=_no_op_init, update=_no_op_update)
+    with registered(counter), pytest.raises(NotImplementedError,
+                                            match="learns: its variance depends"):
+        E.get_estimator("naive_mc", control_variate="counter2").exact_moments(
+            E.problems.get("seed_dependence"), 0.5)

@@ -1,11 +1,13 @@
 """Stateless estimators keep their numbers through the estimator protocol (issue 26).
 
 ``data/stateless_estimates.npz`` holds estimates computed by the code before the protocol
-(commit ac954b5): every registered estimator (presets included) on a scalar, a vector and
-a binary problem, XLA and graph backends, with two batches per estimate. On the machine
-that wrote it the new code reproduced all 60 bit for bit; the test allows float32
-rounding (1e-6 relative) so that a CPU with other vector units cannot fail it, which
-still fails any change to an estimator's mathematics or its draws.
+(commit ac954b5): every registered estimator (presets included), the delta method with
+both identities, antithetic and QMC score functions, non-default settings (``OPTIONS``)
+and forward-mode programs (``FORWARD``) on a scalar, a vector and a binary problem, XLA
+and graph backends, with two batches per estimate. On the machine that wrote it the new
+code reproduced every one bit for bit; the test checks the XLA half and allows float32
+rounding (1e-6 relative), so that a CPU with other vector units cannot fail it while any
+change to an estimator's mathematics or its draws still does.
 
 Regenerate (only when an estimator's numbers change on purpose, saying why in the
 commit): ``python tests/estimators/test_stateless_numbers.py``.
@@ -25,6 +27,12 @@ CASES = {
     "bernoulli_quadratic": ({"D": 3}, [0.2, -0.1, 0.4]),
 }
 GRID_RULES = ("trapz", "dependence")  # one batch: their grid is the batch
+OPTIONS = ("score_function(control_variate=delta)", "reparameterization(control_variate=delta)",
+           "score_function(sampling=antithetic)", "score_function(sampling=qmc)",
+           "gumbel_softmax(temperature=0.1)", "rebar(eta=0.5, temperature=0.3)")
+"""Options and settings beyond the registered names."""
+FORWARD = ("reparameterization", "score_function", "rebar")
+"""Run again with batches of 100 on the one-parameter problem: forward-mode programs."""
 
 
 def compute(backends=("xla", "graph")) -> dict[str, np.ndarray]:
@@ -32,13 +40,16 @@ def compute(backends=("xla", "graph")) -> dict[str, np.ndarray]:
     out = {}
     for problem_name, (kwargs, theta) in CASES.items():
         problem = E.problems.get(problem_name, **kwargs)
-        for name in sorted(E.PRESETS) + sorted(E.IDENTITIES):
+        runs = [(name, 64 if name in GRID_RULES else 32, 64)
+                for name in sorted(E.PRESETS) + sorted(E.IDENTITIES) + list(OPTIONS)]
+        if problem.dim == 1:
+            runs += [(f"{name}|forward", 100, 200) for name in FORWARD]
+        for name, batch, n_samples in runs:
             for backend in backends:
-                batch = 64 if name in GRID_RULES else 32
                 try:
                     # The program itself: estimate()'s numbers, without its warnings' tests.
                     out[f"{problem_name}|{name}|{backend}"] = E.program(
-                        name, problem, theta, 64, 8, batch_size=batch,
+                        name.split("|")[0], problem, theta, n_samples, 8, batch_size=batch,
                         backend=backend)(theta, seed=3)
                 except E.NotApplicableError:
                     pass
