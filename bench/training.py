@@ -178,7 +178,8 @@ class Trajectory:
 
     Args:
       problem: The :class:`estimators.Problem` trained.
-      start: θ at step 0 (any form the problem accepts).
+      start: θ at step 0: any form the problem accepts, or an array already validated
+        (:attr:`bench.grid.Cell.theta_array`), taken as it is.
       training: The :class:`Training` settings.
       seed: The run seed; the trajectory's own seeds derive from it and ``key``.
       key: :func:`trajectory_key` of the run.
@@ -192,7 +193,8 @@ class Trajectory:
         digest = hashlib.sha256(f"{seed}|train|{key}".encode()).digest()
         self.train_seed = int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
         self.log_seed = int.from_bytes(digest[4:8], "little") & 0x7FFFFFFF
-        vector = problem.theta_vector(start)
+        # A grid's cells bring θ validated once, as an array (bench.grid.Cell.theta_array).
+        vector = start if isinstance(start, np.ndarray) else problem.theta_vector(start)
         self.program = E.program(training.estimator, problem, vector, training.n_samples,
                                  n_replicates=1, backend=backend)
         self.state = state if state is not None else {

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import cli, grid, runner, schema
+from bench import cli, grid, measuring, runner, schema
 from bench.report import data
 from bench.store import _write_table, read_results
 from bench.summary import summary
@@ -42,7 +42,7 @@ def table(tmp_path_factory):
 
 def test_every_column_measure_writes_is_in_the_schema():
     g = grid.parse(ONE_CELL, "one-cell.toml")
-    rows = runner.measure(g.cells[0], g)
+    rows = measuring.measure(g.cells[0], g.settings)
     written = set(rows.columns)
     assert written - set(schema.NAMES) == set()
     # And the schema lists nothing that is not written (step: training grids only).
