@@ -242,7 +242,7 @@ def test_efficiency_figure_draws_intervals_and_lists_biased_apart(tmp_path):
     assert labels[:3] == ["=1 reparameterization", "=1 score_function", "3 score_function_loo"]
     assert labels[-1] == "naive_mc"
     assert any("biased" in t.get_text() for t in ax.texts)
-    caption = dict((name, caption) for name, _, caption, _ in report.FIGURES)["efficiency"]
+    caption = report.catalog.BY_NAME["efficiency"].caption
     assert "overlaps" in caption and "tied" in caption
 
 
