@@ -26,8 +26,9 @@ the cell, and XLA's and TensorFlow's CPU kernels do not change their arithmetic 
 number of threads (tests/bench/test_distributed.py compares every statistics column).
 
 **Threads.** A worker sets TensorFlow's intra- and inter-op thread pools (and OpenMP's) to
-⌊cores / workers on its machine⌋, at least 1, before it first imports TensorFlow, so
-workers × threads do not oversubscribe the cores.
+⌊cores / workers on its machine⌋, at least 1, before it first imports TensorFlow (a
+worker plugin, :func:`size_threads`, registered before any cell is sent: unpickling a
+cell imports TensorFlow), so workers × threads do not oversubscribe the cores.
 
 **Failures.** A worker that dies mid-task (killed, out of memory) costs only its tasks in
 flight, which Dask runs again on another worker (a task that kills three workers is given
@@ -56,7 +57,7 @@ from pathlib import Path
 
 from distributed import WorkerPlugin
 
-from bench import cores
+import bench
 
 DIST_PACKAGES = ("gradvar", "tensorflow", "tensorflow-probability", "numpy")
 """Packages whose versions must agree between the driver and every worker."""
@@ -79,7 +80,7 @@ def _configure_threads(workers_on_host: int) -> None:
     (read by TensorFlow when it starts its thread pools)."""
     if "tensorflow" in sys.modules:
         return
-    threads = str(max(1, cores() // max(1, workers_on_host)))
+    threads = str(max(1, bench.cores() // max(1, workers_on_host)))
     for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ[name] = threads
 
@@ -247,7 +248,7 @@ def default_workers(grid) -> tuple[int, str]:
     """How many local worker processes ``gradvar run`` uses without ``--workers``, and why:
     one per core, or 1 (no cluster) for a grid of fewer than ``CLUSTER_MIN_CELLS`` cells
     or with a cell of ``LARGE_CELL_COMPONENTS`` θ components or more."""
-    available = cores()
+    available = bench.cores()
     if available == 1:
         return 1, "one core"
     if len(grid.cells) < CLUSTER_MIN_CELLS:
@@ -258,6 +259,26 @@ def default_workers(grid) -> tuple[int, str]:
         return 1, (f"cells of {largest:,} θ components: one process holds them once and "
                    "computes each truth once")
     return available, f"one per core ({available})"
+
+
+class _SizedThreads(WorkerPlugin):
+    """Sizes each worker's TensorFlow threads (:func:`_configure_threads`) when it starts,
+    before a task arrives: unpickling a task's cells imports TensorFlow. Applied to every
+    worker, including one the nanny restarts."""
+
+    name = "gradvar-sized-threads"
+
+    def __init__(self, counts: dict):
+        self.counts = dict(counts)
+
+    def setup(self, worker):
+        _configure_threads(self.counts.get(_host(worker.address), 1))
+
+
+def size_threads(dask_client, counts: dict) -> None:
+    """Every worker's TensorFlow threads sized to its share of its machine's cores
+    (``counts``: :func:`hosts`), before any cell is sent."""
+    dask_client.register_plugin(_SizedThreads(counts))
 
 
 class _IgnoreInterrupts(WorkerPlugin):
@@ -337,10 +358,10 @@ def check_workers(workers: int) -> None:
     Raises:
       ClusterError: ``workers`` is not in 1 .. the cores this process may use.
     """
-    if not 1 <= workers <= cores():
+    if not 1 <= workers <= bench.cores():
         raise ClusterError(
-            f"--workers {workers}: this machine gives gradvar {cores()} core(s), so at most "
-            f"{cores()} local worker processes (more would only compete for the cores); for "
+            f"--workers {workers}: this machine gives gradvar {bench.cores()} core(s), so at most "
+            f"{bench.cores()} local worker processes (more would only compete for the cores); for "
             "more, start workers on other machines and use --scheduler.")
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 import estimators as E
-from bench import cores, metrics, schema
+from bench import coordinates, cores, metrics, schema
 from bench.grid import Cell, Settings
 import tensorflow as tf  # after estimators: its TensorFlow settings come first
 
@@ -135,14 +135,16 @@ def measure(cell: Cell, settings: Settings, theta=None, timed: bool = True,
     # a new column is one line in either.
     per_component = {
         "param": problem.param_labels, "param_block": problem.param_blocks, "theta": theta,
+        "theta_start": cell.theta_array,
         **metrics.cell_metrics(estimates, truth.gradient, cell.n_samples,
                                truth_se=truth.gradient_se),
         "truth_checked": truth.component_checked, "truth_tolerance": truth.tolerance,
     }
     per_cell = {
         "problem": problem.name, "problem_family": cell.problem,
+        "problem_args": coordinates.arguments_text(cell.kwargs),
         **({} if cell.step is None else {"step": cell.step}),
-        "estimator": cell.estimator,
+        "estimator": cell.estimator, **coordinates.estimator_columns(cell.estimator_obj),
         "theta_label": cell.theta_label,  # a training run's start
         "n_samples": cell.n_samples, "batch_size": cell.batch_size,
         "n_replicates": settings.n_replicates,

@@ -253,6 +253,7 @@ def _run_on_cluster(grid: Grid, store: RunStore, trajectories, stop, progress: b
             yield from distributed.groups_of(batch, [theta] * len(batch))
 
     counts = distributed.hosts(dask_client)
+    distributed.size_threads(dask_client, counts)  # before any cell reaches a worker
     window = 2 * sum(counts.values())  # enough queued that no worker waits for the driver
 
     def stored(group, result):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bench import cellkey, grid
+from bench import cellkey, grid, schema
 
 SMALL = """
 n_samples = [10]
@@ -100,7 +100,7 @@ def test_a_table_with_full_keys_reads_and_reports_as_a_compact_one(tmp_path):
                                     pa.array(old_keys)), old_path)
     old, _ = store.read_results(old_path)
     assert old.equals(new)
-    assert data.prepare(pq.read_table(old_path).to_pandas()).coords.tolist() \
+    assert data.prepare(schema.with_defaults(pq.read_table(old_path).to_pandas())).coords.tolist() \
         == data.prepare(new).coords.tolist() == [{"mean": 0.5, "std": 1.0, "D": 40}] * 4
 
 

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import estimators as E
-from bench import cli, grid, report, runner
+from bench import cli, grid, report, runner, schema
 from bench.report import data, exact, figures, lab_figures, page
 from bench.store import METADATA_KEY, read_results
 
@@ -90,7 +90,7 @@ def test_efficiency_panels_with_long_labels_stay_inside_the_figure():
                 family=family, seconds=1e-6 * (index + 1))
             for family in ("seed_fixed", "seed_dependence", "gaussian_cos")
             for index, name in enumerate(labels) for theta in (-1.0, 1.0)]
-    prepared = data.prepare(pd.DataFrame(rows))
+    prepared = data.prepare(schema.with_defaults(pd.DataFrame(rows)))
     figures.theme()
     fig = figures.efficiency(prepared, figures.palette(labels))
     fig.set_dpi(figures.DPI)
