@@ -12,7 +12,9 @@
 Public names: :class:`Problem` (a user's problem: named scalars or parameter blocks,
 scalar or vector events), :mod:`problems` (registry of built-in problems),
 :data:`ESTIMATORS` (identities and presets), :func:`get_estimator` (an identity with
-sampling and control-variate options), :func:`estimate` and :func:`program` (the
+sampling and control-variate options), :mod:`protocol` (the one signature every
+estimator's surrogate has, its state, and :func:`register_control_variate` to add a
+control variate, learned ones included), :func:`estimate` and :func:`program` (the
 compiled replicate engine), :mod:`truth` (values, gradients and per-sample variances,
 labelled by how they were obtained), :mod:`objective` (what a training run needs besides
 estimates: f at draws, a problem's penalty and diagnostics) and :mod:`lab` (the PPDL
@@ -26,14 +28,14 @@ documents all four.
 """
 
 from estimators import _runtime  # noqa: F401  (settings and the quiet TF import come first)
-from estimators import lab, measure, memory, objective, problems, truth
+from estimators import lab, measure, memory, objective, problems, protocol, truth
 from estimators._rng import normal as standard_normal
 from estimators._runtime import DEVICE, GPUS, RNG_ALG
-from estimators.control_variates import CONTROL_VARIATES
+from estimators.control_variates import CONTROL_VARIATES, ControlVariate
 from estimators.engine import BACKENDS, Program, estimate, program
 from estimators.errors import BiasedEstimatorWarning, NotApplicableError
 from estimators.estimator import (ESTIMATORS, OPTIONS, PRESETS, Estimator, get_estimator,
-                                  register)
+                                  register, register_control_variate)
 from estimators.gradients import IDENTITIES, Identity
 from estimators.problem import CostShapeError, Problem
 from estimators.sampling import SAMPLINGS
@@ -42,9 +44,10 @@ from estimators.truth import TruthError
 __version__ = "0.2.0"
 
 __all__ = [
-    "BACKENDS", "BiasedEstimatorWarning", "CONTROL_VARIATES", "CostShapeError", "DEVICE",
+    "BACKENDS", "BiasedEstimatorWarning", "CONTROL_VARIATES", "ControlVariate",
+    "CostShapeError", "DEVICE",
     "ESTIMATORS", "Estimator", "GPUS", "IDENTITIES", "Identity", "NotApplicableError",
     "OPTIONS", "PRESETS", "Problem", "Program", "RNG_ALG", "SAMPLINGS", "TruthError",
     "estimate", "get_estimator", "lab", "measure", "memory", "objective", "problems", "program",
-    "register", "standard_normal", "truth",
+    "protocol", "register", "register_control_variate", "standard_normal", "truth",
 ]

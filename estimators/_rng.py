@@ -12,6 +12,11 @@ tails; elsewhere TensorFlow's own kernel, which is the faster one there.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
+import threading
+
 import numpy as np
 
 from estimators._runtime import RNG_ALG as ALG
@@ -156,33 +161,13 @@ def normal(shape, seed, dtype=tf.float32):
     makes draws 0.15% off at 5 σ, 2% at 5.5 σ and infinite for u < 2⁻²⁶ (measured),
     hence the rational approximations. Float16/bfloat16 are drawn in float32 and cast.
 
-    Measured on the 2-vCPU CPU machine this project runs on: draw 10⁶ and average them
-    in ``tf.function(jit_compile=True)``, medians of 60 calls, every variant once a round,
-    one run (one other process busy; in a later run under more load the ratio to
-    ``stateless_normal`` was 2.05x in float32, at 19.34 ms against 9.44 ms):
-
-    ==============================================  ==========  ==========
-    XLA, 10⁶ draws drawn and averaged                float32     float64
-    ==============================================  ==========  ==========
-    ``tf.random.stateless_normal`` (Box–Muller)      11.45 ms    23.83 ms
-    this sampler                                     6.89 ms     14.98 ms
-    Philox uniforms alone (``stateless_uniform``)    4.45 ms     6.92 ms
-    uniforms through ``tf.math.ndtri`` (tails cut)   7.01 ms
-    ==============================================  ==========  ==========
-
-    Variants measured in the same run: the sign applied by flipping the sign bit with an
-    integer xor (5.57 ms) is faster here, but inside the engine's programs, where XLA
-    fuses the draws into the batch mean over a few rows (batch_size 10), LLVM no longer
-    vectorizes that loop (nor with the sign put into the numerator before the division):
-    ``reparameterization`` at 1,000 samples in batches of 10 × 1,000 replicates then ran
-    0.44x as fast as with TensorFlow's sampler, against 2.25x faster with the select
-    used here. Giles' single-precision erfinv polynomials on the same u (6.14 ms) have
-    4e-4 relative error beyond 5.5 σ (outside their fit); u from two uint32 words for
-    float64 was 1.08x slower than one uint64.
+    Under XLA it is 1.7x as fast as ``tf.random.stateless_normal`` for 10⁶ float32
+    draws (6.89 against 11.45 ms); the runs, and the variants that lost (an xor for the
+    sign, Giles' erfinv), are in ``docs/PERFORMANCE.md``.
 
     **Elsewhere** (graph, eager) the same transform runs op by op and loses to
-    TensorFlow's fused kernel (float32 25.1 ms against 20.1 ms, float64 122 ms against
-    37 ms, medians of 40 in one run), so there this is ``tf.random.stateless_normal``
+    TensorFlow's fused kernel (float32: 25.1 against 20.1 ms), so there this is
+    ``tf.random.stateless_normal``
     with Philox: each backend gets its fastest N(0, 1) sampler, and draws differ by
     backend for the same key, as TensorFlow's own draws always have.
     ``python -m bench.asv.figures --only normals`` times the three samplers above.
@@ -212,5 +197,83 @@ def from_bits(bits):
     return tail_quantile(u, shifted < 0)
 
 
-__all__ = ["ALG", "seed_pair", "fold_in", "compiling_for_xla", "normal", "from_bits",
+
+
+# -- the samplers gradvar's programs trace with ---------------------------------------------
+
+_PHILOX = 1  # tensorflow.python.ops.random_ops_util.Algorithm.PHILOX
+_AUTO_SELECT = 3
+_TFP_NORMAL = ("shape", "mean", "stddev", "dtype", "seed", "name")  # samplers.normal's
+_patch_lock = threading.RLock()
+
+
+def _philox_by_default(original):
+    """``random_ops_util.get_key_counter_alg`` with no algorithm (or "auto_select")
+    resolved to Philox; ops given another explicit ``alg`` keep it."""
+
+    @functools.wraps(original)
+    def get_key_counter_alg(seed, alg):
+        if alg is None or (isinstance(alg, str) and alg.replace("_", "").lower() == "autoselect") \
+                or (isinstance(alg, int) and alg == _AUTO_SELECT):
+            alg = _PHILOX
+        return original(seed, alg)
+
+    return get_key_counter_alg
+
+
+@functools.lru_cache(maxsize=None)
+def _fast_normals(samplers, original):
+    """TFP's ``samplers.normal`` (``original``) drawing with ``_rng.normal`` under XLA, or
+    None when this TFP's function is not the one this was written for (then it is left
+    alone). Built once: :func:`tracing_rng` is entered on every call of a training step."""
+    try:
+        parameters = tuple(inspect.signature(original).parameters)
+    except (TypeError, ValueError):
+        return None
+    if parameters != _TFP_NORMAL or not all(hasattr(samplers, name) for name in (
+            "is_stateful_seed", "sanitize_seed", "_get_seed_and_old_salt")):
+        return None
+
+    @functools.wraps(original)
+    def normal(shape, mean=0.0, stddev=1.0, dtype=tf.float32, seed=None, name=None):
+        if samplers.is_stateful_seed(seed) or not compiling_for_xla():
+            return original(shape, mean=mean, stddev=stddev, dtype=dtype, seed=seed, name=name)
+        with tf.name_scope(name or "normal"):  # what TFP's function does, but the op
+            seed, _ = samplers._get_seed_and_old_salt(samplers.sanitize_seed(seed))
+            mean = tf.convert_to_tensor(mean, dtype=dtype)
+            stddev = tf.convert_to_tensor(stddev, dtype=dtype)
+            return _module_normal(shape, seed, dtype) * stddev + mean
+
+    return normal
+
+
+@contextlib.contextmanager
+def tracing_rng():
+    """While tracing: Philox for stateless ops given no algorithm, and TFP's standard
+    normals from :func:`normal` under XLA (``estimators._runtime``, 3.).
+
+    Only affects graph construction inside the ``with`` block (tracing), which is where
+    the algorithm and the sampler are baked into a program; one thread patches at a time.
+    """
+    from tensorflow.python.ops import random_ops_util  # the only place TF resolves it
+    from tensorflow_probability.python.internal import samplers  # TFP's only normal sampler
+
+    with _patch_lock:
+        original_alg, original_normal = random_ops_util.get_key_counter_alg, samplers.normal
+        fast = _fast_normals(samplers, original_normal)
+        random_ops_util.get_key_counter_alg = _philox_by_default(original_alg)
+        if fast is not None:
+            samplers.normal = fast
+        try:
+            yield
+        finally:
+            random_ops_util.get_key_counter_alg = original_alg
+            samplers.normal = original_normal
+
+
+def _module_normal(shape, seed, dtype):
+    return normal(shape, seed, dtype)
+
+
+__all__ = ["ALG", "tracing_rng", "seed_pair", "fold_in", "compiling_for_xla", "normal", "from_bits",
            "tail_quantile"]

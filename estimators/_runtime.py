@@ -13,14 +13,14 @@ package touches process state:
 2. **One XLA pass off** (``XLA_FLAGS``, read by XLA at its first compilation):
    while-loop-invariant code motion hoists the Philox counters of each batch's draws out
    of the engine's batch loop into loop-carried buffers the loop body can no longer fuse
-   with. Batched programs ran at 0.72-0.83x graph speed on CPU with it and 1.16-1.25x
-   without it, with bit-identical estimates. A user's own ``--xla_disable_hlo_passes``
+   with: batched programs ran slower than the graph backend on CPU with it and faster
+   without it, with bit-identical estimates (``docs/PERFORMANCE.md``). A user's own ``--xla_disable_hlo_passes``
    in ``XLA_FLAGS`` wins.
-3. **Philox for every draw, and the fast normal sampler for TFP's** (:func:`tracing_rng`,
+3. **Philox for every draw, and the fast normal sampler for TFP's**
+   (:func:`estimators._rng.tracing_rng`,
    applied by the engine, the truth module and the objective while they trace).
    TensorFlow's stateless ops default to ``alg="auto_select"``, which under XLA on CPU
-   compiles to a generator measured ~30x slower than Philox (167 ms against 6 ms for
-   10^6 normals on a 2-core machine). TFP's samplers call those ops without an
+   compiles to a generator measured ~30x slower than Philox. TFP's samplers call those ops without an
    algorithm, so a reparameterized ``tfd.Normal(...).sample(n, seed=key)`` would fall
    into that trap; while gradvar traces its programs, "auto_select" is mapped to Philox.
    This patches a private TensorFlow function (``random_ops_util.get_key_counter_alg``)
@@ -29,8 +29,8 @@ package touches process state:
    In the same window TFP's one entry point for standard normals
    (``tensorflow_probability.python.internal.samplers.normal``, behind Normal, LogNormal,
    every MultivariateNormal, StudentT, HalfNormal and TFP's XLA Gamma sampler) draws
-   with :func:`estimators._rng.normal`, which under XLA is ~2x faster than
-   ``tf.random.stateless_normal`` with longer tails (its docstring has the numbers);
+   with :func:`estimators._rng.normal`, faster under XLA than
+   ``tf.random.stateless_normal``, with longer tails;
    outside XLA, and for stateful seeds, TFP's own function runs unchanged. Patching
    TFP's entry point rather than rewriting gradvar's ``dist.sample`` calls as
    loc + scale·ε keeps every distribution's own sampling and reparameterization (and
@@ -55,9 +55,7 @@ package touches process state:
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
-import threading
 import warnings
 
 _VERBOSE = os.environ.get("GRADVAR_TF_LOGS", "") not in ("", "0")
@@ -112,80 +110,6 @@ DEVICE = "GPU:0" if GPUS else "CPU:0"
 RNG_ALG = "philox"
 """The bit generator of every draw (see 3. above)."""
 
-_PHILOX = 1  # tensorflow.python.ops.random_ops_util.Algorithm.PHILOX
-_AUTO_SELECT = 3
-_TFP_NORMAL = ("shape", "mean", "stddev", "dtype", "seed", "name")  # samplers.normal's
-_patch_lock = threading.RLock()
-
-
-def _philox_by_default(original):
-    """``random_ops_util.get_key_counter_alg`` with no algorithm (or "auto_select")
-    resolved to Philox; ops given another explicit ``alg`` keep it."""
-
-    @functools.wraps(original)
-    def get_key_counter_alg(seed, alg):
-        if alg is None or (isinstance(alg, str) and alg.replace("_", "").lower() == "autoselect") \
-                or (isinstance(alg, int) and alg == _AUTO_SELECT):
-            alg = _PHILOX
-        return original(seed, alg)
-
-    return get_key_counter_alg
-
-
-@functools.lru_cache(maxsize=None)
-def _fast_normals(samplers, original):
-    """TFP's ``samplers.normal`` (``original``) drawing with ``_rng.normal`` under XLA, or
-    None when this TFP's function is not the one this was written for (then it is left
-    alone). Built once: :func:`tracing_rng` is entered on every call of a training step."""
-    import inspect
-
-    from estimators import _rng  # _rng imports this module
-
-    try:
-        parameters = tuple(inspect.signature(original).parameters)
-    except (TypeError, ValueError):
-        return None
-    if parameters != _TFP_NORMAL or not all(hasattr(samplers, name) for name in (
-            "is_stateful_seed", "sanitize_seed", "_get_seed_and_old_salt")):
-        return None
-
-    @functools.wraps(original)
-    def normal(shape, mean=0.0, stddev=1.0, dtype=tf.float32, seed=None, name=None):
-        if samplers.is_stateful_seed(seed) or not _rng.compiling_for_xla():
-            return original(shape, mean=mean, stddev=stddev, dtype=dtype, seed=seed, name=name)
-        with tf.name_scope(name or "normal"):  # what TFP's function does, but the op
-            seed, _ = samplers._get_seed_and_old_salt(samplers.sanitize_seed(seed))
-            mean = tf.convert_to_tensor(mean, dtype=dtype)
-            stddev = tf.convert_to_tensor(stddev, dtype=dtype)
-            return _rng.normal(shape, seed, dtype) * stddev + mean
-
-    return normal
-
-
-@contextlib.contextmanager
-def tracing_rng():
-    """While tracing: Philox for stateless ops given no algorithm, and TFP's standard
-    normals from ``_rng.normal`` under XLA (3. above).
-
-    Only affects graph construction inside the ``with`` block (tracing), which is where
-    the algorithm and the sampler are baked into a program; one thread patches at a time.
-    """
-    from tensorflow.python.ops import random_ops_util  # the only place TF resolves it
-    from tensorflow_probability.python.internal import samplers  # TFP's only normal sampler
-
-    with _patch_lock:
-        original_alg, original_normal = random_ops_util.get_key_counter_alg, samplers.normal
-        fast = _fast_normals(samplers, original_normal)
-        random_ops_util.get_key_counter_alg = _philox_by_default(original_alg)
-        if fast is not None:
-            samplers.normal = fast
-        try:
-            yield
-        finally:
-            random_ops_util.get_key_counter_alg = original_alg
-            samplers.normal = original_normal
-
-
 def _log_gradient_in_x(op_type: str, log):
     """TensorFlow's gradient of ``op_type`` (x·log(y) or x·log1p(y)) with ∂/∂x = log(y)
     also where x = 0 (TensorFlow gives 0 there, a convention for x = y = 0 that is wrong
@@ -223,4 +147,4 @@ def _fix_log_gradients() -> None:
 _fix_log_gradients()
 
 
-__all__ = ["tf", "tfp", "tfd", "GPUS", "DEVICE", "RNG_ALG", "tracing_rng"]
+__all__ = ["tf", "tfp", "tfd", "GPUS", "DEVICE", "RNG_ALG"]

@@ -46,10 +46,13 @@ import numpy as np
 from estimators import measure, truth
 from estimators._runtime import tf
 from estimators.errors import NotApplicableError
+from estimators.sampling import SAMPLINGS
 from estimators.truth import integrands
 
 ZERO = tf.UnconnectedGradients.ZERO
 HESSIAN_CHUNK_ELEMENTS = 2**22  # coordinates × R × D at once for the Hessian's diagonal
+DELTA_TEMPORARIES = 4
+"""Float32 tensors of a Hessian chunk's size alive at once (basis, columns, product)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,25 +62,37 @@ class ControlVariate:
     Attributes:
       name: Option value (``control_variate=name``).
       summary: One line for listings.
+      forms: The identities it combines with, by ``Identity.form`` ("score": fixed draws
+        with a score term, which a baseline scales; "pathwise"; "fixed"; "joint").
       samplings: The sampling schemes it works with.
       min_batch: Smallest batch it needs.
-      terms: ``(identity, problem, dist, x, theta, context) -> [n, R]`` per-draw surrogate
-        terms; ``context`` is what ``prepare`` returned.
-      prepare: ``(problem, theta [R, d]) -> context``: work that depends on θ only, done
+      terms: ``(identity, problem, dist, x, theta, context, state) -> [n, R]`` per-draw
+        surrogate terms; ``context`` is the :class:`estimators.protocol.Context` (its
+        ``prepared`` is what ``prepare`` returned), ``state`` this control variate's
+        state (None when stateless).
+      prepare: ``(problem, theta [R, d]) -> prepared``: work that depends on θ only, done
         once per call of a program instead of once per batch (the delta method's
         expansion); None when there is none.
-      surrogate: ``(problem, theta, n, key) -> [R]`` for control variates that build the
-        estimate themselves (batch_optimal); else None.
+      surrogate: ``(identity, problem, theta, n, key, context, state) -> [R]`` for
+        control variates that build the estimate themselves (batch_optimal); else None.
       per_sample: ``identity -> per-sample surrogate`` for exact moments by integration
         over x, or None when the estimate is not a mean of iid terms.
       exact_moments: ``(problem, θ [d], batch_size) -> (mean, variance)`` of its own.
       check: ``(label, problem, dist) -> None`` raising NotApplicableError.
       forward_mode: Keeps an identity's forward-mode programs (``Identity.forward_mode``);
         False where that was measured slower.
+      f_evals_per_batch: Evaluations of f it adds per batch (the delta method: f at μ).
+      memory_values: ``(n_replicates, event_size) -> float32 values`` it holds beyond
+        the engine's model (:mod:`estimators.memory`), or None.
+      init: ``(problem, theta [R, d]) -> state`` for a control variate that learns
+        (a dict of tensors with leading axis R), else None.
+      update: ``(identity, problem, dist, x, theta, context, state) -> state``: one step
+        on a fresh batch of draws x ``[n, R, *event]`` (cut from θ); None when stateless.
     """
 
     name: str
     summary: str
+    forms: tuple[str, ...] = ("score",)
     samplings: tuple[str, ...] = ("iid", "antithetic", "qmc")
     min_batch: int = 1
     terms: Callable | None = None
@@ -87,6 +102,22 @@ class ControlVariate:
     exact_moments: Callable | None = None
     check: Callable | None = None
     forward_mode: bool = True
+    f_evals_per_batch: int = 0
+    memory_values: Callable | None = None
+    init: Callable | None = None
+    update: Callable | None = None
+
+    def __post_init__(self):
+        if (self.terms is None) == (self.surrogate is None):
+            raise ValueError(f"control variate {self.name!r} needs exactly one of terms= "
+                             "(per-draw terms) or surrogate= (the whole estimate).")
+        if (self.init is None) != (self.update is None):
+            raise ValueError(f"control variate {self.name!r}: a learned control variate "
+                             "needs both init= and update=, a stateless one neither.")
+
+    @property
+    def stateful(self) -> bool:
+        return self.init is not None
 
 
 # -- leave-one-out baselines ----------------------------------------------------------------
@@ -97,14 +128,13 @@ def leave_one_out_sum(values):
     In float64 the subtraction's error is ~1e-16 · |values_i|, below float32's rounding
     of the result unless one value exceeds the sum of the others ~10⁸-fold. Exclusive
     cumulative sums from both ends avoid even that, but XLA on CPU lowers a cumsum to a
-    reduce-window over the whole axis, O(n²): at n = 1,000 × 1,000 replicates the two
-    took 23.5 ms against 6.0 ms for this (medians of 21, one run), 2-4x the estimator's
-    whole time."""
+    reduce-window over the whole axis, O(n²): 3.9x slower at 1,000 × 1,000
+    (``docs/PERFORMANCE.md``)."""
     wide = tf.cast(values, tf.float64)
     return tf.cast(tf.reduce_sum(wide, axis=0, keepdims=True) - wide, values.dtype)
 
 
-def _loo_terms(identity, problem, dist, x, theta, context=None):
+def _loo_terms(identity, problem, dist, x, theta, context=None, state=None):
     n = x.shape[0]
     baseline = leave_one_out_sum(tf.stop_gradient(problem.cost_values(dist, x, theta))) \
         / (n - 1)  # [n, R]
@@ -155,16 +185,15 @@ def scores(problem, theta, x):
     return tape.gradient(log_prob, theta_n)  # [n, R, d] or None
 
 
-def _batch_optimal_surrogate(problem, theta, n, key):
+def _batch_optimal_surrogate(identity, problem, theta, n, key, context=None, state=None):
     """Score function with the leave-one-out optimal baseline per component: ``[R]``.
 
     The estimate is formed explicitly (``[R, d]``) and returned as ``Σ_j ĝ_j θ_j`` with
     ĝ cut from θ, whose θ-gradient is ĝ; the ∇θ f term is differentiated as usual.
     """
-    from estimators import sampling  # noqa: PLC0415 - sampling imports errors only
-
+    del identity, context, state  # the score function's, stateless
     dist = problem.measure(theta)
-    x = sampling.SAMPLINGS["iid"].draw(problem, dist, theta, n, key, False)  # [n, R, *event]
+    x = SAMPLINGS["iid"].draw(problem, dist, theta, n, key, False)  # [n, R, *event]
     score = scores(problem, theta, x)  # [n, R, d]
     if score is None:
         # No score term. Building it anyway gives XLA cumulative sums of a constant
@@ -292,8 +321,13 @@ def _delta_prepare(problem, theta):
     return expansion.f0, expansion.g0, expansion.h_diagonal
 
 
-def _delta_terms(identity, problem, dist, x, theta, context=None):
-    return _delta_per_sample(identity, context)(problem, dist, x, theta)
+def _delta_terms(identity, problem, dist, x, theta, context=None, state=None):
+    return _delta_per_sample(identity, context.prepared)(problem, dist, x, theta)
+
+
+def _delta_memory(n_replicates: int, event_size: int) -> float:
+    """The Hessian chunks' float32 tensors alive at once (basis, columns, product)."""
+    return DELTA_TEMPORARIES * max(HESSIAN_CHUNK_ELEMENTS, n_replicates * event_size)
 
 
 def _delta_check(label, problem, dist):
@@ -311,12 +345,13 @@ def _delta_check(label, problem, dist):
             f"the {type(dist).__name__} of problem '{problem.name}'.") from None
 
 
-def _none_terms(identity, problem, dist, x, theta, context=None):
+def _none_terms(identity, problem, dist, x, theta, context=None, state=None):
     return identity.per_sample(problem, dist, x, theta)
 
 
 CONTROL_VARIATES = {
-    "none": ControlVariate("none", "no control variate", terms=_none_terms,
+    "none": ControlVariate("none", "no control variate",
+                           forms=("score", "pathwise", "fixed", "joint"), terms=_none_terms,
                            per_sample=lambda identity: identity.per_sample),
     "loo": ControlVariate(
         "loo", "leave-one-out batch mean of f as baseline (RLOO)", samplings=("iid",),
@@ -330,8 +365,9 @@ CONTROL_VARIATES = {
             "exact variance by quadrature")),
     "delta": ControlVariate(
         "delta", "second-order Taylor expansion of f at the mean of p, with its exact "
-        "expectation (delta method)", terms=_delta_terms, prepare=_delta_prepare,
-        per_sample=_delta_per_sample, check=_delta_check),
+        "expectation (delta method)", forms=("score", "pathwise"), terms=_delta_terms,
+        prepare=_delta_prepare, per_sample=_delta_per_sample, check=_delta_check,
+        f_evals_per_batch=1, memory_values=_delta_memory),
 }
 
 __all__ = ["CONTROL_VARIATES", "ControlVariate", "leave_one_out_moments", "leave_one_out_sum",

@@ -10,15 +10,10 @@ The gradient is taken in reverse mode (one ``tf.GradientTape`` per batch), excep
 one parameter (d = 1) under XLA with batches of at least ``FORWARD_MIN_BATCH`` samples,
 for the estimators that opt in (``Estimator.forward_mode``): there one forward-mode pass
 (``tf.autodiff.ForwardAccumulator``, tangent 1 for every replicate) carries dθ with the
-values and ends in one reduction over the samples. Reverse mode ends in one reduction,
-over a materialized product, per place θ meets the samples (x = θ + ε and f(x, θ):
-two): at 1,000 × 1,000 forward mode was 1.31x as fast for
-``reparameterization``, 1.43x for ``score_function``, 1.1-1.2x for their antithetic,
-QMC, loo and delta variants and ``rebar`` (one run, medians of 15). Where it was
-slower the engine keeps reverse mode: measure_valued (0.44x), trapz (0.74x), the
-relaxations (0.85x), batch_optimal (0.92x), the graph backend (score_function 0.76x,
-rebar 0.56x) and batches of 10 (score_function 0.71x, rebar 0.23x; batches of 100:
-1.1-1.2x faster). TensorFlow's forward mode ignores custom gradients and cannot trace
+values and ends in one reduction over the samples, where reverse mode ends in one
+reduction over a materialized product per place θ meets the samples: measured 1.31x as
+fast for ``reparameterization`` at 1,000 × 1,000, slower for the estimators that do not
+opt in and for small batches (``docs/PERFORMANCE.md``). TensorFlow's forward mode ignores custom gradients and cannot trace
 some constructs (``tf.map_fn``, ``tf.scan``, ``tf.recompute_grad``): a forward trace
 that holds the one or fails on the other is traced again in reverse mode. Both modes
 give the same estimates up to float32 rounding (tests/estimators/test_differentiation.py).
@@ -26,10 +21,17 @@ give the same estimates up to float32 rounding (tests/estimators/test_differenti
 Programs are cached per (estimator, problem, n_samples, n_replicates, batch_size,
 backend) and take θ, the key and the window as tensors of fixed shape, so calling again
 with new values never retraces or recompiles.
+
+A stateful estimator (a learned control variate: :mod:`estimators.protocol`) keeps its
+state among the program's inputs and outputs: :meth:`Program.init_state`,
+:meth:`Program.warm_up` (state updates on fresh batches, one compiled loop whatever
+their number) and :meth:`Program.step` (an estimate, then one update: a training step).
+Estimates are measured with the state held fixed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 import weakref
@@ -37,7 +39,8 @@ import weakref
 import numpy as np
 
 from estimators import _rng, memory, truth
-from estimators._runtime import DEVICE, tf, tracing_rng
+from estimators._rng import tracing_rng
+from estimators._runtime import DEVICE, tf
 from estimators.errors import BiasedEstimatorWarning, traced_failure
 from estimators.estimator import Estimator, get_estimator
 from estimators.problem import Problem
@@ -57,6 +60,10 @@ __all__ = ["BACKENDS", "DEVICE", "FORWARD_MIN_BATCH", "Program", "choose_differe
 _CACHED_INPUTS = 64
 """θ values whose input tensors a program keeps (the latest), so a sweep stays bounded."""
 
+WARMUP_STREAM = 2**31 - 1
+"""What :func:`estimate` folds into its seed for the warm-up's key (batch indices, folded
+into the measuring key, never reach it)."""
+
 
 class Program:
     """A compiled estimator for fixed sizes.
@@ -75,6 +82,8 @@ class Program:
         in reverse mode).
       compile_time_s: Seconds the first call took (tracing plus XLA compilation), or
         None before it.
+      stateful: Whether the estimator carries state (:meth:`init_state`,
+        :meth:`warm_up`, :meth:`step`; the estimates take ``state=``).
     """
 
     def __init__(self, estimator: Estimator, problem: Problem, n_samples: int,
@@ -99,40 +108,67 @@ class Program:
         self._windows: dict[tuple, tuple] = {}
         self._inputs: dict[tuple, tuple] = {}  # θ → (θ, window) as tensors, the latest few
         self._compiled = None  # the one concrete function (graph and XLA backends)
+        self.stateful = estimator.stateful
+        self._state_spec = self._state_signature() if self.stateful else None
+        self._stateful_functions: dict[str, object] = {}
 
         self._function = self._new_function()
 
-    def _new_function(self):
-        def estimates(theta, key, window):  # a fresh function per program: see _estimates
-            return self._estimates(theta, key, window)
+    def _signature(self) -> list:
+        inputs = [tf.TensorSpec([self.problem.dim], tf.float32), tf.TensorSpec([2], tf.int32),
+                  tf.TensorSpec([2], tf.float32)]
+        return inputs + ([self._state_spec] if self.stateful else [])
 
+    def _compile(self, function, signature):
         if self.backend == "eager":
-            return estimates
+            return function
         # TensorFlow's "frequent retracing" heuristic counts traces per Python function;
         # one bound method shared by all programs would trip it although no program ever
         # retraces (tests/estimators/test_engine.py counts traces).
-        return tf.function(
-            estimates, jit_compile=(self.backend == "xla"), reduce_retracing=False,
-            input_signature=[tf.TensorSpec([self.problem.dim], tf.float32),
-                             tf.TensorSpec([2], tf.int32), tf.TensorSpec([2], tf.float32)])
+        return tf.function(function, jit_compile=(self.backend == "xla"),
+                           reduce_retracing=False, input_signature=signature)
+
+    def _new_function(self):
+        if self.stateful:
+            def estimates(theta, key, window, state):  # a fresh function per program
+                return self._estimates(theta, key, window, state)
+        else:
+            def estimates(theta, key, window):  # a fresh function per program: see _estimates
+                return self._estimates(theta, key, window)
+        return self._compile(estimates, self._signature())
+
+    def _state_signature(self):
+        """The state's structure and shapes, from a trace of ``init`` (not a run: θ may
+        not be valid at zero)."""
+        def init(theta):
+            return self.estimator.init(self.problem, self._tiled(theta))
+
+        spec = tf.TensorSpec([self.problem.dim], tf.float32)
+        with tracing_rng():
+            outputs = tf.function(init, input_signature=[spec]).get_concrete_function() \
+                .structured_outputs
+        return tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), outputs)
+
+    def _tiled(self, theta):
+        return tf.tile(theta[tf.newaxis, :], [self.n_replicates, 1])  # [R, d]
 
     @property
     def label(self) -> str:
         return self.estimator.label
 
-    def _estimates(self, theta, key, window):
+    def _estimates(self, theta, key, window, state=None):
         self.trace_count += 1
         n_replicates, dim = self.n_replicates, self.problem.dim
         n_batches = self.n_samples // self.batch_size
-        theta_r = tf.tile(theta[tf.newaxis, :], [n_replicates, 1])  # [R, d]
+        theta_r = self._tiled(theta)  # [R, d]
         # θ-only work (the delta method's expansion), once per call, not once per batch.
-        context = self.estimator.prepare(self.problem, theta_r)
+        context = self.estimator.prepare(self.problem, theta_r, window)
 
         def batch(index, total):
             def surrogate():  # [R]
                 value = self.estimator.surrogate(
-                    self.problem, theta_r, self.batch_size, _rng.fold_in(key, index), window,
-                    context)
+                    self.problem, theta_r, self.batch_size, _rng.fold_in(key, index), context,
+                    state)
                 return value + tf.zeros([n_replicates], value.dtype)
 
             return index + 1, total + _DIFFERENTIATE[self.differentiation](surrogate, theta_r)
@@ -156,8 +192,8 @@ class Program:
             self._windows[key] = self.problem.integration_window(vector)
         return self._windows[key]
 
-    def __call__(self, theta, seed=0) -> np.ndarray:
-        """Estimates ``[R, d]`` (float64) at θ with ``seed`` (an int or a pair of ints)."""
+    def _arguments(self, theta, seed) -> tuple:
+        """(θ, key, window) as the program's input tensors."""
         vector = self.problem.theta_vector(theta)
         key = tuple(vector.tolist())
         if key not in self._inputs:
@@ -166,20 +202,123 @@ class Program:
             self._inputs[key] = (tf.constant(vector, tf.float32),
                                  tf.constant(self.window(vector), tf.float32))
         theta_tensor, window = self._inputs[key]
-        args = (theta_tensor, tf.constant(_rng.seed_pair(seed), tf.int32), window)
+        return theta_tensor, tf.constant(_rng.seed_pair(seed), tf.int32), window
+
+    def __call__(self, theta, seed=0, state=None) -> np.ndarray:
+        """Estimates ``[R, d]`` (float64) at θ with ``seed`` (an int or a pair of ints);
+        a stateful estimator reads ``state`` (default: :meth:`init_state` at θ), held
+        fixed."""
+        args = self._arguments(theta, seed)
+        if self.stateful:
+            args += (self._state_tensors(args[0] if state is None else None, state),)
+        elif state not in (None, {}):
+            raise ValueError(f"state: {self.label} is stateless and takes no state, got a "
+                             f"{type(state).__name__}.")
         first = self.compile_time_s is None
         started = time.perf_counter()
-        try:
+        with self._failures_explained():
             result = self._call(args).numpy()
+        if first:
+            self.compile_time_s = time.perf_counter() - started
+        return result.astype(np.float64)
+
+    @contextlib.contextmanager
+    def _failures_explained(self):
+        try:
+            yield
         except tf.errors.ResourceExhaustedError:
             raise
         except Exception as error:  # noqa: BLE001 - the user's dist and cost, traced
             raise traced_failure(self.problem.name, f"{self.label} inside its compiled "
                                  f"program (backend {self.backend}; 'eager' runs it step "
                                  "by step)", error) from None
-        if first:
-            self.compile_time_s = time.perf_counter() - started
-        return result.astype(np.float64)
+
+    # -- state ---------------------------------------------------------------------------
+
+    def _stateful_function(self, name: str):
+        """The compiled ``init``, ``warm_up`` or ``step`` program (traced once each)."""
+        if not self.stateful:
+            raise ValueError(f"{self.label} is stateless: it has no state to initialize or "
+                             "update.")
+        if name not in self._stateful_functions:
+            theta_spec, key_spec, window_spec, state_spec = self._signature()
+            if name == "init":
+                function = self._compile(
+                    lambda theta: self.estimator.init(self.problem, self._tiled(theta)),
+                    [theta_spec])
+            elif name == "warm_up":
+                function = self._compile(self._warm_up, [theta_spec, key_spec, window_spec,
+                                                         state_spec,
+                                                         tf.TensorSpec([], tf.int32)])
+            else:
+                function = self._compile(self._step, [theta_spec, key_spec, window_spec,
+                                                      state_spec])
+            self._stateful_functions[name] = function
+        return self._stateful_functions[name]
+
+    def _run(self, name: str, *args):
+        with self._failures_explained(), tracing_rng():
+            return self._stateful_function(name)(*args)
+
+    def _updates(self, theta_r, key, window, state, batches):
+        context = self.estimator.prepare(self.problem, theta_r, window)
+
+        def body(index, current):
+            return index + 1, self.estimator.update(self.problem, theta_r, self.batch_size,
+                                                    _rng.fold_in(key, index), context, current)
+
+        _, state = tf.while_loop(lambda index, _: index < batches, body,
+                                 (tf.constant(0), state), parallel_iterations=1)
+        return state
+
+    def _warm_up(self, theta, key, window, state, batches):
+        return self._updates(self._tiled(theta), key, window, state, batches)
+
+    def _step(self, theta, key, window, state):
+        estimates = self._estimates(theta, key, window, state)
+        n_batches = self.n_samples // self.batch_size
+        # The update's draws come after the estimate's batches: a key none of them used.
+        updated = self._updates(self._tiled(theta), _rng.fold_in(key, n_batches), window,
+                                state, 1)
+        return estimates, updated
+
+    def _state_tensors(self, theta_tensor, state):
+        if state is None:
+            return self._run("init", theta_tensor)
+        def tensor(spec, value):
+            array = np.asarray(value, dtype=spec.dtype.as_numpy_dtype)
+            if not spec.shape.is_compatible_with(array.shape):
+                raise ValueError("shape")
+            return tf.constant(array)
+
+        try:
+            return tf.nest.map_structure(tensor, self._state_spec, state)
+        except (ValueError, TypeError):
+            shapes = tf.nest.map_structure(lambda spec: spec.shape.as_list(), self._state_spec)
+            raise ValueError(f"state: {self.label} takes the state its init_state returns "
+                             f"(arrays shaped {shapes}), got {_describe(state)}.") from None
+
+    def init_state(self, theta) -> dict:
+        """The estimator's initial state at θ (numpy arrays with leading axis R)."""
+        theta_tensor, _, _ = self._arguments(theta, 0)
+        return tf.nest.map_structure(lambda t: t.numpy(), self._run("init", theta_tensor))
+
+    def warm_up(self, theta, state, batches: int, seed=0) -> dict:
+        """``state`` after ``batches`` updates at θ, each on a fresh batch of
+        ``batch_size`` draws (keys from ``seed``); one compiled loop, traced once."""
+        batches = _non_negative_int("batches", batches)
+        args = self._arguments(theta, seed)
+        state = self._state_tensors(None, state)
+        result = self._run("warm_up", *args, state, tf.constant(batches, tf.int32))
+        return tf.nest.map_structure(lambda t: t.numpy(), result)
+
+    def step(self, theta, seed, state) -> tuple[np.ndarray, dict]:
+        """One training step's estimate ``[R, d]`` with ``state`` held fixed, and the
+        state after one update on a fresh batch (keys from ``seed``)."""
+        args = self._arguments(theta, seed)
+        estimates, state = self._run("step", *args, self._state_tensors(None, state))
+        return (estimates.numpy().astype(np.float64),
+                tf.nest.map_structure(lambda t: t.numpy(), state))
 
     def _call(self, args):
         if self.backend == "eager":  # every call builds its ops: sample them the same way
@@ -187,8 +326,8 @@ class Program:
                 return self._function(*args)
         if self._compiled is None:
             # Traced once, with gradvar's samplers; the concrete function is then called
-            # directly: a tf.function call spends ~0.2 ms (measured) on matching the
-            # arguments to a trace, ~3% of a 1,000 × 1,000 program.
+            # directly: matching a tf.function's arguments to a trace costs ~3% of a
+            # 1,000 × 1,000 program (docs/PERFORMANCE.md).
             with tracing_rng():
                 compiled = self._forward_trace() if self.differentiation == "forward" else None
                 if compiled is None:
@@ -293,7 +432,8 @@ def program(estimator, problem: Problem, theta, n_samples: int, n_replicates: in
 
 
 def estimate(name, problem: Problem, theta, n_samples: int, n_replicates: int = 1,
-             batch_size: int | None = None, seed=0, backend: str = "xla") -> np.ndarray:
+             batch_size: int | None = None, seed=0, backend: str = "xla",
+             warmup_batches: int = 0) -> np.ndarray:
     """R independent estimates of ``∇θ E_{p(x|θ)}[f(x, θ)]`` from one compiled call.
 
     Args:
@@ -310,6 +450,9 @@ def estimate(name, problem: Problem, theta, n_samples: int, n_replicates: int = 
       seed: A non-negative integer or a pair of them. Same arguments, seed and backend
         give identical numbers.
       backend: "xla" (default), "graph" or "eager".
+      warmup_batches: State updates (each on a fresh batch of ``batch_size`` draws, keys
+        from ``seed``) before a stateful estimator is measured, every replicate on its
+        own; ignored by stateless estimators. Default 0: the initial state.
 
     Returns:
       ``np.ndarray`` of shape ``[n_replicates, d]``, float64, columns in the order of
@@ -334,7 +477,8 @@ def estimate(name, problem: Problem, theta, n_samples: int, n_replicates: int = 
     """
     compiled = program(name, problem, theta, n_samples, n_replicates, batch_size, backend)
     vector = problem.theta_vector(theta)
-    _rng.seed_pair(seed)  # a bad seed is the user's mistake: say so before warning
+    pair = _rng.seed_pair(seed)  # a bad seed is the user's mistake: say so before warning
+    warmup_batches = _non_negative_int("warmup_batches", warmup_batches)
     if compiled.estimator.ignores_measure_gradient and _measure_depends(problem, vector):
         warnings.warn(f"{compiled.label} ignores how p(x|θ) depends on θ, so it is biased "
                       f"on problem '{problem.name}'.", BiasedEstimatorWarning, stacklevel=2)
@@ -344,7 +488,13 @@ def estimate(name, problem: Problem, theta, n_samples: int, n_replicates: int = 
                       "temperature, with more variance).", BiasedEstimatorWarning, stacklevel=2)
     elif not compiled.estimator.deterministic:
         _warn_if_f_jumps(compiled.estimator, problem, vector)
-    return compiled(vector, seed)
+    if not compiled.stateful:
+        return compiled(vector, seed)
+    state = compiled.init_state(vector)
+    if warmup_batches:
+        warm_key = _rng.fold_in(tf.constant(pair, tf.int32), WARMUP_STREAM).numpy()
+        state = compiled.warm_up(vector, state, warmup_batches, seed=tuple(warm_key.tolist()))
+    return compiled(vector, seed, state)
 
 
 SMOOTHNESS_THETAS = 8
@@ -396,6 +546,20 @@ def _measure_depends(problem: Problem, vector) -> bool:
     if depends is None:
         depends = _checked[problem] = problem.measure_depends_on_theta(vector)
     return depends
+
+
+def _describe(state) -> str:
+    try:
+        return str(tf.nest.map_structure(lambda value: list(np.shape(value)), state))
+    except (ValueError, TypeError):
+        return f"a {type(state).__name__}"
+
+
+def _non_negative_int(name: str, value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) \
+            or value < 0:
+        raise ValueError(f"{name} must be a whole number of at least 0, got {value!r}.")
+    return int(value)
 
 
 def _positive_int(name: str, value) -> int:

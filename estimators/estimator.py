@@ -2,19 +2,12 @@
 
 An estimator is a *surrogate objective* (as in optax's ``monte_carlo`` and DeepMind's
 ``mc_gradients``): a pure function whose autodiff gradient with respect to θ is the
-gradient estimate. Every estimator has the same signature::
+gradient estimate, with the one signature of :mod:`estimators.protocol`::
 
-    surrogate(problem, theta, n, key, window, context) -> Tensor [R]
+    surrogate(problem, theta [R, d], n, key, context, state) -> Tensor [R]
 
-* ``theta``: ``[R, d]`` float32, one row per replicate (replicates are a batch axis);
-* ``n``: the number of samples (or grid points) in this batch, a Python int;
-* ``key``: ``[2]`` int32 stateless seed for this batch;
-* ``window``: ``[2]`` float32 integration window (quadrature-based identities only);
-* ``context``: what ``Estimator.prepare(problem, theta)`` computed once per call from θ
-  alone (the delta method's Taylor coefficients), or None.
-
-Replicate r of the result depends only on ``theta[r]``, so one gradient of the sum gives
-all R estimates. An estimator is composed from
+Replicate r of the result depends only on ``theta[r]`` (and its state), so one gradient
+of the sum gives all R estimates. An estimator is composed from
 
 * a **gradient identity** (:mod:`estimators.gradients`): ``score_function``,
   ``reparameterization`` (alias ``pathwise``), ``measure_valued``, ``naive_mc``,
@@ -23,7 +16,11 @@ all R estimates. An estimator is composed from
   settings of their own (``temperature``, ``eta``);
 * a **sampling** scheme (:mod:`estimators.sampling`): ``iid``, ``antithetic``, ``qmc``;
 * a **control variate** (:mod:`estimators.control_variates`): ``none``, ``loo``,
-  ``batch_optimal``, ``delta``.
+  ``batch_optimal``, ``delta``, and any registered with :func:`register_control_variate`
+  (a learned one carries state: :mod:`estimators.protocol`).
+
+What a part costs or needs (extra evaluations of f, memory, support conditions, bias by
+construction) is declared as data on it; nothing here tests a part's name.
 
 >>> import estimators as E
 >>> e = E.get_estimator("score_function", control_variate="delta")
@@ -48,12 +45,11 @@ import re
 
 import numpy as np
 
-from estimators import measure, truth
+from estimators import _rng, measure, protocol, truth
 from estimators._runtime import tf
-from estimators.control_variates import CONTROL_VARIATES
+from estimators.control_variates import CONTROL_VARIATES, ControlVariate
 from estimators.errors import NotApplicableError
 from estimators.gradients import IDENTITIES, Identity
-from estimators.gradients.quadrature import GRID_RULES
 from estimators.sampling import SAMPLINGS
 
 OPTIONS = {"sampling": tuple(SAMPLINGS), "control_variate": tuple(CONTROL_VARIATES)}
@@ -62,9 +58,6 @@ OPTIONS = {"sampling": tuple(SAMPLINGS), "control_variate": tuple(CONTROL_VARIAT
 DEFAULTS = {"sampling": "iid", "control_variate": "none"}
 
 ALIASES = {"pathwise": "reparameterization"}
-
-_QMC_REASON = ("randomized quasi-Monte Carlo is not a mean of iid samples: its variance "
-               "falls faster than 1/n, so n × variance depends on n")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,9 +125,8 @@ class Estimator:
 
     @property
     def summary(self) -> str:
-        extra = [f"{SAMPLINGS[self.sampling].summary}" if self.sampling != "iid" else "",
-                 CONTROL_VARIATES[self.control_variate].summary
-                 if self.control_variate != "none" else ""]
+        extra = [SAMPLINGS[self.sampling].summary if "sampling" in self.options else "",
+                 self.control.summary if "control_variate" in self.options else ""]
         extra = [e for e in extra if e]
         return self.identity.summary + (f" With {'; '.join(extra)}." if extra else "")
 
@@ -171,40 +163,87 @@ class Estimator:
         return self.identity.pathwise
 
     @property
+    def control(self) -> ControlVariate:
+        return CONTROL_VARIATES[self.control_variate]
+
+    @property
     def forward_mode(self) -> bool:
         """Whether its programs for one parameter may differentiate in forward mode
         (``estimators.engine``)."""
-        return self.identity.forward_mode and CONTROL_VARIATES[self.control_variate].forward_mode
+        return self.identity.forward_mode and self.control.forward_mode
 
     @property
     def min_batch(self) -> int:
-        return max(self.identity.min_batch, CONTROL_VARIATES[self.control_variate].min_batch,
-                   2 if self.sampling == "antithetic" else 1)
+        return max(self.identity.min_batch, self.control.min_batch,
+                   SAMPLINGS[self.sampling].min_batch)
+
+    @property
+    def memory_per_value(self) -> float | None:
+        """Float32 temporaries per value of a batch, where the identity declares more than
+        the engine's default (:mod:`estimators.memory`); else None."""
+        return self.identity.memory_per_value
+
+    def memory_values(self, n_replicates: int, event_size: int) -> float:
+        """Float32 values its control variate holds beyond the engine's memory model."""
+        extra = self.control.memory_values
+        return 0.0 if extra is None else float(extra(n_replicates, event_size))
+
+    @property
+    def stateful(self) -> bool:
+        """Whether it carries state that learns batch after batch (a learned control
+        variate or relaxation): :meth:`init` and :meth:`update`."""
+        return self.identity.init is not None or self.control.stateful
 
     # -- the estimate ----------------------------------------------------------------------
 
-    def prepare(self, problem, theta):
-        """Work that depends on θ ``[R, d]`` only, done once per call of a program and
-        handed to every batch's :meth:`surrogate` (None when there is none)."""
-        control = CONTROL_VARIATES[self.control_variate]
-        if self.identity.surrogate is not None or control.prepare is None:
-            return None
-        return control.prepare(problem, theta)
+    def prepare(self, problem, theta, window=None) -> protocol.Context:
+        """The :class:`estimators.protocol.Context` of a call at θ ``[R, d]``: the window,
+        the control variate's θ-only work (done once per call of a program and handed to
+        every batch's :meth:`surrogate`) and the identity's settings."""
+        control = self.control
+        prepared = None
+        if self.identity.form != "joint" and control.prepare is not None:
+            prepared = control.prepare(problem, theta)
+        return protocol.Context(window=window, prepared=prepared, settings=dict(self.settings))
 
-    def surrogate(self, problem, theta, n: int, key, window, context=None):
-        """``[R]``, whose θ-gradient is the batch estimate (module docstring); ``context``
-        is what :meth:`prepare` returned for this θ."""
+    def surrogate(self, problem, theta, n: int, key, context: protocol.Context,
+                  state: dict | None = None):
+        """``[R]``, whose θ-gradient is the batch estimate (:mod:`estimators.protocol`);
+        ``context`` is what :meth:`prepare` returned for this θ, ``state`` what
+        :meth:`init` or :meth:`update` returned (None when stateless)."""
+        return self._surrogate(problem, theta, n, key, context, state or {})
+
+    @property
+    def _surrogate(self):
         if self.identity.surrogate is not None:
-            return self.identity.surrogate(problem, theta, n, key, window,
-                                           **dict(self.settings))
-        control = CONTROL_VARIATES[self.control_variate]
-        if control.surrogate is not None:
-            return control.surrogate(problem, theta, n, key)
-        dist = problem.measure(theta)
-        scheme = SAMPLINGS[self.sampling]
-        x = scheme.draw(problem, dist, theta, n, key, self.identity.pathwise)  # [n, R, *event]
-        return scheme.mean(control.terms(self.identity, problem, dist, x, theta,
-                                         context))  # [R]
+            return self.identity.surrogate
+        return protocol.mean_over_draws(self.identity, SAMPLINGS[self.sampling], self.control)
+
+    def init(self, problem, theta) -> dict:
+        """The initial state at θ ``[R, d]``: a dict of tensors with leading axis R, one
+        entry per stateful part (``{}`` for a stateless estimator)."""
+        state = {}
+        if self.identity.init is not None:
+            state[protocol.IDENTITY_STATE] = self.identity.init(problem, theta,
+                                                                dict(self.settings))
+        if self.control.stateful:
+            state[protocol.CONTROL_STATE] = self.control.init(problem, theta)
+        return state
+
+    def update(self, problem, theta, n: int, key, context: protocol.Context, state: dict
+               ) -> dict:
+        """The state after one learning step on a fresh batch of ``n`` draws with ``key``
+        (each stateful part updated on its own draws)."""
+        state = dict(state)
+        if self.identity.update is not None:
+            state[protocol.IDENTITY_STATE] = self.identity.update(
+                problem, theta, n, _rng.fold_in(key, 0), context, state)
+        if self.control.stateful:
+            update = protocol.update_over_draws(self.identity, SAMPLINGS[self.sampling],
+                                                self.control)
+            state[protocol.CONTROL_STATE] = update(problem, theta, n, _rng.fold_in(key, 1),
+                                                   context, state)
+        return state
 
     def check(self, problem, theta, batch_size: int, n_samples: int | None = None) -> None:
         """Raises :class:`NotApplicableError` if this estimator cannot run on ``problem``
@@ -216,7 +255,7 @@ class Estimator:
             # Batches of a grid are coarser grids: their mean is the rule on batch_size
             # points, not on n_samples.
             raise NotApplicableError(
-                f"{label} {GRID_RULES.get(self.identity.name, 'is a quadrature rule')} over "
+                f"{label} {self.identity.grid_rule or 'is a quadrature rule'} over "
                 "n_samples grid points, so batch_size must equal n_samples (or be \"all\" in "
                 f"a grid), got batch_size={batch_size} for n_samples={n_samples}.")
         if batch_size < self.min_batch:
@@ -235,21 +274,19 @@ class Estimator:
                 raise NotApplicableError(
                     f"{label} integrates a density over a one-dimensional grid, but problem "
                     f"'{problem.name}' has vector events {dist.event_shape.as_list()}.")
-        if (self.identity.name == "score_function" or self.identity.uses_window) \
-                and problem.support_depends_on_theta(vector):
+        if self.identity.misses_boundary_terms and problem.support_depends_on_theta(vector):
             raise NotApplicableError(
                 f"{label} misses the boundary terms of the gradient when the support of "
                 f"p(x|θ) moves with θ, as the {kind} of problem '{problem.name}' does; use "
                 "reparameterization.")
-        if self.identity.needs_reparameterization and self.sampling == "iid" \
+        if self.identity.needs_reparameterization and SAMPLINGS[self.sampling].through_sample \
                 and not measure.is_reparameterized(dist):
             raise NotApplicableError(
                 f"{label} differentiates through samples, but TFP does not reparameterize "
                 f"{kind} (problem '{problem.name}'); use score_function.")
         SAMPLINGS[self.sampling].check(label, problem, dist, batch_size)
-        control = CONTROL_VARIATES[self.control_variate]
-        if control.check is not None:
-            control.check(label, problem, dist)
+        if self.control.check is not None:
+            self.control.check(label, problem, dist)
         if self.identity.check is not None:
             self.identity.check(label, problem, dist, vector, batch_size)
 
@@ -258,8 +295,7 @@ class Estimator:
         time columns show what they cost)."""
         vector = problem.theta_vector(theta)
         count = self.identity.f_evals(problem, vector, n_samples)
-        if self.control_variate == "delta":
-            count += n_samples // batch_size  # f at the mean, once per batch
+        count += self.control.f_evals_per_batch * (n_samples // batch_size)
         return int(count)
 
     # -- exact moments ---------------------------------------------------------------------
@@ -277,41 +313,20 @@ class Estimator:
         if self.identity.exact_moments is not None:
             return self.identity.exact_moments(problem, vector, batch_size,
                                                **dict(self.settings))
-        control = CONTROL_VARIATES[self.control_variate]
+        control = self.control
         if control.exact_moments is not None:
             return control.exact_moments(problem, vector, batch_size)
-        if self.sampling == "qmc":
-            raise NotImplementedError(_QMC_REASON)
-        if self.sampling == "antithetic":
-            return truth.noise_moments(problem, vector, batch_size,
-                                       blocks=_antithetic_blocks(self), samples_per_unit=2)
-        return truth.integrate_per_sample(problem, vector, control.per_sample(self.identity),
-                                          self.identity.pathwise, self.label)
-
-
-_BLOCKS: dict[str, tuple] = {}
-
-
-def _antithetic_blocks(estimator: Estimator) -> tuple:
-    """The noise block of an antithetic pair: ε > 0 with density 2φ(ε), the pair
-    average being even in ε. Built once per estimator (blocks key compiled integrands)."""
-    if estimator.label not in _BLOCKS:
-        per_sample = CONTROL_VARIATES[estimator.control_variate].per_sample(estimator.identity)
-        pathwise = estimator.identity.pathwise
-
-        def surrogate(problem, dist, theta, v):
-            loc, scale = measure.location_scale(dist)
-            plus, minus = loc + scale * v[:, 0], loc - scale * v[:, 0]
-            if not pathwise:
-                plus, minus = tf.stop_gradient(plus), tf.stop_gradient(minus)
-            return 0.5 * (per_sample(problem, dist, plus, theta)
-                          + per_sample(problem, dist, minus, theta))
-
-        _BLOCKS[estimator.label] = (truth.NoiseBlock(
-            low=(0.0,), high=(truth.NOISE_SPAN,),
-            density=lambda v: 2.0 * truth.standard_normal_density(v[:, 0]),
-            surrogate=surrogate, kinks=truth.mirrored),)
-    return _BLOCKS[estimator.label]
+        if control.per_sample is None:
+            raise NotImplementedError(
+                f"control_variate={control.name} declares no exact moments (its estimate is "
+                "not a mean of single draws with a fixed surrogate)")
+        per_sample = control.per_sample(self.identity)
+        scheme = SAMPLINGS[self.sampling]
+        if scheme.exact_moments is not None:
+            return scheme.exact_moments(problem, vector, batch_size, per_sample,
+                                        self.identity.pathwise, self.label)
+        return truth.integrate_per_sample(problem, vector, per_sample, self.identity.pathwise,
+                                          self.label)
 
 
 # -- the registry ---------------------------------------------------------------------------
@@ -334,6 +349,24 @@ def register(estimator: Estimator, name: str | None = None) -> Estimator:
         raise ValueError(f"an estimator named '{name}' is already registered.")
     ESTIMATORS[name] = estimator
     return estimator
+
+
+def register_control_variate(control: ControlVariate) -> ControlVariate:
+    """Makes ``control`` an option: ``get_estimator(identity, control_variate=control.name)``
+    for every identity whose ``form`` is in ``control.forms``.
+
+    Raises:
+      ValueError: a control variate of that name is registered, or ``control`` is not a
+        :class:`estimators.control_variates.ControlVariate`.
+    """
+    if not isinstance(control, ControlVariate):
+        raise ValueError("register_control_variate takes an "
+                         f"estimators.control_variates.ControlVariate, got {control!r}.")
+    if control.name in CONTROL_VARIATES:
+        raise ValueError(f"a control variate named '{control.name}' is already registered.")
+    CONTROL_VARIATES[control.name] = control
+    OPTIONS["control_variate"] = tuple(CONTROL_VARIATES)
+    return control
 
 
 def get_estimator(name, **options) -> Estimator:
@@ -434,11 +467,12 @@ def _check_combination(identity: Identity, options: dict) -> None:
         raise NotApplicableError(
             f"{label} does not combine with sampling={options['sampling']}; it takes "
             f"sampling={' or '.join(identity.samplings)}.")
-    if options["control_variate"] not in identity.control_variates:
-        raise NotApplicableError(
-            f"{label} does not combine with control_variate={options['control_variate']}; "
-            f"it takes control_variate={' or '.join(identity.control_variates)}.")
     control = CONTROL_VARIATES[options["control_variate"]]
+    if identity.form not in control.forms:
+        takes = [name for name, other in CONTROL_VARIATES.items() if identity.form in other.forms]
+        raise NotApplicableError(
+            f"{label} does not combine with control_variate={control.name}; "
+            f"it takes control_variate={' or '.join(takes)}.")
     if options["sampling"] not in control.samplings:
         raise NotApplicableError(
             f"control_variate={control.name} builds its baseline from the other draws of the "
@@ -457,4 +491,4 @@ for _preset, (_head, _options) in PRESETS.items():
     register(get_estimator(_head, **_options), _preset)
 
 __all__ = ["ALIASES", "DEFAULTS", "ESTIMATORS", "Estimator", "NotApplicableError", "OPTIONS",
-           "PRESETS", "get", "get_estimator", "register"]
+           "PRESETS", "get", "get_estimator", "register", "register_control_variate"]

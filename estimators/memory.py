@@ -14,17 +14,8 @@ linear in every size (D enters through ``event_size`` and ``d``),
 was fitted to peaks measured on CPU under XLA: the resident memory a fresh process gains
 in the first call of a program (compilation included), after a small call of the same
 estimator has loaded TensorFlow and XLA (``tests/estimators/test_memory.py`` measures two
-such peaks). Measured on ``gaussian_square_nd`` at R = 50 (2026-12-03; peak / model):
-
-    ============================  ==============  =============  ===============
-    estimator                     D=10³, n=100    D=10⁴, n=100   D=10⁵, n=10
-    ============================  ==============  =============  ===============
-    reparameterization            94 MB / 0.79    826 MB / 0.91  569 MB / 0.55
-    score_function                103 MB / 0.86   834 MB / 0.92  780 MB / 0.75
-    reparameterization + delta    111 MB / 0.60   862 MB / 0.89  -
-    ============================  ==============  =============  ===============
-
-so the model is within 2x of these peaks and above each. At one event dimension and
+such peaks; ``docs/PERFORMANCE.md`` has the peaks the model was fitted to: within 2x of
+each and above it). At one event dimension and
 two parameters (R = 10⁶, batches of 10) the draws' per-replicate values dominate:
 score_function with the batch-optimal baseline peaked at 4.8 and measure_valued at 3.6
 float32 values per b · R · (event_size + d), which ``PER_DRAW`` covers. REBAR (4.8 per
@@ -45,33 +36,28 @@ import os
 
 import numpy as np
 
-from estimators.control_variates import HESSIAN_CHUNK_ELEMENTS
-
 PER_VALUE = 1.5
 """Float32 temporaries per value of a batch (measured 0.95-1.72 at D = 10³-10⁵)."""
-PER_VALUE_OF = {"rebar": 5.0, "measure_valued": 4.0}
-"""Identities with more temporaries per value (module docstring)."""
 PER_DRAW = 10
 """Float32 values per draw and replicate besides the batch's (f, log p, baselines)."""
 PER_COMPONENT = 4
 """Float32 values per replicate and parameter component (θ tiled, estimates, gradients)."""
 COMPILE = 32 * 2**20
 """Bytes of compilation and buffers that do not grow with the call's sizes."""
-DELTA_TEMPORARIES = 4
-"""Float32 tensors of a Hessian chunk's size alive at once (basis, columns, product)."""
 
 SHARE = 0.8
 """The share of the available memory one call may plan to use."""
 
 
 def required_bytes(n_replicates: int, batch_size: int, event_size: int, dim: int,
-                   delta: bool = False, per_value: float = PER_VALUE) -> int:
+                   extra_values: float = 0.0, per_value: float = PER_VALUE) -> int:
     """An upper estimate of the peak memory of one compiled call, in bytes (module
-    docstring); ``per_value``: the estimator's temporaries per value of a batch."""
+    docstring); ``per_value``: the estimator's temporaries per value of a batch;
+    ``extra_values``: float32 values a control variate holds besides
+    (``ControlVariate.memory_values``: the delta method's Hessian chunks)."""
     values = (per_value * batch_size * n_replicates * (event_size + dim)
-              + PER_DRAW * batch_size * n_replicates + PER_COMPONENT * n_replicates * dim)
-    if delta:
-        values += DELTA_TEMPORARIES * max(HESSIAN_CHUNK_ELEMENTS, n_replicates * event_size)
+              + PER_DRAW * batch_size * n_replicates + PER_COMPONENT * n_replicates * dim
+              + extra_values)
     return int(4 * values) + COMPILE
 
 
@@ -92,7 +78,7 @@ def available_bytes() -> int | None:
 
 
 def check(label: str, n_replicates: int, batch_size: int, event_size: int, dim: int,
-          delta: bool = False, available: int | None = None,
+          extra_values: float = 0.0, available: int | None = None,
           per_value: float = PER_VALUE) -> None:
     """Refuses, before anything is allocated, a call that cannot fit in memory.
 
@@ -100,7 +86,7 @@ def check(label: str, n_replicates: int, batch_size: int, event_size: int, dim: 
       ValueError: the estimate exceeds ``SHARE`` of the available memory; the message
         says by how much and which arguments to lower.
     """
-    needed = required_bytes(n_replicates, batch_size, event_size, dim, delta, per_value)
+    needed = required_bytes(n_replicates, batch_size, event_size, dim, extra_values, per_value)
     available = available_bytes() if available is None else available
     if available is None or needed <= SHARE * available:
         return
@@ -114,12 +100,14 @@ def check(label: str, n_replicates: int, batch_size: int, event_size: int, dim: 
 def check_call(estimator, problem, theta, n_replicates: int, batch_size: int,
                available: int | None = None, label: str | None = None) -> None:
     """:func:`check` for ``estimator`` (an :class:`estimators.Estimator`) on ``problem`` at
-    θ: the event size and the delta method's Hessians come from them; ``label`` names the
-    call in the error (default: the estimator and the problem)."""
+    θ: the event size comes from the problem, the temporaries per value and a control
+    variate's own memory from what the estimator declares (``Estimator.memory_per_value``,
+    ``Estimator.memory_values``); ``label`` names the call in the error (default: the
+    estimator and the problem)."""
+    event_size = int(np.prod(problem.event_shape(theta), dtype=int))
     check(label or f"{estimator.label} on problem '{problem.name}'", n_replicates, batch_size,
-          int(np.prod(problem.event_shape(theta), dtype=int)), problem.dim,
-          delta=estimator.control_variate == "delta", available=available,
-          per_value=PER_VALUE_OF.get(estimator.identity.name, PER_VALUE))
+          event_size, problem.dim, extra_values=estimator.memory_values(n_replicates, event_size),
+          available=available, per_value=estimator.memory_per_value or PER_VALUE)
 
 
 def _gb(count: float) -> str:

@@ -32,7 +32,8 @@ import re
 import numpy as np
 
 from estimators import _rng, measure
-from estimators._runtime import tf, tracing_rng
+from estimators._rng import tracing_rng
+from estimators._runtime import tf
 from estimators.errors import DTYPE_WORDS, cause, sentence
 
 __all__ = ["cost_at_draws", "penalty", "diagnostics"]

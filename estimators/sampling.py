@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from estimators import _rng, measure
+from estimators import _rng, measure, truth
 from estimators._runtime import tf
 from estimators.errors import NotApplicableError
 
@@ -49,6 +49,14 @@ class Sampling:
       iid_units: Whether the estimate is a mean of iid units (pairs, for antithetic),
         so that n × variance does not depend on n (not so for QMC).
       summary: One line for listings.
+      min_batch: Smallest batch it can draw (antithetic pairs: 2).
+      through_sample: Draws through ``dist.sample``, so pathwise draws need TFP's
+        reparameterization of p (the others build draws from a Normal's loc and scale).
+      exact_moments: ``(problem, θ [d], batch_size, per_sample, pathwise, label) ->
+        (mean, per-sample variance)`` of an estimate whose single draws have surrogate
+        ``per_sample``, drawn by this scheme; None for iid draws (integrated over x by
+        :func:`estimators.truth.integrate_per_sample`). Raises NotImplementedError
+        where there is no exact form.
     """
 
     name: str
@@ -57,6 +65,9 @@ class Sampling:
     check: Callable
     iid_units: bool
     summary: str
+    min_batch: int = 1
+    exact_moments: Callable | None = None
+    through_sample: bool = False
 
 
 def _iid_draw(problem, dist, theta, n, key, pathwise):
@@ -143,7 +154,7 @@ def shift_mod_1(points, shift):
     """(points + shift) mod 1 for points and shift in [0, 1), by a select: bit for bit
     ``tf.math.floormod(points + shift, 1.0)`` (the sum is in [0, 2), and sum - 1 is exact
     on [1, 2)), which XLA on CPU computes with fmod and sign fixes on every element (QMC at
-    1,000 × 1,000: 9.39 ms with floormod, 6.15 ms with this; one run)."""
+    1,000 × 1,000 1.5x as fast with this: ``docs/PERFORMANCE.md``)."""
     wrapped = points + shift
     return tf.where(wrapped >= 1.0, wrapped - 1.0, wrapped)
 
@@ -154,8 +165,7 @@ def _quantile(u, dtype):
     rational approximation (:func:`estimators._rng.tail_quantile`; against scipy over
     u in [1e-16, 1 - 1e-16]: relative error < 3.2e-6 for |z| > 1, the largest in the far
     tail beyond 6.3σ, mass < 1e-10, absolute < 3e-5): under XLA on CPU the float64
-    ``tf.math.ndtri`` made QMC 2.3x slower than with this (46.7 against 20.1 ms at
-    1,000 × 1,000 under load; iid 13.9 ms)."""
+    ``tf.math.ndtri`` made QMC 2.3x slower than with this (``docs/PERFORMANCE.md``)."""
     if dtype != tf.float32:
         return tf.cast(tf.math.ndtri(u), dtype)
     lower = u < 0.5
@@ -169,11 +179,44 @@ def _qmc_check(label, problem, dist, batch_size):
                                  f"dimensions, the event has {measure.event_size(dist)}.")
 
 
+_BLOCKS: dict[str, tuple] = {}
+
+
+def _antithetic_moments(problem, vector, batch_size, per_sample, pathwise, label):
+    """Exact moments of antithetic pairs: the noise block is ε > 0 with density 2φ(ε),
+    the pair average being even in ε (built once per estimator label: blocks key
+    compiled integrands)."""
+    if label not in _BLOCKS:
+        def surrogate(problem, dist, theta, v):
+            loc, scale = measure.location_scale(dist)
+            plus, minus = loc + scale * v[:, 0], loc - scale * v[:, 0]
+            if not pathwise:
+                plus, minus = tf.stop_gradient(plus), tf.stop_gradient(minus)
+            return 0.5 * (per_sample(problem, dist, plus, theta)
+                          + per_sample(problem, dist, minus, theta))
+
+        _BLOCKS[label] = (truth.NoiseBlock(
+            low=(0.0,), high=(truth.NOISE_SPAN,),
+            density=lambda v: 2.0 * truth.standard_normal_density(v[:, 0]),
+            surrogate=surrogate, kinks=truth.mirrored),)
+    return truth.noise_moments(problem, vector, batch_size, blocks=_BLOCKS[label],
+                               samples_per_unit=2)
+
+
+def _qmc_moments(*args):
+    raise NotImplementedError(
+        "randomized quasi-Monte Carlo is not a mean of iid samples: its variance falls "
+        "faster than 1/n, so n × variance depends on n")
+
+
 SAMPLINGS = {
-    "iid": Sampling("iid", _iid_draw, _mean, _no_check, True, "independent draws"),
+    "iid": Sampling("iid", _iid_draw, _mean, _no_check, True, "independent draws",
+                    through_sample=True),
     "antithetic": Sampling("antithetic", _antithetic_draw, _antithetic_mean,
                            _antithetic_check, True,
-                           "antithetic pairs loc ± scale·ε (Normal families, even batches)"),
+                           "antithetic pairs loc ± scale·ε (Normal families, even batches)",
+                           min_batch=2, exact_moments=_antithetic_moments),
     "qmc": Sampling("qmc", _qmc_draw, _mean, _qmc_check, False,
-                    "randomly shifted Sobol points through loc + scale·Φ⁻¹ (Normal families)"),
+                    "randomly shifted Sobol points through loc + scale·Φ⁻¹ (Normal families)",
+                    exact_moments=_qmc_moments),
 }

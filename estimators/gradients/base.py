@@ -35,12 +35,17 @@ class Identity:
       name: Registry key, the head of an estimator's label.
       summary: One line for listings.
       per_sample: ``(problem, dist, x, theta) -> [n, R]``: the surrogate of single draws x
-        (``[n, R, *event]``), whose θ-gradient is the single-sample estimate; None for
-        identities that are not a mean over draws.
-      surrogate: ``(problem, theta [R, d], n, key, window) -> [R]`` for identities with a
-        structure of their own (quadrature rules, weak derivatives); they take no
-        sampling or control-variate options.
+        (``[n, R, *event]``), whose θ-gradient is the single-sample estimate; the
+        estimator's surrogate is then :func:`estimators.protocol.mean_over_draws` with
+        its sampling and control variate. None for identities that are not a mean over
+        draws.
+      surrogate: The protocol's ``(problem, theta [R, d], n, key, context, state) -> [R]``
+        (:mod:`estimators.protocol`) for identities that are not a mean of single draws:
+        K coupled draws (:func:`estimators.protocol.joint_draws`), quadrature rules,
+        weak derivatives. They take no sampling or control-variate options.
       pathwise: Draws keep their path to θ.
+      score_term: Its per-draw surrogate carries ``stop_gradient(f) · log p``, so a
+        baseline b may be subtracted as ``b · log p`` (the baselines' condition).
       needs_reparameterization: With iid sampling, only measures TFP reparameterizes.
       needs_density: Only scalar continuous measures (it integrates a density on a grid).
       uses_window: Reads the integration window.
@@ -52,14 +57,24 @@ class Identity:
         are judged by their measured bias instead.
       ignores_measure_gradient: Drops ∇θ p, so it is biased when p depends on θ.
       deterministic: Draws nothing (identical replicates, zero variance).
-      samplings, control_variates: The options it combines with.
+      misses_boundary_terms: Its gradient misses the boundary terms of a support that
+        moves with θ (it differentiates a density or a log-density on a fixed support).
+      grid_rule: For identities on a grid of n points: how the grid enters the refusal
+        of smaller batches ("is a quadrature rule").
+      samplings: The sampling schemes it combines with (control variates say which
+        identities they combine with: ``ControlVariate.forms``).
       f_evals: ``(problem, θ [d], n_samples) -> int``, evaluations of f per estimate.
       exact_moments: ``(problem, θ [d], batch_size) -> (mean, per-sample variance)`` for
         identities with their own exact form; None to integrate ``per_sample``.
       check: ``(label, problem, dist, θ [d], batch_size) -> None`` raising
         NotApplicableError, for conditions of its own.
+      memory_per_value: Float32 temporaries per value of a batch, where more than the
+        engine's default (:data:`estimators.memory.PER_VALUE`); None for the default.
       forward_mode: Its programs for one parameter may differentiate in forward mode
         (``estimators.engine``: measured faster under XLA for these identities only).
+      init: ``(problem, theta [R, d], settings) -> state`` for an identity with state of
+        its own (a learned relaxation), else None; ``update``: the protocol's
+        ``(problem, theta, n, key, context, state) -> state`` (one step on a fresh batch).
       settings: Numeric options of this identity alone, ``((name, default, meaning, low),
         ...)`` with ``low`` an exclusive lower bound or None, e.g. a relaxation's
         temperature; ``surrogate`` and ``exact_moments`` receive them as keyword arguments.
@@ -78,10 +93,24 @@ class Identity:
     declared_biased: bool = False
     ignores_measure_gradient: bool = False
     deterministic: bool = False
+    score_term: bool = False
+    misses_boundary_terms: bool = False
+    grid_rule: str = ""
     samplings: tuple[str, ...] = ("iid",)
-    control_variates: tuple[str, ...] = ("none",)
     f_evals: Callable = per_draw
     exact_moments: Callable | None = None
     check: Callable | None = None
+    memory_per_value: float | None = None
     forward_mode: bool = False
     settings: tuple[tuple[str, float, str, float | None], ...] = ()
+    init: Callable | None = None
+    update: Callable | None = None
+
+    @property
+    def form(self) -> str:
+        """How its draws carry θ, for control variates' ``forms``: "pathwise" (draws keep
+        their path), "score" (fixed draws, a score term), "fixed" (fixed draws, none), or
+        "joint" (not a mean of single draws: it takes no control variate)."""
+        if self.per_sample is None or self.surrogate is not None:
+            return "joint"
+        return "pathwise" if self.pathwise else ("score" if self.score_term else "fixed")

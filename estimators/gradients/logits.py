@@ -18,7 +18,7 @@ import functools
 
 import numpy as np
 
-from estimators import _rng, measure, truth
+from estimators import _rng, measure, protocol, truth
 from estimators._runtime import tf, tfd
 from estimators.errors import NotApplicableError
 
@@ -141,18 +141,9 @@ def _continuous_between_0_and_1(problem, dist, theta) -> bool:
 
 
 def mean_of_terms(terms, noise_per_coordinate: int):
-    """A ``surrogate(problem, theta, n, key, window, **settings) -> [R]``: the mean over
-    n draws of noise of ``terms(problem, dist, theta, u [n, R, *event, k], **settings)``."""
-
-    def surrogate(problem, theta, n, key, window, **settings):
-        del window
-        dist = problem.measure(theta)
-        alpha = logits(dist, theta)  # [R, *event]
-        shape = tf.concat([[n], tf.shape(alpha), [noise_per_coordinate]], 0)
-        u = uniforms(shape, key, alpha.dtype)  # [n, R, *event, k]
-        return tf.reduce_mean(terms(problem, dist, theta, u, **settings), axis=0)  # [R]
-
-    return surrogate
+    """The protocol surrogate (:func:`estimators.protocol.joint_draws`) of per-draw
+    ``terms(problem, dist, theta, u [n, R, *event, k], **settings)`` of uniform noise."""
+    return protocol.joint_draws(terms, noise_per_coordinate, logits, uniforms)
 
 
 def scalar_bernoulli(name: str, problem, vector):

@@ -80,8 +80,9 @@ def _noise(shape, key):
     return w, m, uniform[2]
 
 
-def surrogate(problem, theta, n, key, window):
+def surrogate(problem, theta, n, key, context, state):
     """Mean over n coupled draws (W, M, U) of the weak-derivative surrogates: ``[R]``."""
+    del context, state
     dist = problem.measure(theta)
     if measure.event_rank(dist):
         return _vector_surrogate(problem, dist, theta, n, key)
@@ -184,4 +185,5 @@ IDENTITY = Identity(
     exact_moments=exact_moments,
     check=check,
     f_evals=f_evals,
+    memory_per_value=4.0,
 )

@@ -29,6 +29,5 @@ IDENTITY = Identity(
     pathwise=True,
     needs_reparameterization=True,
     samplings=("iid", "antithetic", "qmc"),
-    control_variates=("none", "delta"),
     forward_mode=True,
 )

@@ -15,7 +15,7 @@
 
 Neither takes batches: the mean of the rules on n/B batches of B points is the rule on B
 points (the same grid each time), so ``Estimator.check`` refuses ``batch_size`` other
-than ``n_samples`` (:data:`GRID_RULES` words the refusal). The Monte Carlo half of
+than ``n_samples`` (``Identity.grid_rule`` words the refusal). The Monte Carlo half of
 ``dependence`` would average over batches correctly, but its quadrature half would not.
 
 Both need a scalar continuous measure with a density; the window lies inside its support.
@@ -45,15 +45,16 @@ def trapezoid(problem, theta, n: int, window, stop_cost: bool):
     return tfp.math.trapz(density * values, xs, axis=0)  # [R]
 
 
-def trapz_surrogate(problem, theta, n, key, window):
-    """``trapz(p · f)`` on n points of ``window``: ``[R]``."""
-    del key  # deterministic
-    return trapezoid(problem, theta, n, window, stop_cost=False)
+def trapz_surrogate(problem, theta, n, key, context, state):
+    """``trapz(p · f)`` on n points of the context's window: ``[R]``."""
+    del key, state  # deterministic
+    return trapezoid(problem, theta, n, context.window, stop_cost=False)
 
 
-def dependence_surrogate(problem, theta, n, key, window):
+def dependence_surrogate(problem, theta, n, key, context, state):
     """``trapz(p · stop_gradient(f)) + mean f(stop_gradient(x), θ)``: ``[R]``."""
-    measure_part = trapezoid(problem, theta, n, window, stop_cost=True)  # [R]
+    del state
+    measure_part = trapezoid(problem, theta, n, context.window, stop_cost=True)  # [R]
     dist = problem.measure(theta)
     x = sampling.SAMPLINGS["iid"].draw(problem, dist, theta, n, key, False)  # [n, R]
     return measure_part + tf.reduce_mean(naive.per_sample(problem, dist, x, theta), axis=0)
@@ -68,6 +69,8 @@ TRAPZ = Identity(
     min_batch=2,
     unbiased=False,
     deterministic=True,
+    misses_boundary_terms=True,
+    grid_rule="is a quadrature rule",
 )
 
 DEPENDENCE = Identity(
@@ -80,10 +83,6 @@ DEPENDENCE = Identity(
     min_batch=2,
     unbiased=False,
     f_evals=lambda problem, vector, n: 2 * n,
+    misses_boundary_terms=True,
+    grid_rule="integrates ∇θp·f by a quadrature rule",
 )
-
-GRID_RULES = {
-    TRAPZ.name: "is a quadrature rule",
-    DEPENDENCE.name: "integrates ∇θp·f by a quadrature rule",
-}
-"""How each identity's n_samples grid enters its refusal of batches (``Estimator.check``)."""

@@ -122,6 +122,7 @@ IDENTITY = Identity(
     exact_moments=exact_moments,
     check=_check,
     f_evals=evaluations_per_draw(3),
+    memory_per_value=5.0,
     forward_mode=True,
     settings=(("eta", 1.0, "the control variate's scale", None),
               ("temperature", 0.5, "the relaxation's temperature λ", 0.0)),

@@ -28,6 +28,7 @@ IDENTITY = Identity(
     summary="REINFORCE: f·∇θ log p + ∇θ f over fixed draws; unbiased, any distribution.",
     per_sample=per_sample,
     samplings=("iid", "antithetic", "qmc"),
-    control_variates=("none", "loo", "batch_optimal", "delta"),
+    score_term=True,
+    misses_boundary_terms=True,
     forward_mode=True,
 )

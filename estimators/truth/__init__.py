@@ -49,7 +49,8 @@ from estimators._runtime import tf
 from estimators.truth import check as checks
 from estimators.truth import integrands, monte_carlo, tails
 from estimators.truth.check import Smoothness, TruthError, smoothness
-from estimators.truth.integrate import NoExactForm, QuadratureWarning, integrate
+from estimators.truth.integrate import (NoExactForm, QuadratureWarning, coordinate_values,
+                                        integrate)
 from estimators.truth.integrate import method as integration_method
 from estimators.truth.noise import (NOISE_SPAN, NoiseBlock, block_integrals, block_moments,
                                     mirrored, noise_moments, standard_normal_density)
@@ -351,8 +352,6 @@ def _additive_applies(problem, vector) -> bool:
 
 
 def _coordinate_values(problem, vector):
-    from estimators.truth.integrate import coordinate_values
-
     return coordinate_values(problem, problem.distribution(vector))
 
 

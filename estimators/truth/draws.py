@@ -35,7 +35,8 @@ import numpy as np
 from tqdm import tqdm
 
 from estimators import measure
-from estimators._runtime import tf, tracing_rng
+from estimators._rng import tracing_rng
+from estimators._runtime import tf
 from estimators.truth.integrands import ZERO, measure64
 from estimators.truth.integrate import _compiled
 from estimators.truth.tails import TailKeeper

@@ -66,18 +66,26 @@ def test_check_compares_with_the_available_memory():
         E.memory.check("x", 1000, 10, 1, 2, available=needed)
 
 
+def _delta_values(replicates, event_size):
+    return E.get_estimator("score_function", control_variate="delta").memory_values(
+        replicates, event_size)
+
+
 def test_the_delta_method_adds_its_hessian_chunks():
     # The Hessian's diagonal is computed in chunks: linear in D, never an [R, D, D] tensor.
-    extra = [E.memory.required_bytes(10, 10, D, 2 * D, delta=True)
+    cv = E.control_variates
+    extra = [E.memory.required_bytes(10, 10, D, 2 * D, extra_values=_delta_values(10, D))
              - E.memory.required_bytes(10, 10, D, 2 * D) for D in (100, 10**6)]
-    assert extra[0] == 4 * E.memory.DELTA_TEMPORARIES * E.memory.HESSIAN_CHUNK_ELEMENTS
-    assert extra[1] == 4 * E.memory.DELTA_TEMPORARIES * 10 * 10**6
+    assert extra[0] == 4 * cv.DELTA_TEMPORARIES * cv.HESSIAN_CHUNK_ELEMENTS
+    assert extra[1] == 4 * cv.DELTA_TEMPORARIES * 10 * 10**6
+    assert E.get_estimator("score_function").memory_values(10, 10**6) == 0
 
 
 def test_the_model_is_linear_in_the_dimension():
     for delta in (False, True):  # R · D past the Hessian's chunk: linear, not affine-capped
-        sizes = [E.memory.required_bytes(50, 10, D, 2 * D, delta) for D in (10**5, 2 * 10**5,
-                                                                             3 * 10**5)]
+        sizes = [E.memory.required_bytes(50, 10, D, 2 * D,
+                                         _delta_values(50, D) if delta else 0.0)
+                 for D in (10**5, 2 * 10**5, 3 * 10**5)]
         assert sizes[2] - sizes[1] == pytest.approx(sizes[1] - sizes[0], abs=4)
 
 

@@ -15,7 +15,8 @@ from scipy import special, stats
 import estimators as E
 import tensorflow as tf
 from estimators import _rng
-from estimators._runtime import tfd, tracing_rng
+from estimators._rng import tracing_rng
+from estimators._runtime import tfd
 from tests.conftest import stateless_random_ops
 
 N = 10**7
