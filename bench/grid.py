@@ -11,6 +11,8 @@ A grid is a TOML file (``bench/grids/*.toml``)::
     batch_sizes = ["all", 100]  # integers, or "all" (= n_samples)
     lab_setups = false          # also run the lab's own functions on its setups; the
                                 # report then redraws the lab's three figures
+    warmup_batches = 0          # a stateful estimator's state updates (fresh batches)
+                                # before each cell's estimates (the rows' state_updates)
     # Estimators: names, labels, or tables of options (a list sweeps an option).
     # Default: every registered name (gradvar list).
     estimators = [
@@ -63,7 +65,7 @@ GRID_DIR = Path(__file__).parent / "grids"
 TOP_KEYS = {"name": str, "seed": int, "backend": str, "n_replicates": int,
             "timing_repeats": int, "estimators": list, "n_samples": list,
             "batch_sizes": list, "problems": list, "description": str, "lab_setups": bool,
-            "training": dict}
+            "training": dict, "warmup_batches": int}
 PROBLEM_KEYS = {"name", "theta", "estimators"}
 REQUIRED = ("n_samples", "problems")
 SAMPLE_KEYS = ("n_samples", "batch_sizes")
@@ -105,6 +107,9 @@ class Cell:
     batch_size: int
     base_dir: str = dataclasses.field(default="", compare=False)  # where user files live
     step: int | None = None  # a training checkpoint: measured at θ after `step` updates
+    # Updates of a stateful estimator's state before its estimates (the grid's
+    # warmup_batches); not in the key, so every grid's seeds stay what they were.
+    warmup_batches: int = dataclasses.field(default=0, compare=False)
 
     _PROCESS_LOCAL = ("problem_obj", "estimator_obj")
     """Cached attributes not sent to another process (rebuilt there from the spec)."""
@@ -157,6 +162,12 @@ class Cell:
         if self.step is None:
             return None
         return trainings.trajectory_key(self.problem, self.kwargs, self.theta)
+
+    def warmup_seed(self, run_seed: int) -> int:
+        """The seed of a stateful estimator's warm-up batches: from the run seed and the
+        full key, distinct from :meth:`seed` (the measured estimates' draws)."""
+        digest = hashlib.sha256(f"{run_seed}|warmup|{self.key}".encode()).digest()
+        return int.from_bytes(digest[:8], "little") & (2**62 - 1)
 
     def seed(self, run_seed: int) -> int:
         """The cell's seed in a run of seed ``run_seed``: from the run seed and the full
@@ -289,6 +300,10 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
     n_replicates = _positive(data.get("n_replicates", 1000), "n_replicates", fail)
     repeats = _positive(data.get("timing_repeats", 3), "timing_repeats", fail)
     n_samples = _n_samples(data["n_samples"], "n_samples", fail)
+    warmup = data.get("warmup_batches", 0)
+    if warmup < 0:
+        fail("warmup_batches", f"must be an integer >= 0 (batches that update a stateful "
+                               f"estimator's state before its estimates), got {warmup}.")
     batch_sizes = _batch_sizes(data.get("batch_sizes", ["all"]), "batch_sizes", fail)
     skipped = []
     top_estimators = _estimators(data.get("estimators", sorted(E.ESTIMATORS)), "estimators",
@@ -368,7 +383,7 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
             for theta, step, estimator, n, b in _combinations(thetas, steps, chosen,
                                                               n_samples, batch_sizes):
                 batch = n if b == "all" else b
-                cell = Cell(name, kwargs, estimator, theta, n, batch, base_dir, step)
+                cell = Cell(name, kwargs, estimator, theta, n, batch, base_dir, step, warmup)
                 cell.__dict__.update(problem_obj=problem, theta_array=vectors[theta])
                 combination = (theta, estimator, n, b)
                 if combination not in verdicts:

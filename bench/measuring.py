@@ -42,16 +42,26 @@ UNTIMED = dict.fromkeys(schema.WALL_CLOCK, float("nan"))
 
 
 def _compiled(cell: Cell, settings: Settings, theta: np.ndarray, call: bool = True):
-    """``cell``'s compiled program and its estimates at the cell's seed (the first call of
-    new shapes compiles; that time is the program's ``compile_time_s``). ``call=False``:
-    no estimates (None), but the program compiled (by a first call) if it was not yet."""
+    """``cell``'s compiled program, its estimator state (None for a stateless estimator)
+    and its estimates at the cell's seed (the first call of new shapes compiles; that time
+    is the program's ``compile_time_s``). ``call=False``: no estimates (None), but the
+    program compiled (by a first call) if it was not yet.
+
+    A stateful estimator's state starts at ``init_state(θ)`` and is updated on
+    ``cell.warmup_batches`` fresh batches (keys from :meth:`Cell.warmup_seed`, distinct
+    from the measuring seed) before the estimates, which hold it fixed."""
     try:
         program = E.program(cell.estimator_obj, cell.problem_obj, theta, cell.n_samples,
                             settings.n_replicates, cell.batch_size, settings.backend)
+        state = None
+        if program.stateful:
+            state = program.init_state(theta)
+            state = program.warm_up(theta, state, batches=cell.warmup_batches,
+                                    seed=cell.warmup_seed(settings.seed))
         if call or program.compile_time_s is None:
-            estimates = program(theta, cell.seed(settings.seed))
-            return program, estimates if call else None
-        return program, None
+            estimates = program(theta, cell.seed(settings.seed), state=state)
+            return program, state, estimates if call else None
+        return program, state, None
     except ValueError as error:  # the problem's own functions, named in one sentence
         raise CellError(f"{cell.label}: {error}") from None
     except tf.errors.ResourceExhaustedError:
@@ -76,17 +86,18 @@ def time_cell(cell: Cell, settings: Settings, theta=None) -> dict:
     ``timing_repeats`` calls of its compiled program, compiled and warmed up first if
     this process has not run it yet. Callers make sure nothing else runs meanwhile."""
     theta = _theta(cell, theta)
-    program, _ = _compiled(cell, settings, theta, call=False)
-    return _timed_calls(program, cell, settings, theta)
+    program, state, _ = _compiled(cell, settings, theta, call=False)
+    return _timed_calls(program, state, cell, settings, theta)
 
 
-def _timed_calls(program, cell: Cell, settings: Settings, theta: np.ndarray) -> dict:
-    """The wall-clock columns from ``timing_repeats`` calls of a compiled ``program``."""
+def _timed_calls(program, state, cell: Cell, settings: Settings, theta: np.ndarray) -> dict:
+    """The wall-clock columns from ``timing_repeats`` calls of a compiled ``program``
+    (with the estimator's warmed-up ``state``: the calls that were measured)."""
     seed = cell.seed(settings.seed)
     times = []
     for _ in range(settings.timing_repeats):
         started = time.perf_counter()
-        program(theta, seed)
+        program(theta, seed, state=state)
         times.append(time.perf_counter() - started)
     per_call = statistics.median(times)
     return {
@@ -121,10 +132,10 @@ def measure(cell: Cell, settings: Settings, theta=None, timed: bool = True,
     problem = cell.problem_obj
     theta = _theta(cell, theta)
     phase("estimates")
-    program, estimates = _compiled(cell, settings, theta)
+    program, state, estimates = _compiled(cell, settings, theta)
     if timed:
         phase("timing")
-    timing = _timed_calls(program, cell, settings, theta) if timed else UNTIMED
+    timing = _timed_calls(program, state, cell, settings, theta) if timed else UNTIMED
     phase("truth")
     try:
         truth = problem.truth(theta)
@@ -145,6 +156,7 @@ def measure(cell: Cell, settings: Settings, theta=None, timed: bool = True,
         "problem_args": coordinates.arguments_text(cell.kwargs),
         **({} if cell.step is None else {"step": cell.step}),
         "estimator": cell.estimator, **coordinates.estimator_columns(cell.estimator_obj),
+        "state_updates": cell.warmup_batches if program.stateful else 0,
         "theta_label": cell.theta_label,  # a training run's start
         "n_samples": cell.n_samples, "batch_size": cell.batch_size,
         "n_replicates": settings.n_replicates,

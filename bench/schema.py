@@ -90,6 +90,9 @@ _IDENTITY = _columns(
      dict(required=True, show="batch")),
     ("n_replicates", "int", "R, the independent estimates behind the statistics",
      dict(required=True)),
+    ("state_updates", "int", "updates of a stateful estimator's state (a learned control "
+     "variate) on fresh batches before its estimates, the grid's `warmup_batches`; 0 for "
+     "a stateless estimator", dict(default=0)),
     ("cell", "str", "the cell's key: JSON [problem, arguments, estimator, θ, n_samples, "
      "batch_size(, step)]; a θ of more than 64 components is a digest, "
      "\"sha256:<16 hex>:<components>\" (θ itself is the `theta` column; `bench.cellkey`)",
