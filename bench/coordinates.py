@@ -84,17 +84,21 @@ def derive(frame: pd.DataFrame) -> pd.DataFrame:
     if "theta_start" in missing:
         frame["theta_start"] = _starts(frame, keys)
     if any(name in missing for name in ESTIMATOR_COLUMNS):
-        options = {label: _options(label) for label in frame.estimator.unique()}
+        labels = frame.estimator if "estimator" in frame.columns else pd.Series(
+            "", index=frame.index)
+        options = {label: _options(label) for label in labels.unique()}
         for name in ESTIMATOR_COLUMNS:
             if name in missing:
-                frame[name] = frame.estimator.map({label: values[name]
-                                                   for label, values in options.items()})
+                frame[name] = labels.map({label: values[name]
+                                          for label, values in options.items()})
     return frame
 
 
 def _starts(frame: pd.DataFrame, keys: dict) -> np.ndarray:
     """``theta_start`` of an earlier table: θ itself outside training runs; a training
     run's start from its key when the key spells it out."""
+    if "theta" not in frame.columns:
+        return np.full(len(frame), np.nan)
     starts = frame.theta.to_numpy(dtype=np.float64).copy()
     if "step" not in frame.columns or not keys:
         return starts
@@ -114,6 +118,6 @@ def _options(label: str) -> dict:
 
     try:
         return estimator_columns(E.get_estimator(label))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, KeyError):
         return {"estimator_identity": None, "sampling": None, "control_variate": None,
                 **dict.fromkeys(SETTINGS, np.nan)}
