@@ -71,6 +71,15 @@ def theta_digest(theta) -> str:
     return f"{DIGEST_PREFIX}{digest}:{len(values)}"
 
 
+def full(problem: str, arguments, estimator: str, theta, n_samples: int, batch_size: int,
+         step: int | None = None) -> str:
+    """A cell's full key (θ spelled out however long): what seeds and stored parts derive
+    from, so its text never changes."""
+    key = [problem, [list(kv) for kv in arguments], estimator, list(theta), n_samples,
+           batch_size]
+    return _text(key + ([step] if step is not None else []))
+
+
 def build(problem: str, arguments, estimator: str, theta, n_samples: int, batch_size: int,
           step: int | None = None) -> str:
     """A table's key for these cell fields (``arguments``: ((name, value), ...))."""

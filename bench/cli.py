@@ -360,11 +360,17 @@ def cmd_list(args) -> int:
     rows((name, estimator.identity.summary if name == estimator.label
           else f"= {estimator.label}") for name, estimator in sorted(E.ESTIMATORS.items()))
     print("\nOptions (values; the identities they combine with):")
+    def combines(identity: str, option: str, value: str) -> bool:
+        try:  # the estimator registry decides: an option value an identity cannot take
+            E.get_estimator(identity, **{option: value})  # is a NotApplicableError
+        except (E.NotApplicableError, ValueError, TypeError):
+            return False
+        return True
+
     def option_rows():
         for option, values in E.OPTIONS.items():
             for value in values:
-                takers = [name for name, identity in E.IDENTITIES.items()
-                          if value in getattr(identity, option + "s")]
+                takers = [name for name in E.IDENTITIES if combines(name, option, value)]
                 summary = (E.SAMPLINGS[value].summary if option == "sampling"
                            else E.CONTROL_VARIATES[value].summary)
                 yield f"{option}={value}", f"{summary} [{', '.join(takers)}]"

@@ -26,8 +26,9 @@ the cell, and XLA's and TensorFlow's CPU kernels do not change their arithmetic 
 number of threads (tests/bench/test_distributed.py compares every statistics column).
 
 **Threads.** A worker sets TensorFlow's intra- and inter-op thread pools (and OpenMP's) to
-⌊cores / workers on its machine⌋, at least 1, before it first imports TensorFlow, so
-workers × threads do not oversubscribe the cores.
+⌊cores / workers on its machine⌋, at least 1, before it first imports TensorFlow (a
+worker plugin, :func:`size_threads`, registered before any cell is sent: unpickling a
+cell imports TensorFlow), so workers × threads do not oversubscribe the cores.
 
 **Failures.** A worker that dies mid-task (killed, out of memory) costs only its tasks in
 flight, which Dask runs again on another worker (a task that kills three workers is given
@@ -44,6 +45,7 @@ as the run reaches it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.metadata
 import logging
 import os
@@ -51,8 +53,11 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from distributed import WorkerPlugin
+
+import bench
 
 DIST_PACKAGES = ("gradvar", "tensorflow", "tensorflow-probability", "numpy")
 """Packages whose versions must agree between the driver and every worker."""
@@ -65,7 +70,8 @@ class ClusterError(ValueError):
 # --------------------------------------------------------------------------- workers
 
 
-_GRIDS: dict = {}
+_CHECKED_FILES: set = set()
+"""The user-file digests this worker process has checked against its own copies."""
 
 
 def _configure_threads(workers_on_host: int) -> None:
@@ -74,9 +80,7 @@ def _configure_threads(workers_on_host: int) -> None:
     (read by TensorFlow when it starts its thread pools)."""
     if "tensorflow" in sys.modules:
         return
-    from bench import cores
-
-    threads = str(max(1, cores() // max(1, workers_on_host)))
+    threads = str(max(1, bench.cores() // max(1, workers_on_host)))
     for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
         os.environ[name] = threads
 
@@ -92,56 +96,59 @@ def _host(address: str) -> str:
     return address.split("://")[-1].rsplit(":", 1)[0]
 
 
-def _grid_and_cells(spec: tuple):
-    """The grid (parsed once per worker process) and its cells by key."""
-    cache_key = repr(spec)
-    if cache_key not in _GRIDS:
-        from bench import grid as grids, runner
+def _check_user_files(user_files: dict) -> None:
+    """The grid's own problem files here are the driver's (compared once per process).
 
-        source, path, base_dir, user_files = spec
+    Raises:
+      CellError: a file differs (or is missing) on this worker's machine.
+    """
+    key = repr(sorted(user_files.items()))
+    if key in _CHECKED_FILES:
+        return
+    from bench.measuring import CellError
+
+    for name, digest in user_files.items():
         try:
-            grid = grids.parse(source, path, base_dir)
-        except grids.GridError as error:
-            raise runner.CellError(f"worker on {_this_host()} cannot read the grid: {error}") \
-                from None
-        changed = [name for name, digest in user_files.items()
-                   if runner.user_files(grid).get(name) != digest]
-        if changed:
-            raise runner.CellError(
-                f"worker on {_this_host()}: {changed[0]} differs from the driver's copy; "
+            here = hashlib.sha256(Path(name).read_bytes()).hexdigest()
+        except OSError:
+            here = None
+        if here != digest:
+            raise CellError(
+                f"worker on {_this_host()}: {name} differs from the driver's copy; "
                 "every machine needs the same problem files at the same path.")
-        _GRIDS[cache_key] = grid, {cell.key: cell for cell in grid.cells}
-    return _GRIDS[cache_key]
+    _CHECKED_FILES.add(key)
 
 
-def _until_halted(keys: list[str], thetas: list, halt: str) -> Iterator[tuple]:
-    """(key, θ) pairs of a task, until the driver sets the Dask event ``halt`` (Ctrl-C):
+def _until_halted(cells: list, thetas: list, halt: str) -> Iterator[tuple]:
+    """(cell, θ) pairs of a task, until the driver sets the Dask event ``halt`` (Ctrl-C):
     the cell in progress finishes, the rest of the task is left for ``--resume``."""
     from distributed import Event
 
     event = Event(halt)
-    for key, theta in zip(keys, thetas):
+    for cell, theta in zip(cells, thetas):
         if event.is_set():
             return
-        yield key, theta
+        yield cell, theta
 
 
-def statistics_task(spec: tuple, keys: list[str], thetas: list, counts: dict,
+def statistics_task(spec: tuple, cells: list, thetas: list, counts: dict,
                     halt: str) -> dict:
     """Phase 1 on a worker: {"worker": address, "rows": {cell key: rows (a DataFrame)}},
-    untimed (only the cells measured before ``halt`` was set)."""
+    untimed (only the cells measured before ``halt`` was set). ``spec``: the grid's
+    :class:`bench.grid.Settings` and its user files' digests; ``cells``: resolved cells."""
     from distributed import get_worker
 
     host = _this_host()
     _configure_threads(counts.get(host, 1))
-    from bench import runner
+    from bench.measuring import measure  # imports TensorFlow: after its threads are set
 
-    grid, cells = _grid_and_cells(spec)
+    settings, user_files = spec
+    _check_user_files(user_files)
     worker = get_worker()
-    rows = {key: runner.measure(cells[key], grid, theta, timed=False,
-                                workers_on_host=counts.get(host, 1),
-                                on_phase=_phase_events(worker, cells[key]))
-            for key, theta in _until_halted(keys, thetas, halt)}
+    rows = {cell.key: measure(cell, settings, theta, timed=False,
+                              workers_on_host=counts.get(host, 1),
+                              on_phase=_phase_events(worker, cell))
+            for cell, theta in _until_halted(cells, thetas, halt)}
     return {"worker": worker.address, "rows": rows}
 
 
@@ -179,7 +186,7 @@ def phases_shown(dask_client, bar) -> Iterator[None]:
         dask_client.unsubscribe_topic(PHASE_TOPIC)
 
 
-def timing_task(spec: tuple, keys: list[str], thetas: list, counts: dict,
+def timing_task(spec: tuple, cells: list, thetas: list, counts: dict,
                 halt: str) -> dict:
     """Phase 2 on a worker: {cell key: wall-clock columns}, timed while this worker holds
     its machine's timing lock (only the cells timed before ``halt`` was set)."""
@@ -187,12 +194,13 @@ def timing_task(spec: tuple, keys: list[str], thetas: list, counts: dict,
 
     host = _this_host()
     _configure_threads(counts.get(host, 1))
-    from bench import runner
+    from bench.measuring import time_cell  # imports TensorFlow: after its threads are set
 
-    grid, cells = _grid_and_cells(spec)
+    settings, user_files = spec
+    _check_user_files(user_files)
     with Lock(f"gradvar-timing-{host}"):
-        return {key: runner.time_cell(cells[key], grid, theta)
-                for key, theta in _until_halted(keys, thetas, halt)}
+        return {cell.key: time_cell(cell, settings, theta)
+                for cell, theta in _until_halted(cells, thetas, halt)}
 
 
 def _worker_versions() -> dict:
@@ -211,9 +219,7 @@ def _worker_versions() -> dict:
 
 def _source_digest() -> str:
     """sha256 over the ``.py`` files of the ``bench`` and ``estimators`` packages."""
-    import hashlib
     import importlib.util
-    from pathlib import Path
 
     digest = hashlib.sha256()
     for package in ("bench", "estimators"):
@@ -229,9 +235,9 @@ def _source_digest() -> str:
 
 CLUSTER_MIN_CELLS = 100
 """The fewest cells for which ``gradvar run`` starts a local cluster by default: a
-cluster takes ~15-20 s to start and each worker imports TensorFlow (~0.8 GB), while the
-default grid's 1,275 cells took 277 s serial and 259 s on two workers of a 2-core
-machine, so a grid of fewer cells is done sooner in one process."""
+cluster takes ~15-20 s to start and each worker imports TensorFlow, while even the
+default grid's 1,275 cells gained little from two workers of a 2-core machine
+(docs/PERFORMANCE.md, "bench"), so a grid of fewer cells is done sooner in one process."""
 LARGE_CELL_COMPONENTS = 10_000
 """θ components from which a cell counts as large: its rows, estimates and truth are each
 seconds and hundreds of MB, which every worker would hold in its own process (and the
@@ -242,9 +248,7 @@ def default_workers(grid) -> tuple[int, str]:
     """How many local worker processes ``gradvar run`` uses without ``--workers``, and why:
     one per core, or 1 (no cluster) for a grid of fewer than ``CLUSTER_MIN_CELLS`` cells
     or with a cell of ``LARGE_CELL_COMPONENTS`` θ components or more."""
-    from bench import cores
-
-    available = cores()
+    available = bench.cores()
     if available == 1:
         return 1, "one core"
     if len(grid.cells) < CLUSTER_MIN_CELLS:
@@ -255,6 +259,26 @@ def default_workers(grid) -> tuple[int, str]:
         return 1, (f"cells of {largest:,} θ components: one process holds them once and "
                    "computes each truth once")
     return available, f"one per core ({available})"
+
+
+class _SizedThreads(WorkerPlugin):
+    """Sizes each worker's TensorFlow threads (:func:`_configure_threads`) when it starts,
+    before a task arrives: unpickling a task's cells imports TensorFlow. Applied to every
+    worker, including one the nanny restarts."""
+
+    name = "gradvar-sized-threads"
+
+    def __init__(self, counts: dict):
+        self.counts = dict(counts)
+
+    def setup(self, worker):
+        _configure_threads(self.counts.get(_host(worker.address), 1))
+
+
+def size_threads(dask_client, counts: dict) -> None:
+    """Every worker's TensorFlow threads sized to its share of its machine's cores
+    (``counts``: :func:`hosts`), before any cell is sent."""
+    dask_client.register_plugin(_SizedThreads(counts))
 
 
 class _IgnoreInterrupts(WorkerPlugin):
@@ -273,7 +297,7 @@ class _IgnoreInterrupts(WorkerPlugin):
 
 
 class _CellErrorsLeftToTheDriver(logging.Filter):
-    """Drops a worker's "Compute Failed" log record of a :class:`runner.CellError` (a
+    """Drops a worker's "Compute Failed" log record of a :class:`bench.measuring.CellError` (a
     user's mistake, e.g. a cost that is NaN at some θ): the driver reports it as one
     sentence, the worker's dump of the task and traceback would only bury it."""
 
@@ -334,12 +358,10 @@ def check_workers(workers: int) -> None:
     Raises:
       ClusterError: ``workers`` is not in 1 .. the cores this process may use.
     """
-    from bench import cores
-
-    if not 1 <= workers <= cores():
+    if not 1 <= workers <= bench.cores():
         raise ClusterError(
-            f"--workers {workers}: this machine gives gradvar {cores()} core(s), so at most "
-            f"{cores()} local worker processes (more would only compete for the cores); for "
+            f"--workers {workers}: this machine gives gradvar {bench.cores()} core(s), so at most "
+            f"{bench.cores()} local worker processes (more would only compete for the cores); for "
             "more, start workers on other machines and use --scheduler.")
 
 
@@ -453,18 +475,21 @@ def hosts(dask_client) -> dict[str, int]:
 class Group:
     """Cells sharing one compiled program, sent to a worker as one task."""
 
-    keys: list = field(default_factory=list)
+    cells: list = field(default_factory=list)  # resolved cells (bench.grid.Cell)
     thetas: list = field(default_factory=list)
     worker: str | None = None  # the worker whose process compiled it (phase 1)
+
+    @property
+    def keys(self) -> list[str]:
+        return [cell.key for cell in self.cells]
 
 
 def groups_of(cells, thetas=None) -> list[Group]:
     """``cells`` grouped by compiled program, in order of first appearance."""
     groups: dict[tuple, Group] = {}
     for index, cell in enumerate(cells):
-        program = (cell.problem, cell.kwargs, cell.estimator, cell.n_samples, cell.batch_size)
-        group = groups.setdefault(program, Group())
-        group.keys.append(cell.key)
+        group = groups.setdefault(cell.program_key, Group())
+        group.cells.append(cell)
         group.thetas.append(None if thetas is None else thetas[index])
     return list(groups.values())
 
@@ -499,7 +524,7 @@ def run_phase(dask_client, task: Callable, spec: tuple, groups: Iterator[Group],
                     break
                 options = ({"workers": [group.worker], "allow_other_workers": True}
                            if group.worker else {})
-                future = dask_client.submit(task, spec, group.keys, group.thetas, counts,
+                future = dask_client.submit(task, spec, group.cells, group.thetas, counts,
                                             halt, pure=False, **options)
                 in_flight[future] = group
             if stop.is_set() and not halted:

@@ -11,6 +11,8 @@ A grid is a TOML file (``bench/grids/*.toml``)::
     batch_sizes = ["all", 100]  # integers, or "all" (= n_samples)
     lab_setups = false          # also run the lab's own functions on its setups; the
                                 # report then redraws the lab's three figures
+    warmup_batches = 0          # a stateful estimator's state updates (fresh batches)
+                                # before each cell's estimates (the rows' state_updates)
     # Estimators: names, labels, or tables of options (a list sweeps an option).
     # Default: every registered name (gradvar list).
     estimators = [
@@ -51,7 +53,6 @@ import dataclasses
 import functools
 import hashlib
 import itertools
-import json
 import tomllib
 from pathlib import Path
 
@@ -64,7 +65,7 @@ GRID_DIR = Path(__file__).parent / "grids"
 TOP_KEYS = {"name": str, "seed": int, "backend": str, "n_replicates": int,
             "timing_repeats": int, "estimators": list, "n_samples": list,
             "batch_sizes": list, "problems": list, "description": str, "lab_setups": bool,
-            "training": dict}
+            "training": dict, "warmup_batches": int}
 PROBLEM_KEYS = {"name", "theta", "estimators"}
 REQUIRED = ("n_samples", "problems")
 SAMPLE_KEYS = ("n_samples", "batch_sizes")
@@ -88,7 +89,15 @@ class GridError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class Cell:
     """One (problem, estimator, θ, n_samples, batch_size) combination of a grid; in a
-    training grid also a checkpoint ``step``, θ then being the trajectory's start."""
+    training grid also a checkpoint ``step``, θ then being the trajectory's start.
+
+    A cell is resolved once, when the grid is parsed: its problem object, its estimator,
+    θ as a validated array (:attr:`theta_array`: one ``theta_vector`` per θ of a grid
+    entry, shared by its cells), its label and keys are computed then and cached on the
+    cell. The runner, the Dask workers (which receive cells, not the grid's text), the
+    engine's ``program`` calls and the store all use these. A cell sent to another process
+    carries θ's array and keys; its problem and estimator objects are looked up there
+    once (:func:`bench.problem_specs.get` caches them per process)."""
 
     problem: str            # registered name or "file.py:factory" / "module:factory"
     kwargs: tuple           # ((key, value), ...) factory arguments
@@ -98,19 +107,47 @@ class Cell:
     batch_size: int
     base_dir: str = dataclasses.field(default="", compare=False)  # where user files live
     step: int | None = None  # a training checkpoint: measured at θ after `step` updates
+    # Updates of a stateful estimator's state before its estimates (the grid's
+    # warmup_batches); not in the key, so every grid's seeds stay what they were.
+    warmup_batches: int = dataclasses.field(default=0, compare=False)
 
-    @property
+    _PROCESS_LOCAL = ("problem_obj", "estimator_obj")
+    """Cached attributes not sent to another process (rebuilt there from the spec)."""
+
+    def __getstate__(self):
+        return {name: value for name, value in self.__dict__.items()
+                if name not in self._PROCESS_LOCAL}
+
+    @functools.cached_property
     def problem_obj(self) -> E.Problem:
         return problem_specs.get(self.problem, dict(self.kwargs), self.base_dir or None)
+
+    @functools.cached_property
+    def estimator_obj(self) -> E.Estimator:
+        return E.get_estimator(self.estimator)
+
+    @functools.cached_property
+    def theta_array(self) -> np.ndarray:
+        """θ as a validated float64 array ``[d]`` (read-only); set by :func:`parse`."""
+        return _frozen(self.problem_obj.theta_vector(self.theta))
+
+    @functools.cached_property
+    def theta_label(self) -> str:
+        """θ as short text (``mean=1, std=0.5``): the table's ``theta_label``."""
+        return self.problem_obj.parameters.describe(self.theta_array)
+
+    @property
+    def program_key(self) -> tuple:
+        """What identifies the cell's compiled program: cells that share it (the same
+        problem, estimator, n and batch size at several θ) compile once."""
+        return (self.problem, self.kwargs, self.estimator, self.n_samples, self.batch_size)
 
     @functools.cached_property
     def key(self) -> str:
         """A stable identifier: independent of cell order, used for seeds and resumes.
         Computed once per cell (a θ of 2·10⁵ components is ~1.6 MB of JSON)."""
-        key = [self.problem, [list(kv) for kv in self.kwargs], self.estimator,
-               list(self.theta), self.n_samples, self.batch_size]
-        return json.dumps(key + ([self.step] if self.step is not None else []),
-                          separators=(",", ":"))
+        return cellkey.full(self.problem, self.kwargs, self.estimator, self.theta,
+                            self.n_samples, self.batch_size, self.step)
 
     @functools.cached_property
     def table_key(self) -> str:
@@ -126,6 +163,12 @@ class Cell:
             return None
         return trainings.trajectory_key(self.problem, self.kwargs, self.theta)
 
+    def warmup_seed(self, run_seed: int) -> int:
+        """The seed of a stateful estimator's warm-up batches: from the run seed and the
+        full key, distinct from :meth:`seed` (the measured estimates' draws)."""
+        digest = hashlib.sha256(f"{run_seed}|warmup|{self.key}".encode()).digest()
+        return int.from_bytes(digest[:8], "little") & (2**62 - 1)
+
     def seed(self, run_seed: int) -> int:
         """The cell's seed in a run of seed ``run_seed``: from the run seed and the full
         key (so every grid's seeds stay what they were), hashed once per run seed."""
@@ -135,12 +178,33 @@ class Cell:
             seeds[run_seed] = int.from_bytes(digest[:8], "little") & (2**62 - 1)
         return seeds[run_seed]
 
-    @property
+    @functools.cached_property
     def label(self) -> str:
-        problem = self.problem_obj
-        at = f" step={self.step}" if self.step is not None else ""
-        return (f"{problem.name} {self.estimator} θ=[{problem.describe_theta(self.theta)}]{at} "
+        """The cell as text, for progress bars and errors."""
+        return self.describe(self.step)
+
+    def describe(self, step: int | None) -> str:
+        """The cell as text at checkpoint ``step`` (None: without one)."""
+        at = f" step={step}" if step is not None else ""
+        return (f"{self.problem_obj.name} {self.estimator} θ=[{self.theta_label}]{at} "
                 f"n={self.n_samples} b={self.batch_size}")
+
+
+def _frozen(vector: np.ndarray) -> np.ndarray:
+    vector = np.asarray(vector, dtype=np.float64)
+    vector.flags.writeable = False
+    return vector
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What measuring a cell needs of its grid besides the cell (sent to Dask workers
+    with the cells): the run seed, backend, replicates and timed calls."""
+
+    seed: int
+    backend: str
+    n_replicates: int
+    timing_repeats: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,6 +221,19 @@ class Grid:
     lab_setups: bool = False
     base_dir: str = ""      # the folder user problem files are looked up in
     training: trainings.Training | None = None  # a training grid's [training] table
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(self.seed, self.backend, self.n_replicates, self.timing_repeats)
+
+    def user_files(self) -> dict[str, str]:
+        """{path: sha256} of the files behind the grid's own problem factories."""
+        files = {}
+        for spec in dict.fromkeys(cell.problem for cell in self.cells):
+            path = problem_specs.source_file(spec, self.base_dir or None)
+            if path is not None:
+                files[str(path)] = hashlib.sha256(path.read_bytes()).hexdigest()
+        return files
 
 
 def bundled() -> list[Path]:
@@ -223,6 +300,10 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
     n_replicates = _positive(data.get("n_replicates", 1000), "n_replicates", fail)
     repeats = _positive(data.get("timing_repeats", 3), "timing_repeats", fail)
     n_samples = _n_samples(data["n_samples"], "n_samples", fail)
+    warmup = data.get("warmup_batches", 0)
+    if warmup < 0:
+        fail("warmup_batches", f"must be an integer >= 0 (batches that update a stateful "
+                               f"estimator's state before its estimates), got {warmup}.")
     batch_sizes = _batch_sizes(data.get("batch_sizes", ["all"]), "batch_sizes", fail)
     skipped = []
     top_estimators = _estimators(data.get("estimators", sorted(E.ESTIMATORS)), "estimators",
@@ -283,14 +364,16 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
                               f"({_arguments(first[1]) or 'no arguments'}) already gave; "
                               "put the swept arguments in the Problem's name (e.g. "
                               "name=f\"mine(scale={scale})\").")
-            thetas = []
+            thetas, vectors = [], {}  # θ validated once per value: its cells share it
             for value in entry["theta"]:
                 try:
-                    thetas.append(tuple(problem.theta_vector(value).tolist()))
+                    vector = _frozen(problem.theta_vector(value))
                 except (TypeError, ValueError) as error:
                     fail(f"{where_p}.theta", str(error))
+                thetas.append(tuple(vector.tolist()))
+                vectors.setdefault(thetas[-1], vector)
             try:  # dist and cost evaluated once: a broken problem fails here, not mid-run
-                problem.validate(thetas[0])
+                problem.validate(vectors[thetas[0]])
             except ValueError as error:
                 fail(where_p, str(error))
             if training is not None:
@@ -300,7 +383,8 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
             for theta, step, estimator, n, b in _combinations(thetas, steps, chosen,
                                                               n_samples, batch_sizes):
                 batch = n if b == "all" else b
-                cell = Cell(name, kwargs, estimator, theta, n, batch, base_dir, step)
+                cell = Cell(name, kwargs, estimator, theta, n, batch, base_dir, step, warmup)
+                cell.__dict__.update(problem_obj=problem, theta_array=vectors[theta])
                 combination = (theta, estimator, n, b)
                 if combination not in verdicts:
                     verdicts[combination] = _verdict(cell, problem, where_p, fail, skipped,
@@ -401,12 +485,12 @@ def _verdict(cell: Cell, problem: E.Problem, where_p: str, fail, skipped, n_repl
     """Whether ``cell`` runs (at every checkpoint of a training grid): False, listed in
     ``skipped``, when it does not apply; a GridError when it cannot fit in memory."""
     reason = _not_applicable(cell, problem, where_p, fail)
-    label = dataclasses.replace(cell, step=None).label
+    label = cell.describe(step=None)
     if reason:
         skipped.append((label, reason))
         return False
     try:  # before anything runs: a cell that cannot fit would be killed
-        E.memory.check_call(E.get_estimator(cell.estimator), problem, cell.theta,
+        E.memory.check_call(cell.estimator_obj, problem, cell.theta_array,
                             n_replicates, cell.batch_size, available, label=f"cell {label}")
     except ValueError as error:
         fail("n_replicates", str(error))
@@ -423,7 +507,7 @@ def _not_applicable(cell: Cell, problem: E.Problem, where_p: str, fail) -> str |
     if cell.n_samples % cell.batch_size:
         return "batch_size does not divide n_samples"
     try:
-        E.get_estimator(cell.estimator).check(problem, cell.theta, cell.batch_size,
+        cell.estimator_obj.check(problem, cell.theta_array, cell.batch_size,
                                               cell.n_samples)
     except E.NotApplicableError as error:
         return str(error)

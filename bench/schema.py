@@ -10,7 +10,9 @@ other modules need are derived from the columns' flags:
 * :data:`REPORT`: what ``gradvar report`` needs;
 * :data:`SHOWN`: what ``gradvar show`` prints, with its short display names;
 * :data:`STATISTICS`: what describes the R estimates, all NaN when any is non-finite;
-* :data:`WALL_CLOCK`: the timed columns, taken alone on the machine (``timing_mode``).
+* :data:`WALL_CLOCK`: the timed columns, taken alone on the machine (``timing_mode``);
+* :data:`DERIVED`: the cell's coordinates (:mod:`bench.coordinates`), which older tables
+  lack and reading derives from their cell keys and estimator labels.
 
 :func:`with_defaults` fills the columns that older tables lack; :func:`conform` puts a
 frame's columns into schema order with schema dtypes.
@@ -21,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 
 import pandas as pd
+
+from bench import coordinates
 
 GROUPS = ("identity", "truth", "statistics", "cost", "timing", "provenance")
 DTYPES = {"str": "str", "int": "int64", "float": "float64", "bool": "bool"}
@@ -40,6 +44,7 @@ class Column:
     wall_clock: bool = False  # a timed column
     default: object = None  # the value of a table written before the column existed
     default_from: str | None = None  # ... or the column that stands in for it
+    derived: bool = False  # a coordinate an older table's cell key or label gives
 
     @property
     def dtype(self) -> str:
@@ -56,14 +61,28 @@ _IDENTITY = _columns(
     ("problem", "str", "the problem, with its factory arguments (`bernoulli_toy(t=0.45)`)",
      dict(required=True, show="problem")),
     ("problem_family", "str", "the problem or factory the grid names", dict(report=True)),
+    ("problem_args", "str", "the factory arguments the grid gave, a JSON object whose values "
+     "keep their types (`{\"D\":3,\"k\":1.0}`; `{}` for none)",
+     dict(derived=True, report=True)),
     ("step", "int", "training runs only: the checkpoint (updates made) at which the cell was "
      "measured", dict(show="step")),
     ("estimator", "str", "the estimator's label", dict(required=True, show="estimator")),
+    ("estimator_identity", "str", "the estimator's gradient identity (`score_function`)",
+     dict(derived=True, report=True)),
+    ("sampling", "str", "the estimator's sampling: iid, antithetic or qmc", dict(derived=True)),
+    ("control_variate", "str", "the estimator's control variate: none, loo, batch_optimal or "
+     "delta", dict(derived=True)),
+    ("temperature", "float", "the identity's `temperature` setting (NaN: it has none)",
+     dict(derived=True, report=True)),
+    ("eta", "float", "the identity's `eta` setting (NaN: it has none)", dict(derived=True)),
     ("param", "str", "the gradient component (`mean`, or `mean[3]` of a block)",
      dict(required=True, show="param")),
     ("param_block", "str", "the component's parameter block (`mean`)", dict(required=True)),
     ("theta", "float", "θ at this component (in a training run, θ at the checkpoint)",
      dict(required=True, show="theta")),
+    ("theta_start", "float", "θ at this component where the cell starts: `theta`, or in a "
+     "training run the run's start (NaN in older tables whose key holds a digest of it)",
+     dict(derived=True, report=True)),
     ("theta_label", "str", "the cell's θ as text (in a training run, the run's start)",
      dict(report=True)),
     ("n_samples", "int", "draws per estimate", dict(required=True, show="n")),
@@ -71,6 +90,9 @@ _IDENTITY = _columns(
      dict(required=True, show="batch")),
     ("n_replicates", "int", "R, the independent estimates behind the statistics",
      dict(required=True)),
+    ("state_updates", "int", "updates of a stateful estimator's state (a learned control "
+     "variate) on fresh batches before its estimates, the grid's `warmup_batches`; 0 for "
+     "a stateless estimator", dict(default=0)),
     ("cell", "str", "the cell's key: JSON [problem, arguments, estimator, θ, n_samples, "
      "batch_size(, step)]; a θ of more than 64 components is a digest, "
      "\"sha256:<16 hex>:<components>\" (θ itself is the `theta` column; `bench.cellkey`)",
@@ -169,14 +191,18 @@ STATISTICS = tuple(c.name for c in COLUMNS if c.statistic)
 """The columns that describe the R estimates; all NaN when any estimate is non-finite."""
 WALL_CLOCK = tuple(c.name for c in COLUMNS if c.wall_clock)
 """The timed columns (NaN until a cell's timing phase has run)."""
+DERIVED = tuple(c.name for c in COLUMNS if c.derived)
+"""The cell's coordinates as columns (:mod:`bench.coordinates`)."""
 
 
 def with_defaults(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with the columns that older tables lack filled in: no count of non-finite
     estimates (none were counted: 0), no timing spread (the median stands in for both
     ends), no ``timing_mode`` ("serial": every run was) or ``workers_on_host`` (1). Missing
-    values of those columns are filled the same way."""
-    frame = frame.copy()
+    values of those columns are filled the same way. The cell's coordinates (``derived``
+    columns) come from its key and estimator label (:func:`bench.coordinates.derive`).
+    Applied once, where a table is read (:func:`bench.store.read_results`)."""
+    frame = coordinates.derive(frame.copy())
     for column in COLUMNS:
         if column.default is None and column.default_from is None:
             continue

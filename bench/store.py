@@ -123,7 +123,7 @@ class RunStore:
         return (self.parts / self._name(cell_key)).exists()
 
     def write_cell(self, cell_key: str, rows: pd.DataFrame | list[dict]) -> None:
-        """Stores a finished cell's rows (:func:`bench.runner.measure`'s frame)."""
+        """Stores a finished cell's rows (:func:`bench.measuring.measure`'s frame)."""
         _write_table(self.parts / self._name(cell_key), pd.DataFrame(rows))
 
     def _untimed(self, cell_key: str) -> Path:

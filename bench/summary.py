@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bench import metrics, schema
+from bench import metrics
 
 
 def summary(frame: pd.DataFrame) -> pd.DataFrame:
@@ -23,7 +23,6 @@ def summary(frame: pd.DataFrame) -> pd.DataFrame:
     CI's low end × the fastest timed call to the high end × the slowest; estimators whose
     interval overlaps the best one's are named as ties.
     """
-    frame = schema.with_defaults(frame)
     frame = frame.assign(biased=metrics.bias_flags(frame).biased)
     rows = []
     keys = ["problem", "step"] if "step" in frame.columns else ["problem"]
@@ -67,7 +66,6 @@ _HOW = {"serial": "alone, one cell at a time in one process",
 def how_timed(frame: pd.DataFrame) -> str:
     """How the wall-clock columns were taken (schema: ``timing_mode``, ``workers_on_host``,
     ``intra_op_threads``), with how many rows each way."""
-    frame = schema.with_defaults(frame)
     keys = [c for c in ("timing_mode", "workers_on_host", "intra_op_threads") if c in frame]
     parts = []
     for values, group in frame.groupby(keys, sort=False, dropna=False):
@@ -84,7 +82,6 @@ def how_timed(frame: pd.DataFrame) -> str:
 def mixed_timing(frame: pd.DataFrame) -> str | None:
     """A warning when rows were timed in different ways (a run resumed with other
     options): their wall-clock columns compare only roughly."""
-    frame = schema.with_defaults(frame)
     keys = [c for c in ("timing_mode", "intra_op_threads") if c in frame]
     if len(frame[keys].drop_duplicates()) < 2:
         return None

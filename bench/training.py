@@ -25,7 +25,8 @@ A grid with a ``[training]`` table trains once per problem and starting θ (the 
 updates. Update t uses the estimate keyed (trajectory seed, t), the trajectory seed
 derived from the run seed and the trajectory (problem, arguments, start), so the path is a
 function of the grid alone. The state (step, θ, optimizer moments, θ at each checkpoint
-reached, the log) is stored when a checkpoint is reached and when a run stops mid-way; a
+reached, the log, and a stateful estimator's state, which each update's batch updates:
+``Program.step``) is stored when a checkpoint is reached and when a run stops mid-way; a
 resumed run continues from it. Optimizers are a few lines of float64 NumPy here, rather
 than a library's, so that their whole state is a list of numbers that round-trips JSON
 exactly.
@@ -178,7 +179,8 @@ class Trajectory:
 
     Args:
       problem: The :class:`estimators.Problem` trained.
-      start: θ at step 0 (any form the problem accepts).
+      start: θ at step 0: any form the problem accepts, or an array already validated
+        (:attr:`bench.grid.Cell.theta_array`), taken as it is.
       training: The :class:`Training` settings.
       seed: The run seed; the trajectory's own seeds derive from it and ``key``.
       key: :func:`trajectory_key` of the run.
@@ -192,12 +194,15 @@ class Trajectory:
         digest = hashlib.sha256(f"{seed}|train|{key}".encode()).digest()
         self.train_seed = int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
         self.log_seed = int.from_bytes(digest[4:8], "little") & 0x7FFFFFFF
-        vector = problem.theta_vector(start)
+        # A grid's cells bring θ validated once, as an array (bench.grid.Cell.theta_array).
+        vector = start if isinstance(start, np.ndarray) else problem.theta_vector(start)
         self.program = E.program(training.estimator, problem, vector, training.n_samples,
                                  n_replicates=1, backend=backend)
         self.state = state if state is not None else {
             "key": key, "step": 0, "theta": vector.tolist(), "moments": None, "log": [],
-            "checkpoints": {}, "train_seconds": 0.0}
+            "checkpoints": {}, "train_seconds": 0.0,
+            "estimator_state": (_stored(self.program.init_state(vector))
+                                if self.program.stateful else None)}
 
     @property
     def step(self) -> int:
@@ -225,15 +230,24 @@ class Trajectory:
         theta = self.theta
         moments = None if state["moments"] is None else [np.asarray(m) for m in
                                                          state["moments"]]
+        estimator_state = _restored(state.get("estimator_state"))
+        if self.program.stateful and estimator_state is None:  # stored by an older version
+            estimator_state = self.program.init_state(theta)
         if self.program.compile_time_s is None and state["step"] < to_step:
-            self.program(theta, (self.train_seed, state["step"]))  # compiles: not timed
+            self.program(theta, (self.train_seed, state["step"]),  # compiles: not timed
+                         state=estimator_state)
         while state["step"] < to_step:
             step = state["step"]
             self._log(step, theta)
             if stop is not None and stop.is_set():
                 return False
             started = time.perf_counter()
-            estimate = self.program(theta, (self.train_seed, step))[0]  # [d]
+            if self.program.stateful:  # the estimate, and the state updated on its batch
+                estimates, estimator_state = self.program.step(
+                    theta, (self.train_seed, step), estimator_state)
+                estimate = estimates[0]  # [d]
+            else:
+                estimate = self.program(theta, (self.train_seed, step))[0]  # [d]
             if not np.all(np.isfinite(estimate)):
                 raise TrainingError(
                     f"the training estimate at step {step} is not finite ({training.estimator} "
@@ -258,6 +272,8 @@ class Trajectory:
             state["step"] = step + 1
             state["theta"] = theta.tolist()
             state["moments"] = None if moments is None else [m.tolist() for m in moments]
+            if estimator_state is not None:
+                state["estimator_state"] = _stored(estimator_state)
             if progress is not None and (step + 1) % 100 == 0:
                 progress(step + 1)
         if to_step in training.checkpoints:
@@ -281,6 +297,25 @@ class Trajectory:
             "expected_f": expected, "penalty": penalty,
             **E.objective.diagnostics(self.problem, theta),
             "train_seconds": self.state["train_seconds"]})
+
+
+def _stored(value):
+    """A stateful estimator's state (nested dicts of arrays) as JSON: each array's dtype,
+    shape and values (which JSON keeps exactly: float32 values are doubles)."""
+    if isinstance(value, dict):
+        return {name: _stored(item) for name, item in value.items()}
+    array = np.asarray(value)
+    return {"array": str(array.dtype), "shape": list(array.shape),
+            "values": array.ravel().tolist()}
+
+
+def _restored(stored):
+    """The arrays of a :func:`_stored` state, bit for bit (None stays None)."""
+    if stored is None:
+        return None
+    if set(stored) == {"array", "shape", "values"}:
+        return np.asarray(stored["values"], dtype=stored["array"]).reshape(stored["shape"])
+    return {name: _restored(item) for name, item in stored.items()}
 
 
 def _update(training: Training, theta, ascent, moments, step):

@@ -10,7 +10,7 @@ so the grids are kept lean: every estimator at one shape, batching on two of the
 the GPU column only where there is a GPU (a skipped combination costs a process too).
 """
 
-from . import workloads
+from . import jax_reference, workloads
 
 N_REPLICATES = 1000
 BACKENDS = ["xla", "graph"]
@@ -72,14 +72,12 @@ class Ratios:
     rounds = 21
 
     def setup(self, estimator, against):
-        from bench.asv import figures, jax_reference
-
         if against == "jax":
             other = jax_reference.core(estimator, 1000, N_REPLICATES)  # skips without JAX
         else:
             other = workloads.rng_floor(1000, N_REPLICATES)
         core = workloads.core(estimator, 1000, N_REPLICATES)
-        core_s, other_s = figures.alternating_medians([core, other], self.rounds)
+        core_s, other_s = workloads.alternating_medians([core, other], self.rounds)
         self.ratio = other_s / core_s
 
     def track_speed_ratio(self, estimator, against):

@@ -16,7 +16,7 @@ alternating, so that load from other work on a shared machine hits both alike:
   read from /proc, so Linux only).
 
 Times are medians of ``--rounds`` alternating calls after a warm-up that compiles, each
-timed call preceded by an untimed one of the same program (:func:`alternating_medians`).
+timed call preceded by an untimed one of the same program (:func:`bench.asv.workloads.alternating_medians`).
 Every ratio is a speed ratio (the other side's time over ours: > 1 means gradvar is
 faster). The run ends with the targets and whether this run met each (:class:`Target`).
 """
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import statistics
 import subprocess
 import sys
 
@@ -62,35 +61,14 @@ class Target:
                 f"{self.bound:,.{digits}f}{self.unit} | {'met' if self.met else 'NOT MET'} |")
 
 
-def alternating_medians(runs: list, rounds: int) -> tuple[float, ...]:
-    """Median seconds of each of ``runs``, every one timed once a round after a warm-up,
-    so that load from other work hits them alike.
-
-    Each timed call follows an untimed one of the same run: TensorFlow's and JAX's thread
-    pools keep spinning for a while after a call, and on two cores they slowed whichever
-    call came next (measured: the core timed right after JAX 8.81 ms, after the floor
-    6.60 ms; floor/core 0.61 against 0.84 without JAX in the rotation).
-    """
-    for run in runs:
-        run()
-    rows = []
-    for _ in range(rounds):
-        row = []
-        for run in runs:
-            run()  # absorbs the previous run's spinning threads
-            row.append(workloads.seconds(run, 1)[0])
-        rows.append(row)
-    return tuple(statistics.median(side) for side in zip(*rows))
-
-
 def core_against_floor(rounds: int) -> list[Target]:
     """The headline: the core against the RNG floor and, with the ``compare`` extra,
     against the same estimator written in JAX (targets ≥ 0.8x the floor, ≥ 1.2x JAX).
 
     JAX is timed twice: in the rotation with the core and the floor, and alone in a fresh
     process where TensorFlow runs nothing. Sharing two cores with TensorFlow's runtime
-    slowed JAX by up to 2x in some runs (8.5 ms alone, 20 ms in the rotation), so the
-    ratio is taken against the faster of the two: JAX is never charged for our threads.
+    slowed JAX by up to 2x in some runs (docs/PERFORMANCE.md), so the ratio is taken
+    against the faster of the two: JAX is never charged for our threads.
     """
     jax = jax_reference.available()
     print(f"\n| estimator (XLA, n = R = {N:,}) | core ms | floor ms | JAX ms, alternating "
@@ -102,7 +80,7 @@ def core_against_floor(rounds: int) -> list[Target]:
         runs = [workloads.core(estimator, N, R), floor]
         if jax:
             runs.append(jax_reference.core(estimator, N, R))
-        times = alternating_medians(runs, rounds)
+        times = workloads.alternating_medians(runs, rounds)
         core_s, floor_s = times[:2]
         targets.append(Target(f"{estimator} vs the RNG floor", floor_s / core_s, 0.8))
         if jax:
@@ -122,8 +100,8 @@ def core_against_floor(rounds: int) -> list[Target]:
 
 def jax_alone(estimator: str, rounds: int) -> float:
     """Median seconds of the JAX version in a fresh process that runs nothing else."""
-    code = ("from bench.asv import figures, jax_reference; "
-            f"print(figures.alternating_medians([jax_reference.core({estimator!r}, {N}, "
+    code = ("from bench.asv import jax_reference, workloads; "
+            f"print(workloads.alternating_medians([jax_reference.core({estimator!r}, {N}, "
             f"{R})], {rounds})[0])")
     child = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                            text=True)
@@ -145,7 +123,7 @@ def per_evaluation_of_f(rounds: int) -> list[Target]:
         except NotImplementedError:
             continue
         evals = workloads.f_evals(estimator, N)
-        core_s, floor_s = alternating_medians([core, floor], rounds)
+        core_s, floor_s = workloads.alternating_medians([core, floor], rounds)
         ratio = ratios[estimator] = (evals * R / core_s) / (N * R / floor_s)
         print(f"| {estimator} | {evals:,} | {core_s * 1e3:.2f} | {floor_s * 1e3:.2f} | "
               f"{ratio:.2f}x |", flush=True)
@@ -168,7 +146,7 @@ def xla_against_graph(rounds: int) -> list[Target]:
                           for backend in ("xla", "graph"))
         except NotImplementedError:
             continue
-        xla_s, graph_s = alternating_medians([xla, graph], rounds)
+        xla_s, graph_s = workloads.alternating_medians([xla, graph], rounds)
         ratios[estimator, batch or "all"] = graph_s / xla_s
         print(f"| {estimator} | {batch or 'all'} | {xla_s * 1e3:.2f} | {graph_s * 1e3:.2f} | "
               f"{graph_s / xla_s:.2f}x |", flush=True)
@@ -183,7 +161,7 @@ def normal_samplers(rounds: int, n: int = 10**6) -> list[Target]:
     for backend in ("xla", "graph"):
         runs = {(sampler, dtype): workloads.draw_and_average(sampler, n, dtype, backend)
                 for sampler in workloads.DRAWS for dtype in ("float32", "float64")}
-        times = dict(zip(runs, alternating_medians(list(runs.values()), rounds)))
+        times = dict(zip(runs, workloads.alternating_medians(list(runs.values()), rounds)))
         for sampler in workloads.DRAWS:
             row = [times[sampler, dtype] * 1e3 for dtype in ("float32", "float64")]
             print(f"| {sampler} | {backend} | {row[0]:.2f} | {row[1]:.2f} |", flush=True)
@@ -204,7 +182,7 @@ def peak_memory() -> list[Target]:
     # this process's memory, copied into it by fork before exec.
     # JAX blocked: with the compare extra installed, `import tensorflow` imports it too
     # (tf.lite's util tries `from jax import jit`), ~0.15 GB of peak that is neither
-    # gradvar's nor there for anyone without the extra (measured: 1.20 against 1.05 GB).
+    # gradvar's nor there for anyone without the extra (docs/PERFORMANCE.md).
     code = ("import sys; sys.modules['jax'] = None; "
             "from bench.asv import workloads; "
             f"workloads.core({name!r}, {n}, {replicates}, {batch})(); "

@@ -16,6 +16,7 @@ skip it.
 from __future__ import annotations
 
 import contextlib
+import statistics
 import time
 import warnings
 
@@ -197,6 +198,26 @@ def seconds(run, rounds: int) -> list[float]:
         run()
         times.append(time.perf_counter() - started)
     return times
+
+
+def alternating_medians(runs: list, rounds: int) -> tuple[float, ...]:
+    """Median seconds of each of ``runs``, every one timed once a round after a warm-up,
+    so that load from other work hits them alike.
+
+    Each timed call follows an untimed one of the same run: TensorFlow's and JAX's thread
+    pools keep spinning for a while after a call, and on two cores they slowed whichever
+    call came next (floor/core 0.61 against 0.84 without the warming call; docs/PERFORMANCE.md).
+    """
+    for run in runs:
+        run()
+    rows = []
+    for _ in range(rounds):
+        row = []
+        for run in runs:
+            run()  # absorbs the previous run's spinning threads
+            row.append(seconds(run, 1)[0])
+        rows.append(row)
+    return tuple(statistics.median(side) for side in zip(*rows))
 
 
 def per_sample_variance(estimator: str, n_samples: int = 1000, n_replicates: int = 1000,

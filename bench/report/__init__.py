@@ -26,145 +26,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bench.report import data, discrete, exact, figures, page, tables, training
+from bench.report.catalog import EXACT_FIGURE, FIGURES, Figure, figure_names
 from bench.report.data import ReportError
 from bench.store import current_umask, read_results
 
-__all__ = ["ReportError", "build", "Report"]
-
-FIGURES = [
-    ("variance_vs_step", "Variance along training",
-     "Training runs (Mohamed et al. 2020, §8): θ is trained with one estimator and every "
-     "estimator is measured at θ of each checkpoint. A row of panels per training run, a "
-     "panel per parameter block: the variance of the R replicate estimates at the largest "
-     "n_samples, per gradient component and averaged over the block's components, against "
-     "the training step (markers at the checkpoints; the step axis is linear up to the "
-     "first checkpoint after 0 and logarithmic beyond it when checkpoints span decades). "
-     "The variance is on a log scale. The band is the mean of "
-     "the components' 95% CI bounds, not a confidence interval of the mean (which would be "
-     "narrower). Deterministic (zero-variance) cells and cells with non-finite estimates are "
-     "not drawn. Lower is better at equal cost (see the time per estimate): the variance "
-     "where training actually goes, not at θ picked by hand. The ranking can change along "
-     "the run (Mohamed et al. 2020, §8): a delta-method control variate, a second-order "
-     "Taylor expansion of f around the mean of q, helps only where that expansion fits f "
-     "over q's spread, so it can hurt at a wide start and help a lot once q has "
-     "concentrated; measure-valued gradients can come close to pathwise ones, at 3D + 1 "
-     "evaluations of f per sample (see 'Time per estimate along training').",
-     training.variance_vs_step),
-    ("training_log", "Training log",
-     "The training run itself: the objective J(θ) (an ELBO, E[f] − penalty, when maximizing "
-     "with a penalty) from the logged draws at θ of each step, with a ±2 standard-error "
-     "band, and the problem's diagnostics (e.g. held-in accuracy of logistic regression) "
-     "against the step; dotted lines mark the checkpoints where the estimators are "
-     "measured. When the first steps are far off the later scale, the y axis shows the "
-     "later part (said in the panel). A flat, converged curve means the later checkpoints "
-     "measure the estimators near the optimum.", training.training_log),
-    ("time_per_estimate", "Time per estimate along training",
-     "Seconds per estimate (the median of timed calls divided by R, compilation excluded) "
-     "at each problem's largest n_samples, median over the checkpoints, fastest on top, log "
-     "scale; error bars from the fastest to the slowest timed call at any checkpoint. Each "
-     "bar is labelled with the evaluations of f per estimate and per sample: measure-valued "
-     "gradients evaluate f 3D + 1 times per sample (D the dimension of x), so their low "
-     "variance (close to pathwise in Mohamed et al. 2020) costs that much more; times of a "
-     "few µs are mostly overhead.", training.time_per_estimate),
-    ("variance_vs_theta", "Variance across the sweep",
-     "Variance of the R replicate estimates at each problem's largest n_samples, per gradient "
-     "component (for a block of parameters: the mean over its components, and of their CI "
-     "bounds), on a log scale, with 95% confidence intervals (kurtosis-aware, log scale). "
-     "Deterministic estimators (zero variance) are not drawn.", figures.variance_vs_theta),
-    ("variance_vs_n", "Variance vs n_samples",
-     "Variance against the number of samples per estimate (one batch), at the middle setting "
-     "of each sweep. An average of n iid terms falls as 1/n: parallel to the dashed line.",
-     figures.variance_vs_n),
-    ("variance_vs_dimension", "Variance vs dimension",
-     "Per-sample variance (variance × n_samples) at each problem's largest n_samples against "
-     "the dimension D of x, for problems whose grid sweeps it (e.g. bench/grids/dimension.toml)."
-     " Each block of parameters (mean, std, ...) is one panel: points are the mean over its D "
-     "components with the mean of their 95% CI bounds, the dotted line the largest component. "
-     "Score-function variance grows with D; pathwise variance does not (Mohamed et al. 2020).",
-     figures.variance_vs_dimension),
-    ("bias_vs_theta", "Bias across the sweep",
-     "Mean estimate minus the true gradient (exact, or a Monte Carlo reference whose own "
-     "standard error the bands include: truth_kind), with ±2 standard-error bands, at each "
-     "problem's largest n_samples (for a block of parameters: its component farthest from "
-     "the truth in SE). An unbiased estimator's band covers zero; estimators that miss by 4 "
-     "SE or more (more for blocks: the level is corrected for their number of components) "
-     "are named in red above the panel (naive_mc, where p depends on θ, drops ∇θ p).",
-     figures.bias_vs_theta),
-    ("time_vs_n", "Time per estimate vs n_samples",
-     "Wall-clock seconds per estimate (the median of timed calls divided by R; compilation "
-     "excluded), one batch, median over the sweep.", figures.time_vs_n),
-    ("time_vs_batch", "Time per estimate vs batch size",
-     "The same time at each problem's largest n_samples, against the samples per batch: "
-     "small batches loop more, large ones need more memory.", figures.time_vs_batch),
-    ("efficiency", "Efficiency ranking",
-     "Variance × time per estimate at the largest n_samples, averaged over the sweep: the "
-     "cost of reaching a given variance. Lower is better. Error bars: from the low end of "
-     "the variance's 95% CI × the fastest timed call to its high end × the slowest, averaged "
-     "the same way. Ranked among unbiased estimators: one whose interval overlaps the best "
-     "one's is tied with the best, and all of them are ranked =1; the rest follow by their "
-     "point value. Biased estimators (hatched) are listed apart, below, unranked: their "
-     "variance understates their error. Estimators with non-finite estimates are named as "
-     "not ranked; deterministic ones (zero variance) are not drawn.", figures.efficiency),
-    ("variance_vs_probability", "Variance against the Bernoulli probability",
-     "Per-sample variance (variance × n_samples) against p = P(b = 1) on problems whose "
-     "measure is one Bernoulli (bernoulli_toy; Tucker et al. 2017, Grathwohl et al. 2018, Yin "
-     "& Zhou 2019), one panel per problem, at its largest n_samples, estimators at their "
-     "default settings (a temperature sweep is in the next figure). Points: measured, with "
-     "95% CIs; lines: the exact per-sample variance (estimators.truth) on a dense grid of θ. "
-     "Log scale: a zero variance (DisARM at p = 0.5, where its antithetic pair is always "
-     "(0, 1) and every draw gives the same estimate) is drawn at the bottom edge of the "
-     "panel (▼); a measured zero (float32 rounding) is not drawn. Not per f evaluation: ARM "
-     "and DisARM evaluate f twice per sample, REBAR three times (see the last figure).",
-     discrete.variance_vs_probability),
-    ("bias_vs_temperature", "Bias against temperature",
-     "Bias (mean estimate − exact gradient) of the estimators with a temperature setting "
-     "(gumbel_softmax, straight_through: relaxations, biased by construction) against the "
-     "temperature (log scale), at each problem and θ where the grid sweeps it: measured "
-     "points with ±2 standard errors, and the exact bias (exact mean of the estimator − "
-     "exact gradient) as a line. The bias vanishes only as the temperature goes to 0, where "
-     "the variance of the relaxed gradient grows.", discrete.bias_vs_temperature),
-    ("efficiency_per_f_eval", "Efficiency per evaluation of f",
-     "Variance × evaluations of f per estimate (= per-sample variance × f evaluations per "
-     "sample): the variance of an estimate that costs one evaluation of f, for the problems "
-     "measured with estimators for discrete latents; each label says the evaluations per "
-     "sample (ARM, DisARM: 2; REBAR: 3). Mean over each problem's settings (θ) and "
-     "components; a family swept in dimension is shown at its largest D. Error bars: the "
-     "same mean of the 95% CI bounds. Ranked among unbiased estimators: one whose interval "
-     "overlaps the best one's is tied with it (=1). Biased estimators (hatched; measured, "
-     "or by construction: the relaxations) are listed apart, unranked. Estimators measured "
-     "at only some of a problem's settings (a temperature sweep) are left out.",
-     discrete.efficiency_per_f_eval),
-]
-OPTIONAL = {"variance_vs_probability", "bias_vs_temperature", "efficiency_per_f_eval",
-            "variance_vs_step", "training_log", "time_per_estimate"}
-"""Figures of particular grids (bench/grids/discrete.toml, training runs): not noted when
-not drawn."""
-
-WITH_METADATA = {"training_log"}
-"""Figures drawn from the run's metadata too: called as ``draw(prepared, colours, meta)``."""
-
-NOT_IN_TRAINING = {"variance_vs_theta", "variance_vs_probability", "bias_vs_temperature"}
-"""Figures not drawn for a training run: variance_vs_step replaces variance_vs_theta, and
-the others place cells by their key's θ, a training run's start rather than θ at the
-checkpoint."""
-
-QUIET_IN_TRAINING = {"variance_vs_n", "time_vs_n", "time_vs_batch", "exact_per_sample_variance",
-                     "variance_vs_dimension"}
-"""Figures of several n_samples, batch sizes or dimensions, or of exact curves along θ
-(not computed for a training run: its θ moves along the steps): not noted when a training
-run has no data for them."""
-
-
-EXACT_FIGURE = "exact_per_sample_variance"
-"""The figure drawn from exact per-sample variance curves, the slowest part of a report."""
-
-
-def figure_names() -> list[str]:
-    """Every figure a report can have, by name (README's figure table), in report order."""
-    from bench.report import lab_figures
-
-    return [name for name, *_ in FIGURES] + [EXACT_FIGURE] + list(lab_figures.FIGURES)
-
+__all__ = ["ReportError", "build", "Report", "Figure", "FIGURES", "figure_names"]
 
 def chosen_figures(names) -> list[str]:
     """``names`` checked against :func:`figure_names`, in the order asked, repeats dropped.
@@ -297,54 +163,42 @@ def _first_sentence(text: str) -> str:
 def _draw(out: Path, prepared, exact_rows, meta: dict, notes: list[str], only=None) -> list:
     """Draws every figure the table has data for into ``out`` (those in ``only``, unless it
     is None); notes the others (with ``only``, every one asked for and not drawn)."""
-    from bench.report import lab_figures
-
     figures.theme()
     colours = figures.palette(data.estimator_order(prepared))
     trained = training.is_training(prepared)
     wanted = (lambda name: True) if only is None else only.__contains__
-    # Figures of particular grids are noted as missing only when asked for by name.
-    quiet = set() if only is not None else OPTIONAL | (QUIET_IN_TRAINING if trained else set())
-    not_here = {name: "it is not drawn for a training run" for name in NOT_IN_TRAINING
-                if trained}
-    if not meta.get("lab"):
-        not_here.update(dict.fromkeys(lab_figures.FIGURES, "the run has no lab setups "
-                                                           "(lab_setups = true in its grid)"))
+    not_here = {}
+    for figure in FIGURES:
+        if trained and figure.training == "never":
+            not_here[figure.name] = "it is not drawn for a training run"
+        elif figure.inputs == "lab" and not meta.get("lab"):
+            not_here[figure.name] = "the run has no lab setups (lab_setups = true in its grid)"
     for name in only or ():
         if name in not_here:
             notes.append(f"figure {name} not drawn: {not_here[name]}.")
-    drawn = [(name, title, caption,
-              draw(prepared, colours, meta) if name in WITH_METADATA else draw(prepared, colours))
-             for name, title, caption, draw in FIGURES
-             if wanted(name) and name not in not_here]
-    if wanted(EXACT_FIGURE):
-        drawn.append((EXACT_FIGURE, "Per-sample variance: exact and measured",
-                      "Exact variance of one sample's estimate, by quadrature (lines), and the "
-                      "measured per-sample variance (variance × n_samples) with its 95% CI "
-                      "(points), at each problem's largest n_samples. A point whose CI misses "
-                      "its line is a discrepancy worth a look.",
-                      figures.exact_per_sample_variance(prepared, exact_rows, colours)))
-    drawn += [(name, title, caption, draw(meta["lab"]))
-              for name, (draw, title, caption) in lab_figures.FIGURES.items()
-              if wanted(name) and name not in not_here]
     files = []
-    for name, title, caption, fig in drawn:
-        if fig is None and name in quiet:
+    for figure in FIGURES:
+        if not wanted(figure.name) or figure.name in not_here:
+            continue
+        fig = figure.render(prepared, colours, meta, exact_rows)
+        # Figures of particular grids are noted as missing only when asked for by name.
+        quiet = only is None and (figure.particular or (trained and figure.training == "quiet"))
+        if fig is None and quiet:
             continue
         if fig is None:
-            notes.append(f"figure {name} not drawn: the table has no data for it "
+            notes.append(f"figure {figure.name} not drawn: the table has no data for it "
                          "(e.g. a single n_samples or batch size).")
             continue
-        png, svg = out / f"{name}.png", out / f"{name}.svg"
+        png, svg = out / f"{figure.name}.png", out / f"{figure.name}.svg"
         fig.savefig(png, dpi=figures.DPI)
         fig.savefig(svg)
         plt.close(fig)
-        files.append(page.FigureFile(name, title, caption, png, svg))
+        files.append(page.FigureFile(figure.name, figure.title, figure.caption, png, svg))
     return files
 
 
 TABLES_NOT_IN_TRAINING = {"variance_at_p", "bias_at_temperature"}
-"""Tables of the figures in ``NOT_IN_TRAINING``."""
+"""Tables of the figures not drawn for a training run (``Figure.training == "never"``)."""
 
 
 def _tables(prepared, frame, meta: dict, gaps) -> list:

@@ -15,9 +15,12 @@ its |bias|/SE in ``max_abs_z``). Scalar parameters are their own block of one. A
 which describe a different estimator). :func:`prepare` marks such rows ``nonfinite``;
 figures draw :func:`finite_cells` only, and the ranking lists them as not ranked.
 
-**Older tables** get the columns they lack from :func:`bench.schema.with_defaults`: the
-median ``time_per_estimate_s`` stands in for the timing spread (``_min_s`` / ``_max_s``),
-``timing_mode`` is "serial" and ``workers_on_host`` 1.
+**Older tables** get the columns they lack from :func:`bench.schema.with_defaults`, applied
+once where a table is read (:func:`bench.store.read_results`): the median
+``time_per_estimate_s`` stands in for the timing spread (``_min_s`` / ``_max_s``),
+``timing_mode`` is "serial", ``workers_on_host`` 1, and the cell's coordinates
+(``problem_args``, ``theta_start``, the estimator's options) come from its key and label.
+The report reads those columns; it never decodes a cell key.
 
 **Bias flags** are :func:`bench.metrics.bias_flags`, the rule ``gradvar run``'s summary
 applies too. A block of k components (k = 1 for a scalar parameter) is flagged biased when
@@ -32,7 +35,7 @@ error (1e-3 of its truth). An estimator biased by construction (a relaxation:
 **Sweep axis.** A grid sweeps θ and, for problem factories, their arguments. Within one
 problem family the coordinates that vary across cells (θ's scalars and blocks whose
 components are all equal, factory arguments, and in a training run the checkpoint
-``step``, θ in the key being the run's start) decide the x axis: when exactly one varies it
+``step``, θ being the run's start, ``theta_start``) decide the x axis: when exactly one varies it
 is the axis (a training run of one start: the step); otherwise cells are placed in order
 of appearance and labelled by all their coordinates. :func:`per_problem_sweeps` then
 gives such a family one panel per problem when each of its problems sweeps the same single
@@ -45,7 +48,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench import cellkey, metrics, schema
+from bench import coordinates, metrics, schema
 
 
 class ReportError(ValueError):
@@ -117,9 +120,9 @@ def prepare(frame: pd.DataFrame, where: str = "results") -> pd.DataFrame:
     tables get the columns they lack (module docstring).
     """
     check_columns(frame, where)
-    frame = frame.assign(cell=cellkey.compact_column(frame.cell))
     coords = _coords_per_cell(frame)
-    frame = schema.with_defaults(frame)
+    # The identity of each cell's start, before blocks are aggregated (training runs).
+    frame = frame.assign(start_id=coordinates.theta_ids(frame))
     frame = aggregate_blocks(frame.join(metrics.bias_flags(frame)))
     frame["coords"] = frame["cell"].map(coords)
     frame["setting"] = [", ".join(f"{k}={_text(v)}" for k, v in c.items()) for c in frame.coords]
@@ -203,7 +206,7 @@ def training_runs(frame: pd.DataFrame) -> pd.Series:
     """The training run of each row of a training table: its problem, and, when the
     problem was trained from several starting θ (the θ of the cell keys), "problem from
     <starting θ>", numbered "(start k)" when two starts read alike."""
-    starts = frame.cell.map({cell: _parse(cell).theta_id for cell in frame.cell.unique()})
+    starts = frame.start_id if "start_id" in frame.columns else coordinates.theta_ids(frame)
     several = starts.groupby(frame.problem).transform("nunique") > 1
     names = frame.problem + " from " + frame.theta_label.astype(str)
     # Labels shorten blocks (their first values): two starts may share one. Number them.
@@ -216,13 +219,12 @@ def training_runs(frame: pd.DataFrame) -> pd.Series:
 def cell_theta(frame: pd.DataFrame, cell: str) -> np.ndarray | None:
     """θ of ``cell`` in component order: its rows' ``theta`` column (a results table, or a
     prepared one whose blocks are each one component; in a training table θ at the
-    checkpoint), else the key's θ when it spells θ out (a block of several components
-    in a prepared table), else None."""
+    checkpoint); None for a prepared table's cell with a block of several components
+    (its rows hold block means)."""
     rows = frame[frame.cell == cell]
     if "components" not in rows or (rows.components == 1).all():
         return rows.theta.to_numpy(dtype=float)
-    theta = _parse(cell).theta
-    return None if theta is None else np.asarray(theta, dtype=float)
+    return None
 
 
 def finite_cells(frame: pd.DataFrame) -> pd.DataFrame:
@@ -230,46 +232,26 @@ def finite_cells(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[~frame.nonfinite]
 
 
-def _parse(cell: str) -> cellkey.CellKey:
-    try:
-        return cellkey.parse(cell)
-    except cellkey.CellKeyError:
-        raise ReportError(f"malformed cell key {cell[:80]!r} in the results table.") from None
-
-
 def _coords_per_cell(frame: pd.DataFrame) -> dict:
     """cell key -> {θ scalar or constant block: value, varying block: text, argument: value,
-    and in a training run ``step``: the checkpoint}.
+    and in a training run ``step``: the checkpoint}, from the cell's coordinate columns.
 
-    θ comes from the cell's rows (the ``theta`` column), block by block, without a
-    Python loop over components. In a training run θ is the run's start instead (the
-    key's θ, or ``start``: its label when the key holds a digest), the same at every
-    step, and the step is a coordinate: a training run's sweep axis is the step."""
-    keys = {cell: _parse(cell) for cell in frame.cell.unique()}
-    sizes = frame.groupby("cell", sort=False).size()
-    for cell, key in keys.items():
-        expected = len(key.theta) if key.theta is not None \
-            else int(key.theta_id.rsplit(":", 1)[1])
-        if expected != sizes[cell]:
-            raise ReportError(f"cell {cell[:60]!r}…: θ has {expected} values but the table "
-                              f"has {sizes[cell]} rows for it.")
-    trained = frame.cell.map({cell: key.step is not None for cell, key in keys.items()}) \
-        .to_numpy(dtype=bool)
-    rows = frame.loc[~trained, ["cell", "param_block", "theta"]]
-    starts = frame.loc[trained, ["cell", "param_block"]]
-    # A training run's start: the key's θ, one value per row of the cell.
-    starts = starts.loc[np.array([keys[cell].theta is not None for cell in starts.cell],
-                                 dtype=bool)]
-    position = starts.groupby("cell", sort=False).cumcount()  # keys here have <= 64 values
-    starts = starts.assign(theta=[float(keys[cell].theta[index])
-                                  for cell, index in zip(starts.cell, position)])
-    coords = _theta_coords(pd.concat([rows, starts]))
-    labels = frame.drop_duplicates("cell").set_index("cell").theta_label
-    for cell, key in keys.items():
-        entry = coords.get(cell, {"start": labels[cell]})  # digest: the start's label
-        entry.update({name: value for name, value in key.arguments})
-        if key.step is not None:
-            entry["step"] = key.step
+    θ comes from the cell's rows (``theta_start``: the cell's θ, in a training run the
+    run's start, the same at every step), block by block, without a Python loop over
+    components; a start that an older table does not hold (NaN: its key held a digest) is
+    named by its label (``start``). The arguments are ``problem_args``, and the step is a
+    coordinate: a training run's sweep axis is the step."""
+    known = frame.theta_start.notna().groupby(frame.cell, sort=False).transform("all")
+    rows = frame.loc[known.to_numpy(dtype=bool), ["cell", "param_block", "theta_start"]]
+    coords = _theta_coords(rows.rename(columns={"theta_start": "theta"}))
+    cells = frame.drop_duplicates("cell")
+    steps = cells.step if "step" in cells.columns else pd.Series(np.nan, cells.index)
+    for cell, label, args, step in zip(cells.cell, cells.theta_label, cells.problem_args,
+                                       steps):
+        entry = coords.get(cell, {"start": label})
+        entry.update(coordinates.arguments(args))
+        if pd.notna(step):
+            entry["step"] = int(step)
         coords[cell] = entry
     return coords
 

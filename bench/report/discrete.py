@@ -19,7 +19,6 @@ estimator, batch): a figure drawn twice computes them once.
 from __future__ import annotations
 
 import functools
-import json
 
 import numpy as np
 import pandas as pd
@@ -28,7 +27,7 @@ import matplotlib.ticker
 from matplotlib.lines import Line2D
 
 import estimators as E
-from bench import cellkey, metrics, problem_specs
+from bench import coordinates, metrics, problem_specs
 from bench.report import figures
 from bench.report.data import at_largest_n, cell_theta, finite_cells
 from bench.report.tables import NOT_RANKED, rank_efficiency
@@ -52,15 +51,15 @@ def _problem(name: str, kwargs: str):
     """The problem of a cell (``kwargs`` as JSON); None when it cannot be rebuilt here (a
     grid's own problem file, which the figures are not told where to find)."""
     try:
-        return problem_specs.get(name, dict(json.loads(kwargs)), None)
+        return problem_specs.get(name, coordinates.arguments(kwargs), None)
     except Exception:  # noqa: BLE001 - any failure to rebuild means: no exact line
         return None
 
 
-def _cell_problem(cell: str) -> tuple[str, str]:
-    """(problem name, its arguments as JSON) of a cell key: :func:`_problem`'s arguments."""
-    key = cellkey.parse(cell)
-    return key.problem, json.dumps(key.arguments)
+def _cell_problem(rows: pd.DataFrame) -> tuple[str, str]:
+    """(problem family, its arguments as JSON) of a cell's rows: :func:`_problem`'s
+    arguments, from the columns ``problem_family`` and ``problem_args``."""
+    return rows.problem_family.iloc[0], rows.problem_args.iloc[0]
 
 
 @functools.lru_cache(maxsize=None)
@@ -79,9 +78,10 @@ def _bernoulli_probability(name: str, kwargs: str, theta: tuple) -> float | None
     return float(dist.probs_parameter())
 
 
-def _cell_probability(cell: str, theta: float) -> float | None:
-    """p of a cell's single Bernoulli, θ its one component (its row's ``theta``)."""
-    return _bernoulli_probability(*_cell_problem(cell), (float(theta),))
+def _cell_probability(family: str, arguments: str, theta: float) -> float | None:
+    """p of a cell's single Bernoulli (its ``problem_family`` and ``problem_args``), θ its
+    one component (its row's ``theta``)."""
+    return _bernoulli_probability(family, arguments, (float(theta),))
 
 
 @functools.lru_cache(maxsize=None)
@@ -110,20 +110,6 @@ def _default_settings(label: str) -> bool:
     return figures._base_label(label) == label
 
 
-def _identity(label: str) -> str | None:
-    try:
-        return E.get_estimator(label).identity.name
-    except (ValueError, TypeError):
-        return None
-
-
-def _temperature(label: str) -> float | None:
-    try:
-        return E.get_estimator(label).setting("temperature")
-    except (ValueError, TypeError):
-        return None
-
-
 # -- variance against p ------------------------------------------------------------------
 
 def probability_points(frame: pd.DataFrame) -> pd.DataFrame:
@@ -133,7 +119,8 @@ def probability_points(frame: pd.DataFrame) -> pd.DataFrame:
     if data.empty:
         return data.assign(p=[])
     data = data[[_default_settings(label) for label in data.estimator]]
-    p = pd.Series([_cell_probability(cell, theta) for cell, theta in zip(data.cell, data.theta)],
+    p = pd.Series([_cell_probability(*where) for where in zip(data.problem_family,
+                                                              data.problem_args, data.theta)],
                   index=data.index, dtype=object)
     return data[p.notna().to_numpy()].assign(p=p[p.notna()].astype(float))
 
@@ -151,7 +138,7 @@ def probability_curves(frame: pd.DataFrame, points: int | None = None) -> pd.Dat
     measured = probability_points(frame)
     rows = []
     for problem_name, group in measured.groupby("problem", sort=False):
-        name, kwargs = _cell_problem(group.cell.iloc[0])
+        name, kwargs = _cell_problem(group)
         thetas = group.theta.to_numpy(float)
         axis = np.union1d(np.linspace(thetas.min(), thetas.max(), points), thetas)
         for label, rows_of in group.groupby("estimator", sort=False):
@@ -221,10 +208,8 @@ def temperature_points(frame: pd.DataFrame) -> pd.DataFrame:
     data = at_largest_n(finite_cells(frame))
     if data.empty:
         return data.assign(identity=[], temperature=[])
-    temperature = data.estimator.map(_temperature)
-    data = data[temperature.notna().to_numpy()].assign(
-        identity=lambda d: d.estimator.map(_identity),
-        temperature=temperature[temperature.notna()].astype(float))
+    data = data[data.temperature.notna().to_numpy()].assign(
+        identity=lambda d: d.estimator_identity)
     swept = data.groupby(["problem", "setting", "param", "identity"]).temperature \
         .transform("nunique") >= 2
     return data[swept]
@@ -243,7 +228,7 @@ def temperature_curves(frame: pd.DataFrame, points: int = 25) -> pd.DataFrame:
     for (problem_name, setting, param, identity), group in measured.groupby(keys, sort=False):
         if group.components.iloc[0] != 1:  # a block's bias is its worst component's
             continue
-        name, kwargs = _cell_problem(group.cell.iloc[0])
+        name, kwargs = _cell_problem(group)
         problem = _problem(name, kwargs)
         theta = cell_theta(frame, group.cell.iloc[0])  # None: a block of several components
         if problem is None or theta is None:
@@ -298,7 +283,8 @@ def bias_vs_temperature(frame, colours):
         ticks = np.unique(group.temperature)
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        p = _cell_probability(group.cell.iloc[0], group.theta.iloc[0])
+        p = _cell_probability(group.problem_family.iloc[0], group.problem_args.iloc[0],
+                              group.theta.iloc[0])
         where = group.theta_label.iloc[0] + (f" (p = {p:.3g})" if p is not None else "")
         ax.set_title(f"{problem_name} · ∂/∂{param}\nat {where}   "
                      f"(n = {int(group.n_samples.iloc[0]):,})", fontsize="medium")
@@ -322,8 +308,8 @@ def f_eval_efficiency(frame: pd.DataFrame) -> pd.DataFrame:
     variance_x_f_evals, low, high, biased, rank, note.
     """
     data = at_largest_n(frame)
-    discrete = data.groupby("problem").estimator.transform(
-        lambda labels: any(_identity(label) in DISCRETE_IDENTITIES for label in set(labels)))
+    discrete = data.groupby("problem").estimator_identity.transform(
+        lambda identities: bool(set(identities) & set(DISCRETE_IDENTITIES)))
     data = data[discrete.astype(bool)]
     if data.empty:
         return pd.DataFrame(columns=["problem", "problem_family", "estimator", "f_per_sample",

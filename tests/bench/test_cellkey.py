@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bench import cellkey, grid
+from bench import cellkey, grid, schema
 
 SMALL = """
 n_samples = [10]
@@ -100,13 +100,16 @@ def test_a_table_with_full_keys_reads_and_reports_as_a_compact_one(tmp_path):
                                     pa.array(old_keys)), old_path)
     old, _ = store.read_results(old_path)
     assert old.equals(new)
-    assert data.prepare(pq.read_table(old_path).to_pandas()).coords.tolist() \
+    assert data.prepare(schema.with_defaults(pq.read_table(old_path).to_pandas())).coords.tolist() \
         == data.prepare(new).coords.tolist() == [{"mean": 0.5, "std": 1.0, "D": 40}] * 4
 
 
-def test_the_reports_coordinates_come_from_the_theta_column():
+def test_the_reports_coordinates_come_from_the_columns():
+    """The report reads a cell's coordinates from columns; a table of an earlier version
+    gets them from its keys when it is read (bench.coordinates.derive), once."""
     import pandas as pd
 
+    from bench import coordinates
     from bench.report import data
 
     theta = [0.1 * (i + 1) for i in range(40)] + [1.0] * 40
@@ -115,13 +118,19 @@ def test_the_reports_coordinates_come_from_the_theta_column():
     def rows(step=None):
         key = cellkey.build("gaussian_square_nd", (("D", 40),), "score_function", theta, 10,
                             10, step)
-        return pd.DataFrame({"cell": key, "param_block": blocks, "theta": theta,
-                             "theta_label": "mean=[0.1, …], std=1"})
+        return pd.DataFrame({"cell": key, "estimator": "score_function", "param_block": blocks,
+                             "theta": theta, "theta_label": "mean=[0.1, …], std=1",
+                             "step": step})
 
     plain, trained = rows(), rows(step=5)
-    coords = data._coords_per_cell(pd.concat([plain, trained], ignore_index=True))
+    frame = coordinates.derive(pd.concat([plain, trained], ignore_index=True))
+    assert frame.problem_args.unique().tolist() == ['{"D":40}']
+    coords = data._coords_per_cell(frame)
     assert coords[plain.cell[0]] == {"mean": "[0.1, 0.2, 0.3, …]", "std": 1.0, "D": 40}
     # A training run's θ is its start, which a digest does not spell out: its label.
+    assert frame[frame.step == 5].theta_start.isna().all()
     assert coords[trained.cell[0]] == {"start": "mean=[0.1, …], std=1", "D": 40, "step": 5}
-    with pytest.raises(data.ReportError, match="θ has 80 values but the table has 79 rows"):
-        data._coords_per_cell(plain.iloc[1:])
+    # A table of this version holds the start: the coordinates read it.
+    written = frame.assign(theta_start=theta * 2)
+    assert data._coords_per_cell(written)[trained.cell[0]] == \
+        {"mean": "[0.1, 0.2, 0.3, …]", "std": 1.0, "D": 40, "step": 5}

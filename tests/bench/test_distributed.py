@@ -9,11 +9,12 @@ import subprocess
 import sys
 import threading
 import time
+import types
 
 import pandas as pd
 import pytest
 
-from bench import cli, cores, distributed, grid, runner
+from bench import cli, cores, distributed, grid, measuring, runner
 from bench.store import RunStore, read_results
 from tests.bench.test_training import TINY
 from tests.conftest import statistics_of
@@ -121,9 +122,9 @@ def test_cells_stored_untimed_go_straight_to_timing_on_resume(serial, cluster, t
     store = RunStore(tmp_path, run_id)
     store.start(runner.run_metadata(g, run_id))
     for cell in g.cells[:5]:
-        store.write_untimed(cell.key, runner.measure(cell, g, timed=False, workers_on_host=3))
+        store.write_untimed(cell.key, measuring.measure(cell, g.settings, timed=False, workers_on_host=3))
     # Two of them were timed too, before the interruption.
-    store.write_timings({cell.key: runner.time_cell(cell, g) for cell in g.cells[:2]})
+    store.write_timings({cell.key: measuring.time_cell(cell, g.settings) for cell in g.cells[:2]})
     # The untimed rows are stored exactly: the timing phase only fills the clock columns.
     marked = {cell.key for cell in g.cells[:5]}
     where = {"scheduler": cluster.scheduler_address} if on_cluster else {}
@@ -241,15 +242,16 @@ def test_ctrl_c_lets_each_task_finish_only_its_cell_in_progress(cluster):
     lock, return the cells they finished; the rest of their cells are left for --resume."""
     from distributed import Client, Lock
 
-    def slow_task(spec, keys, thetas, counts, halt):
+    def slow_task(spec, cells, thetas, counts, halt):
         with Lock("test-one-at-a-time"):  # as the timing phase: queued tasks wait here
             done = {}
-            for key, _ in distributed._until_halted(keys, thetas, halt):
+            for cell, _ in distributed._until_halted(cells, thetas, halt):
                 time.sleep(0.3)
-                done[key] = 1
+                done[cell.key] = 1
             return done
 
-    groups = [distributed.Group([f"{g}/{i}" for i in range(10)], [None] * 10)
+    groups = [distributed.Group([types.SimpleNamespace(key=f"{g}/{i}") for i in range(10)],
+                                [None] * 10)
               for g in range(4)]
     stop, results = threading.Event(), {}
 
@@ -267,7 +269,7 @@ def test_ctrl_c_lets_each_task_finish_only_its_cell_in_progress(cluster):
 
 
 @pytest.mark.parametrize("exception, shown", [
-    (runner.CellError("seed_dependence/score_function n=10: the cost is NaN"), False),
+    (measuring.CellError("seed_dependence/score_function n=10: the cost is NaN"), False),
     (ZeroDivisionError("division by zero"), True),  # a bug: the worker's log keeps it
 ])
 def test_workers_leave_a_cell_error_to_the_driver(exception, shown):

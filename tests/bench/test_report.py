@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import estimators as E
-from bench import cli, grid, report, runner
+from bench import cli, grid, report, runner, schema
 from bench.report import data, exact, figures, lab_figures, page
 from bench.store import METADATA_KEY, read_results
 
@@ -90,7 +90,7 @@ def test_efficiency_panels_with_long_labels_stay_inside_the_figure():
                 family=family, seconds=1e-6 * (index + 1))
             for family in ("seed_fixed", "seed_dependence", "gaussian_cos")
             for index, name in enumerate(labels) for theta in (-1.0, 1.0)]
-    prepared = data.prepare(pd.DataFrame(rows))
+    prepared = data.prepare(schema.with_defaults(pd.DataFrame(rows)))
     figures.theme()
     fig = figures.efficiency(prepared, figures.palette(labels))
     fig.set_dpi(figures.DPI)
@@ -308,3 +308,17 @@ def test_deterministic_only_table_with_two_varying_coordinates(tmp_path):
     # Nothing stochastic to plot but the bias figure (and timing has one n, one batch).
     assert [f.name for f in built.figures] == ["bias_vs_theta"]
     assert "not drawn" in built.index.read_text()
+
+
+def test_readme_lists_exactly_the_report_figures():
+    """README's figure table is bench.report.catalog's (as the columns table is the schema's)."""
+    import re
+    from pathlib import Path
+
+    from bench.report import catalog
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Reading a report", 1)[1]
+    table = re.search(r"^\| figure \| what to look for \|\n(?:\|.*\n)+", section, re.M).group(0)
+    assert table == catalog.markdown_table()
+    assert catalog.figure_names() == [figure.name for figure in catalog.FIGURES]

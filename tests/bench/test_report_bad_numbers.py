@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import cli, report
+from bench import cli, report, schema
 from bench.report import data, exact, figures, tables
 from bench.schema import STATISTICS
 from bench.store import _write_table
@@ -148,7 +148,7 @@ def test_cells_with_nonfinite_estimates_are_listed(tmp_path):
     built = build(write(tmp_path, mixed_rows()), tmp_path / "r")
     text = text_of(built)
     assert "Cells with non-finite estimates" in text
-    listed = tables.nonfinite(data.prepare(pd.DataFrame(mixed_rows())))
+    listed = tables.nonfinite(data.prepare(schema.with_defaults(pd.DataFrame(mixed_rows()))))
     assert list(listed.estimator) == ["trapz", "naive_mc"]
     assert list(listed["non-finite estimates"]) == ["200 of 200", "5 of 200"]
     assert list(listed.theta) == ["theta=-0.5", "theta=-1"]
@@ -156,7 +156,7 @@ def test_cells_with_nonfinite_estimates_are_listed(tmp_path):
 
 
 def test_nonfinite_estimators_are_never_ranked(tmp_path):
-    ranking = tables.ranking(data.prepare(pd.DataFrame(mixed_rows())))
+    ranking = tables.ranking(data.prepare(schema.with_defaults(pd.DataFrame(mixed_rows()))))
     by_name = ranking.set_index("estimator")
     # The trapz cell that is all NaN does not let the finite one rank it first by MSE.
     assert ranking.estimator.iloc[0] == "reparameterization"
@@ -168,7 +168,7 @@ def test_nonfinite_estimators_are_never_ranked(tmp_path):
 
 
 def test_figures_skip_nonfinite_cells(tmp_path):
-    frame = data.prepare(pd.DataFrame(mixed_rows()))
+    frame = data.prepare(schema.with_defaults(pd.DataFrame(mixed_rows())))
     colours = figures.palette(data.estimator_order(frame))
     fig = figures.bias_vs_theta(frame, colours)
     drawn = {line.get_color(): len(line.get_xdata()) for line in fig.axes[0].get_lines()
@@ -212,7 +212,7 @@ def efficiency_rows(spread=True):
 
 
 def test_efficiency_has_intervals_and_ties(tmp_path):
-    ranking = tables.ranking(data.prepare(pd.DataFrame(efficiency_rows()))).set_index("estimator")
+    ranking = tables.ranking(data.prepare(schema.with_defaults(pd.DataFrame(efficiency_rows())))).set_index("estimator")
     assert ranking.loc["reparameterization", "efficiency_low"] == pytest.approx(0.8 * 0.9e-6)
     assert ranking.loc["reparameterization", "efficiency_high"] == pytest.approx(1.25 * 1.2e-6)
     assert ranking.efficiency_rank.to_dict() == {
@@ -225,14 +225,14 @@ def test_efficiency_has_intervals_and_ties(tmp_path):
 def test_efficiency_without_timing_spread_uses_the_median_time(tmp_path):
     rows = efficiency_rows(spread=False)
     frame = pd.DataFrame(rows).drop(columns=["time_per_estimate_min_s", "time_per_estimate_max_s"])
-    ranking = tables.ranking(data.prepare(frame)).set_index("estimator")
+    ranking = tables.ranking(data.prepare(schema.with_defaults(frame))).set_index("estimator")
     assert ranking.loc["score_function_loo", "efficiency_low"] == pytest.approx(4e-6)
     assert ranking.loc["score_function_loo", "efficiency_high"] == pytest.approx(6.25e-6)
     assert ranking.loc["score_function_loo", "efficiency_rank"] == "3"
 
 
 def test_efficiency_figure_draws_intervals_and_lists_biased_apart(tmp_path):
-    frame = data.prepare(pd.DataFrame(efficiency_rows()))
+    frame = data.prepare(schema.with_defaults(pd.DataFrame(efficiency_rows())))
     fig = figures.efficiency(frame, figures.palette(data.estimator_order(frame)))
     ax = fig.axes[0]
     assert len(ax.containers) >= 1 and any(
@@ -242,7 +242,7 @@ def test_efficiency_figure_draws_intervals_and_lists_biased_apart(tmp_path):
     assert labels[:3] == ["=1 reparameterization", "=1 score_function", "3 score_function_loo"]
     assert labels[-1] == "naive_mc"
     assert any("biased" in t.get_text() for t in ax.texts)
-    caption = dict((name, caption) for name, _, caption, _ in report.FIGURES)["efficiency"]
+    caption = report.catalog.BY_NAME["efficiency"].caption
     assert "overlaps" in caption and "tied" in caption
 
 
@@ -251,7 +251,7 @@ def test_a_block_whose_components_are_all_nonfinite(tmp_path):
                       separators=(",", ":"))
     rows = [dict(row("score_function", 0.5, n_nonfinite=R, family="block_problem"),
                  param=f"mean[{i}]", param_block="mean", cell=cell) for i in range(2)]
-    frame = data.prepare(pd.DataFrame(rows))
+    frame = data.prepare(schema.with_defaults(pd.DataFrame(rows)))
     assert len(frame) == 1 and frame.nonfinite.all()
     assert list(tables.nonfinite(frame)["non-finite estimates"]) == ["200 of 200"]
     built = build(write(tmp_path, rows), tmp_path / "r")
@@ -286,7 +286,7 @@ def test_a_report_of_a_table_whose_truths_were_all_checked_has_no_such_note(tmp_
 # -- bias and determinism judged per cell ---------------------------------------------------
 
 def prepared_rows(rows):
-    return data.prepare(pd.DataFrame(rows), "hand-made").set_index(["estimator", "theta"])
+    return data.prepare(schema.with_defaults(pd.DataFrame(rows)), "hand-made").set_index(["estimator", "theta"])
 
 
 def test_a_large_truth_at_one_theta_does_not_make_the_others_deterministic():

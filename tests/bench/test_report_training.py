@@ -156,11 +156,13 @@ def test_training_figures_are_none_without_training(prepared, colours, table):
 
 
 def _retrain(frame, start_shift: float, label: str):
-    """The rows of ``frame`` as if trained from another start (cell keys' θ shifted)."""
+    """The rows of ``frame`` as if trained from another start (cell keys' θ and the
+    ``theta_start`` column shifted)."""
     def key(cell):
         name, kwargs, estimator, theta, *rest = json.loads(cell)
         return json.dumps([name, kwargs, estimator, [t + start_shift for t in theta], *rest])
-    return frame.assign(cell=frame.cell.map(key), theta_label=label)
+    return frame.assign(cell=frame.cell.map(key), theta_label=label,
+                        theta_start=frame.theta_start + start_shift)
 
 
 def test_several_starts_are_one_sweep_over_the_step_each(table):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import cli, grid, runner, schema
+from bench import cli, grid, measuring, runner, schema
 from bench.report import data
 from bench.store import _write_table, read_results
 from bench.summary import summary
@@ -30,8 +30,9 @@ theta = [[0.5, 1.0]]
 
 DEFAULTED = ["n_nonfinite", "time_per_estimate_min_s", "time_per_estimate_max_s",
              "timing_mode", "workers_on_host", "truth_tolerance", "truth_method",
-             "truth_note", "f_jumps"]
-"""The columns that tables of older versions lack and that reading fills in."""
+             "truth_note", "f_jumps", "state_updates", *schema.DERIVED]
+"""The columns that tables of older versions lack and that reading fills in (the cell's
+coordinates derived from its key and estimator label)."""
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def table(tmp_path_factory):
 
 def test_every_column_measure_writes_is_in_the_schema():
     g = grid.parse(ONE_CELL, "one-cell.toml")
-    rows = runner.measure(g.cells[0], g)
+    rows = measuring.measure(g.cells[0], g.settings)
     written = set(rows.columns)
     assert written - set(schema.NAMES) == set()
     # And the schema lists nothing that is not written (step: training grids only).
@@ -70,6 +71,9 @@ def test_an_old_table_is_read_with_defaults(table, tmp_path, capsys):
     path = tmp_path / "old.parquet"
     _write_table(path, old, meta)
     read, _ = read_results(path)
+    # The coordinates derived from the keys and labels are the ones measure wrote.
+    for name in schema.DERIVED:
+        pd.testing.assert_series_equal(read[name], frame[name], check_dtype=False)
     assert (read.timing_mode == "serial").all() and (read.workers_on_host == 1).all()
     assert read.workers_on_host.dtype == "int64" and (read.n_nonfinite == 0).all()
     assert (read.time_per_estimate_min_s == read.time_per_estimate_s).all()
@@ -158,13 +162,14 @@ CASES = {
 
 
 def bias_table() -> pd.DataFrame:
+    """As read_results gives it: with the defaults and coordinates of a read table."""
     rows = []
     for problem, (candidate, _) in CASES.items():
         candidate = {"variance": 1e-4, "truth": 1.0, **candidate}
         rows += cell_rows(problem, **candidate)
         rows += cell_rows(problem, "score_function", variance=1e-2, truth=candidate["truth"],
                           k=candidate.get("k", 1))
-    return pd.DataFrame(rows)
+    return schema.with_defaults(pd.DataFrame(rows))
 
 
 def test_the_summary_and_the_report_flag_the_same_cells_biased():
@@ -185,8 +190,14 @@ def test_the_summary_and_the_report_flag_the_same_cells_biased():
 
 def test_a_block_is_judged_by_its_worst_component_against_a_bonferroni_level():
     rows = cell_rows("p", "reparameterization", variance=1e-4, k=50, misses_by_se={3: 4.5})
-    frame = pd.DataFrame(rows)
+    frame = schema.with_defaults(pd.DataFrame(rows))
     assert not data.prepare(frame).biased.any()
     # The same miss in a block of two components is beyond its level.
     rows = cell_rows("p", "reparameterization", variance=1e-4, k=2, misses_by_se={1: 4.5})
-    assert data.prepare(pd.DataFrame(rows)).biased.all()
+    assert data.prepare(schema.with_defaults(pd.DataFrame(rows))).biased.all()
+
+
+def test_schema_and_coordinates_name_the_same_columns():
+    from bench import coordinates
+
+    assert set(schema.DERIVED) == set(coordinates.COLUMNS)

@@ -22,7 +22,7 @@ def test_alternating_medians_warms_each_timed_call_and_keeps_the_order(monkeypat
                 next(clock)
         return call
 
-    medians = figures.alternating_medians([run("a", 0), run("b", 4)], rounds=3)
+    medians = figures.workloads.alternating_medians([run("a", 0), run("b", 4)], rounds=3)
     assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3
     assert medians == (1.0, 5.0)
 
