@@ -129,7 +129,7 @@ class Cell:
     @functools.cached_property
     def theta_array(self) -> np.ndarray:
         """θ as a validated float64 array ``[d]`` (read-only); set by :func:`parse`."""
-        return _frozen(self.problem_obj.theta_vector(self.theta))
+        return self.problem_obj.validated_theta(self.theta)
 
     @functools.cached_property
     def theta_label(self) -> str:
@@ -188,12 +188,6 @@ class Cell:
         at = f" step={step}" if step is not None else ""
         return (f"{self.problem_obj.name} {self.estimator} θ=[{self.theta_label}]{at} "
                 f"n={self.n_samples} b={self.batch_size}")
-
-
-def _frozen(vector: np.ndarray) -> np.ndarray:
-    vector = np.asarray(vector, dtype=np.float64)
-    vector.flags.writeable = False
-    return vector
 
 
 @dataclasses.dataclass(frozen=True)
@@ -367,7 +361,7 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
             thetas, vectors = [], {}  # θ validated once per value: its cells share it
             for value in entry["theta"]:
                 try:
-                    vector = _frozen(problem.theta_vector(value))
+                    vector = problem.validated_theta(value)
                 except (TypeError, ValueError) as error:
                     fail(f"{where_p}.theta", str(error))
                 thetas.append(tuple(vector.tolist()))

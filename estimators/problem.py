@@ -20,6 +20,7 @@ broadcasting TensorFlow ops:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
@@ -37,6 +38,11 @@ WINDOW_STDDEVS = measure.WINDOW_STDDEVS
 
 class CostShapeError(ValueError):
     """``cost(x, θ)`` did not return one value per draw."""
+
+
+_VALID_THETAS = 64
+"""θ values a problem remembers as validated (the latest), so re-validating the same θ
+(O(d) in Python: bounds per component) is skipped and a sweep stays bounded."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -180,7 +186,25 @@ class Problem:
           ValueError: wrong length or keys, non-finite values or values outside ``bounds``.
           TypeError: θ is not numeric.
         """
-        return self.parameters.vector(theta, self.name, self.bounds)
+        seen = self.__dict__.setdefault("_valid_thetas", collections.OrderedDict())
+        if isinstance(theta, np.ndarray) and theta.dtype == np.float64 \
+                and theta.shape == (self.dim,) and theta.tobytes() in seen:
+            return theta  # this value was validated: validation depends on the value only
+        vector = self.parameters.vector(theta, self.name, self.bounds)
+        seen[vector.tobytes()] = True
+        while len(seen) > _VALID_THETAS:
+            try:
+                seen.popitem(last=False)
+            except KeyError:  # another thread emptied it first
+                break
+        return vector
+
+    def validated_theta(self, theta) -> np.ndarray:
+        """θ validated (:meth:`theta_vector`) as a read-only float64 array ``[d]``, which
+        this problem and the engine then take without validating it again."""
+        vector = np.array(self.theta_vector(theta), dtype=np.float64)
+        vector.flags.writeable = False
+        return vector
 
     def unpack(self, theta):
         """θ with a trailing axis ``[..., d]`` in the form ``dist`` and ``cost`` take."""

@@ -81,3 +81,20 @@ def test_user_gamma_problem_gets_truth_by_quadrature_and_works_with_pathwise():
     estimates = E.estimate("reparameterization", p, 2.5, 200, n_replicates=2000, seed=8)
     from tests.conftest import assert_within_se
     assert_within_se(estimates, [6.0])
+
+
+def test_a_theta_value_is_validated_once(monkeypatch):
+    problem = E.problems.get("gaussian_square_nd", D=3)
+    calls = []
+    validate = E.params.Parameters.vector
+    monkeypatch.setattr(E.params.Parameters, "vector",
+                        lambda self, *a, **k: calls.append(1) or validate(self, *a, **k))
+    vector = problem.validated_theta([0.5] * 3 + [1.0] * 3)
+    assert not vector.flags.writeable
+    for _ in range(3):
+        assert problem.theta_vector(vector) is vector
+        assert problem.theta_vector(vector.copy()).tolist() == vector.tolist()
+    assert len(calls) == 1  # the value, not the object, was validated
+    with pytest.raises(ValueError, match="must be > 0"):  # another value: checked
+        problem.theta_vector([0.5] * 3 + [1.0, 1.0, -1.0])
+    assert len(calls) == 2
