@@ -71,15 +71,7 @@ def alternating_medians(runs: list, rounds: int) -> tuple[float, ...]:
     call came next (measured: the core timed right after JAX 8.81 ms, after the floor
     6.60 ms; floor/core 0.61 against 0.84 without JAX in the rotation).
     """
-    for run in runs:
-        run()
-    rows = []
-    for _ in range(rounds):
-        row = []
-        for run in runs:
-            run()  # absorbs the previous run's spinning threads
-            row.append(workloads.seconds(run, 1)[0])
-        rows.append(row)
+    rows = workloads.alternating_seconds(runs, rounds)
     return tuple(statistics.median(side) for side in zip(*rows))
 
 

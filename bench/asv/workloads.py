@@ -199,6 +199,26 @@ def seconds(run, rounds: int) -> list[float]:
     return times
 
 
+def alternating_seconds(runs: list, rounds: int) -> list[list[float]]:
+    """``rounds`` rows of wall times, one of each of ``runs`` a row, in order, after one
+    warm-up call of each: load from other work hits the runs of a row alike.
+
+    Each timed call follows an untimed one of the same run: TensorFlow's and JAX's thread
+    pools keep spinning for a while after a call, and on two cores they slowed whichever
+    call came next (``bench.asv.figures.alternating_medians`` has the numbers).
+    """
+    for run in runs:
+        run()
+    rows = []
+    for _ in range(rounds):
+        row = []
+        for run in runs:
+            run()  # absorbs the previous run's spinning threads
+            row.append(seconds(run, 1)[0])
+        rows.append(row)
+    return rows
+
+
 def per_sample_variance(estimator: str, n_samples: int = 1000, n_replicates: int = 1000,
                         backend: str = "xla") -> float:
     """Variance of R estimates at a fixed seed, times n (comparable across n).
