@@ -1,13 +1,31 @@
 """Shared test helpers: statistics of replicate estimates against exact values, and results
 tables without their timings (the part of a run that must repeat exactly)."""
 
+import os
 import warnings
 
-import numpy as np
-import pytest
 
-import estimators as E
-from bench.schema import COLUMNS
+def _one_share_of_the_cores_per_worker() -> None:
+    """Under pytest-xdist, TensorFlow's thread pools sized to this worker's share of the
+    cores (as ``bench.distributed`` sizes a Dask worker's): two workers with a pool of two
+    threads each on two cores spin against each other. TensorFlow reads these variables
+    when it starts, so this runs before ``estimators`` imports it; a user's own win."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
+    if workers > 1:
+        from bench import cores
+
+        threads = str(max(1, cores() // workers))
+        for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+            os.environ.setdefault(name, threads)
+
+
+_one_share_of_the_cores_per_worker()
+
+import numpy as np  # noqa: E402 - after the threads are set
+import pytest  # noqa: E402
+
+import estimators as E  # noqa: E402
+from bench.schema import COLUMNS  # noqa: E402
 
 
 def z_scores(estimates: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -88,3 +106,12 @@ def _quiet_expected_bias_warning(request):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", E.BiasedEstimatorWarning)
         yield
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that time code with pytest-benchmark are ``serial``: ``make test`` runs them in
+    a second phase, alone, after the others ran on two workers (pytest-benchmark disables
+    itself under xdist, and a timing taken next to another worker's tests measures load)."""
+    for item in items:
+        if "benchmark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.serial)

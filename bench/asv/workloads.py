@@ -200,13 +200,14 @@ def seconds(run, rounds: int) -> list[float]:
     return times
 
 
-def alternating_medians(runs: list, rounds: int) -> tuple[float, ...]:
-    """Median seconds of each of ``runs``, every one timed once a round after a warm-up,
-    so that load from other work hits them alike.
+def alternating_seconds(runs: list, rounds: int) -> list[list[float]]:
+    """``rounds`` rows of wall times, one of each of ``runs`` a row, in order, after one
+    warm-up call of each: load from other work hits the runs of a row alike.
 
     Each timed call follows an untimed one of the same run: TensorFlow's and JAX's thread
     pools keep spinning for a while after a call, and on two cores they slowed whichever
-    call came next (floor/core 0.61 against 0.84 without the warming call; docs/PERFORMANCE.md).
+    call came next (floor/core 0.61 against 0.84 without the warming call;
+    docs/PERFORMANCE.md).
     """
     for run in runs:
         run()
@@ -217,6 +218,12 @@ def alternating_medians(runs: list, rounds: int) -> tuple[float, ...]:
             run()  # absorbs the previous run's spinning threads
             row.append(seconds(run, 1)[0])
         rows.append(row)
+    return rows
+
+
+def alternating_medians(runs: list, rounds: int) -> tuple[float, ...]:
+    """Median seconds of each of ``runs`` over :func:`alternating_seconds`' rounds."""
+    rows = alternating_seconds(runs, rounds)
     return tuple(statistics.median(side) for side in zip(*rows))
 
 
