@@ -189,9 +189,11 @@ class Problem:
         seen = self.__dict__.setdefault("_valid_thetas", collections.OrderedDict())
         if isinstance(theta, np.ndarray) and theta.dtype == np.float64 \
                 and theta.shape == (self.dim,) and theta.tobytes() in seen:
+            seen.move_to_end(theta.tobytes())  # the latest used are kept
             return theta  # this value was validated: validation depends on the value only
         vector = self.parameters.vector(theta, self.name, self.bounds)
         seen[vector.tobytes()] = True
+        seen.move_to_end(vector.tobytes())  # a value seen long ago is the newest again
         while len(seen) > _VALID_THETAS:
             try:
                 seen.popitem(last=False)

@@ -215,7 +215,7 @@ def test_impossible_option_pairs_inside_one_table_are_skipped():
         "score_function(sampling=antithetic)"]
     assert [label for label, _ in g.skipped] == [
         "score_function(sampling=antithetic, control_variate=loo)"]
-    assert "needs sampling=iid, not antithetic" in g.skipped[0][1]
+    assert "takes sampling=iid, not antithetic" in g.skipped[0][1]
 
 
 def test_a_table_with_nothing_applicable_is_an_error():

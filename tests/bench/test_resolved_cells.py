@@ -53,9 +53,11 @@ def counted(monkeypatch):
         monkeypatch.setattr(E.Problem, name, counting(name, getattr(E.Problem, name)))
     validate = E.params.Parameters.vector  # the validation itself, whoever asks for it
     counts["validations"] = 0
+    counts["validated"] = []
 
     def validation(self, *args, **kwargs):
         counts["validations"] += 1
+        counts["validated"].append(args[0] if args else kwargs.get("theta"))
         return validate(self, *args, **kwargs)
 
     monkeypatch.setattr(E.params.Parameters, "vector", validation)
@@ -68,7 +70,7 @@ def test_theta_is_validated_once_per_cell(counted, tmp_path):
     thetas = {(cell.problem, cell.theta) for cell in g.cells}
     # Parsing: θ validated once per θ value of each entry (Problem.validated_theta),
     # shared by that θ's cells; bench converts nothing itself.
-    assert counted["validations"] == len(thetas) == 4
+    assert counted["validations"] == len(thetas) == 4, counted["validated"]
     assert counted["theta_vector"] == counted["describe_theta"] == 0
     parsed = dict(counted)
     runner.run(g, tmp_path, progress=False)
@@ -77,7 +79,7 @@ def test_theta_is_validated_once_per_cell(counted, tmp_path):
         dict.fromkeys(VALIDATING, 0)
     # And in all: the engine takes the cells' validated θ as it is, so θ is validated
     # once per θ value of the grid (4 here, for 16 cells), the engine's checks included.
-    assert counted["validations"] == len(thetas) == 4
+    assert counted["validations"] == len(thetas) == 4, counted["validated"]
 
 
 def test_a_cell_carries_its_resolution():

@@ -19,7 +19,7 @@ import estimators as E
 from bench import cli, grid, measuring, runner, training
 from bench.store import read_results
 from tests.conftest import statistics_of
-from tests.estimators.test_add_an_estimator import load_walkthrough
+from tests.estimators.test_add_an_estimator import walkthrough as readme_walkthrough
 
 ROOT = Path(__file__).resolve().parents[2]
 STATEFUL = "naive_mc(control_variate=learned_spread)"
@@ -66,8 +66,8 @@ theta = [0.5]
 @pytest.fixture(scope="module")
 def walkthrough(tmp_path_factory):
     directory = tmp_path_factory.mktemp("walkthrough")
-    load_walkthrough(directory)
-    return directory
+    with readme_walkthrough(directory):  # registered for this module's tests only
+        yield directory
 
 
 @pytest.mark.parametrize("value, message", [

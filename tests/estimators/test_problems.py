@@ -98,3 +98,13 @@ def test_a_theta_value_is_validated_once(monkeypatch):
     with pytest.raises(ValueError, match="must be > 0"):  # another value: checked
         problem.theta_vector([0.5] * 3 + [1.0, 1.0, -1.0])
     assert len(calls) == 2
+    # The memory is bounded and keeps the latest used: a value validated again (from a
+    # list) becomes the newest, so filling the memory after it does not evict it.
+    first = problem.validated_theta([0.1] * 3 + [1.0] * 3)
+    for k in range(E.problem._VALID_THETAS - 1):
+        problem.theta_vector([0.2 + k] * 3 + [1.0] * 3)
+    problem.validated_theta([0.1] * 3 + [1.0] * 3)  # seen long ago: validated, newest
+    problem.theta_vector([9.0] * 3 + [1.0] * 3)  # one more value: the oldest goes
+    count = len(calls)
+    problem.theta_vector(first)
+    assert len(calls) == count
