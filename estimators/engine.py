@@ -232,6 +232,8 @@ class Program:
         except (tf.errors.ResourceExhaustedError, StateError):
             raise
         except Exception as error:  # noqa: BLE001 - the user's dist and cost, traced
+            if getattr(self, "_state_error", None):
+                raise StateError(self._state_error) from None
             raise traced_failure(self.problem.name, f"{self.label} inside its compiled "
                                  f"program (backend {self.backend}; 'eager' runs it step "
                                  "by step)", error) from None
@@ -279,8 +281,12 @@ class Program:
             _check_state(self.label, self._state_spec, updated)
             return index + 1, updated
 
-        _, state = tf.while_loop(lambda index, _: index < batches, body,
-                                 (tf.constant(0), state), parallel_iterations=1)
+        try:
+            _, state = tf.while_loop(lambda index, _: index < batches, body,
+                                     (tf.constant(0), state), parallel_iterations=1)
+        except StateError as error:  # TensorFlow wraps it while tracing: keep its sentence
+            self._state_error = str(error)
+            raise
         return state
 
     def _warm_up(self, theta, key, window, state, batches):

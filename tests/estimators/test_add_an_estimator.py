@@ -83,6 +83,14 @@ def test_variance_is_lower_after_warm_up(estimates):
     assert before / after > stats.f.ppf(1 - 1e-6, R - 1, R - 1)
 
 
+def test_the_walkthrough_runs_where_f_ignores_theta(estimator):
+    # naive_mc on a vector problem whose f does not take θ: a draw's estimate is zero
+    # (no connected gradient), which the update must take as zero, not fail on.
+    problem = E.problems.get("gaussian_square_nd", D=3)
+    g = E.estimate(estimator, problem, [0.5] * 3 + [1.0] * 3, N, 20, warmup_batches=3)
+    assert g.shape == (20, 6) and np.isfinite(g).all()
+
+
 def test_the_initial_state_is_the_plain_estimator(estimator):
     problem = E.problems.get("seed_fixed")
     plain = E.estimate("naive_mc", problem, 1.0, N, 50, seed=2)
