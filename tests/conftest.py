@@ -2,6 +2,9 @@
 tables without their timings (the part of a run that must repeat exactly)."""
 
 import os
+import signal
+import subprocess
+import time
 import warnings
 
 
@@ -95,6 +98,19 @@ def statistics_of(path):
 
     frame, _ = read_results(path)
     return frame.drop(columns=TIMING).sort_values(["cell", "param"]).reset_index(drop=True)
+
+
+def killed_after_parts(command: list[str], out, parts: int, patience_s: float) -> str:
+    """Runs ``command`` (a ``gradvar run`` writing into ``out``), kills it with SIGKILL
+    once ``parts`` cell parts are stored (or after ``patience_s``), and returns the run id
+    to resume."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline and len(list(out.glob("*.parts/*.parquet"))) < parts:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return next(out.glob("*.parts")).name.removesuffix(".parts")
 
 
 @pytest.fixture(autouse=True)

@@ -5,10 +5,7 @@ run resumes with the same numbers. The stateful estimator is the README's walkth
 ``control_variate="learned_spread"`` (tests/estimators/test_add_an_estimator.py)."""
 
 import json
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +15,7 @@ import pytest
 import estimators as E
 from bench import cli, grid, measuring, runner, training
 from bench.store import read_results
-from tests.conftest import statistics_of
+from tests.conftest import killed_after_parts, statistics_of
 from tests.estimators.test_add_an_estimator import walkthrough as readme_walkthrough
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -137,17 +134,10 @@ def test_kill_9_and_resume_of_a_stateful_training_run(walkthrough, tmp_path):
             "import my_control_variate; from bench import cli; "
             f"sys.exit(cli.main(['run', '--grid', {str(grid_file)!r}, '--out', {str(out)!r}, "
             "'--no-progress', '--workers', '1']))")
-    process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and len(list(out.glob("*.parts/*.parquet"))) < 2:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    run_id = killed_after_parts([sys.executable, "-c", code], out, 2, 180)
     stored = list(out.glob("*.parts/trajectory-*.json"))
     assert stored, "killed before any training state"
     assert json.loads(stored[0].read_text())["estimator_state"] is not None
-    run_id = next(out.glob("*.parts")).name.removesuffix(".parts")
     assert cli.main(["run", "--out", str(out), "--resume", run_id, "--no-progress"]) == 0
     pd.testing.assert_frame_equal(statistics_of(out / f"{run_id}.parquet"),
                                   statistics_of(reference))

@@ -4,10 +4,7 @@ two checkpoints of a Bayesian logistic regression trained as in Mohamed et al. (
 
 import json
 import math
-import signal
-import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -17,7 +14,7 @@ import estimators as E
 from bench import cli, grid, runner, training
 from bench.summary import summary as best_of
 from bench.store import read_results
-from tests.conftest import assert_within_reference, statistics_of
+from tests.conftest import assert_within_reference, killed_after_parts, statistics_of
 
 TINY = """
 name = "tiny_training"
@@ -307,16 +304,9 @@ def test_kill_9_mid_run_and_resume_gives_the_uninterrupted_numbers(reference,
     grid_file = tmp_path / "tiny.toml"
     grid_file.write_text(TINY)
     out = tmp_path / "results"
-    process = subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--grid",
-                                str(grid_file), "--out", str(out), "--no-progress"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(list(out.glob("*.parts/*.parquet"))) < 3:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    run_id = killed_after_parts([sys.executable, "-m", "bench.cli", "run", "--grid",
+                                 str(grid_file), "--out", str(out), "--no-progress"], out, 3, 120)
     assert list(out.glob("*.parts/trajectory-*.json")), "killed before any training state"
-    run_id = next(out.glob("*.parts")).name.removesuffix(".parts")
     assert cli.main(["run", "--out", str(out), "--resume", run_id, "--no-progress"]) == 0
     pd.testing.assert_frame_equal(statistics_of(out / f"{run_id}.parquet"),
                                   statistics_of(reference))
