@@ -64,17 +64,38 @@ def _exp_abs(x, theta):
 
 
 def _fixed_measure(name, dist, cost, window):
-    """A θ-free problem E_dist[cost], for exact values of the T1/T2 setups."""
+    """A θ-free problem E_dist[cost], for the exact value of the T1 uniform setup."""
     return E.Problem(name=name, dist=lambda theta: dist, cost=lambda x, theta: cost(x),
                      window=window, breakpoints=(0.0,))
 
 
-def _mc_standard_error(dist, cost, window, n):
-    """SE of the mean of n draws of cost(x): sqrt((E f² - (E f)²) / n), by quadrature."""
-    mean = truth.value(_fixed_measure("f", dist, cost, window), 0.0, "quadrature")
-    second = truth.value(_fixed_measure("f2", dist, lambda x: cost(x) ** 2, window), 0.0,
-                         "quadrature")
+@functools.cache
+def _normal_family(name: str, cost) -> E.Problem:
+    """E_{N(μ, σ)}[cost] with θ = (μ, σ), window μ ± 12σ: one problem for every normal
+    setup with this cost, so the truth traces its programs once, not once per setup."""
+    return E.Problem(name=name, dist=lambda theta: tfd.Normal(theta[..., 0], theta[..., 1]),
+                     cost=lambda x, theta: cost(x), param_names=("mu", "sigma"),
+                     bounds={"sigma": (0.0, None)},
+                     window=lambda v: (float(v[0] - 12 * v[1]), float(v[0] + 12 * v[1])),
+                     breakpoints=(0.0,))
+
+
+def _normal_value(name, cost, mu, sigma) -> float:
+    """E_{N(μ, σ)}[cost] by quadrature (checked, as every truth)."""
+    return truth.value(_normal_family(name, cost), [mu, sigma], "quadrature")
+
+
+def _mc_standard_error(name, cost, mu, sigma, n):
+    """SE of the mean of n draws of cost(x), x ~ N(μ, σ): sqrt((E f² - (E f)²) / n), by
+    quadrature."""
+    mean = _normal_value(name, cost, mu, sigma)
+    second = _normal_value(f"{name}_squared", _squared(cost), mu, sigma)
     return math.sqrt(max(second - mean**2, 0.0) / n)
+
+
+@functools.cache
+def _squared(cost):
+    return lambda x: cost(x) ** 2
 
 
 def _estimator_standard_error(problem, estimator, theta, n):
@@ -113,18 +134,16 @@ def lab_setups() -> tuple[LabSetup, ...]:
         setups.append(LabSetup(
             "T1", f"trapz, same f, p=N({mu:g},5), range (-100,100), 1,000 points", shows,
             run=lambda seed, d=normal: float(lab.expected_value_trapz(t1_cost, d, (-100.0, 100.0))),
-            exact=lambda d=normal, m=mu: truth.value(
-                _fixed_measure("t1", d, t1_cost, (m - 60.0, m + 60.0)), 0.0, "quadrature"),
+            exact=lambda m=mu: _normal_value("t1", t1_cost, m, 5.0),
             key=f"t1_normal_{mu:g}"))
     normal_1 = tfd.Normal(1.0, 1.0)
-    exact_t2 = functools.partial(truth.value, _fixed_measure("t2", normal_1, t2_cost, (-11.0, 13.0)),
-                                 0.0, "quadrature")
+    exact_t2 = functools.partial(_normal_value, "t2", t2_cost, 1.0, 1.0)
     setups += [
         LabSetup("T2", "MC, f=exp(-0.05|x|), p=N(1,1), 10,000 samples", 0.94495,
                  run=lambda seed: float(lab.expected_value_mc(t2_cost, normal_1, 10_000,
                                                               seed=_seed(seed, 20))),
                  exact=exact_t2,
-                 standard_error=lambda: _mc_standard_error(normal_1, t2_cost, (-11.0, 13.0), 10_000),
+                 standard_error=lambda: _mc_standard_error("t2", t2_cost, 1.0, 1.0, 10_000),
                  key="t2_mc_normal_1"),
         LabSetup("T2", "trapz, same f and p, range (-10,10), 10,000 points", 0.94408,
                  run=lambda seed: float(lab.expected_value_trapz(t2_cost, normal_1, (-10.0, 10.0),
@@ -132,16 +151,15 @@ def lab_setups() -> tuple[LabSetup, ...]:
                  exact=exact_t2, key="t2_trapz_normal_1"),
     ]
     for row, (mu, shows) in enumerate(zip(MU_VALUES, (0.08, 0.30, 0.83, 0.30, 0.08))):
-        normal, window = tfd.Normal(mu, 5.0), (mu - 60.0, mu + 60.0)
-        exact = functools.partial(truth.value, _fixed_measure("t2", normal, t2_cost, window),
-                                  0.0, "quadrature")
+        normal = tfd.Normal(mu, 5.0)
+        exact = functools.partial(_normal_value, "t2", t2_cost, mu, 5.0)
         setups += [
             LabSetup("T2", f"MC, same f, p=N({mu:g},5), 10,000 samples", shows,
                      run=lambda seed, d=normal, r=row: float(lab.expected_value_mc(
                          t2_cost, d, 10_000, seed=_seed(seed, 21 + r))),
                      exact=exact,
-                     standard_error=lambda d=normal, w=window: _mc_standard_error(
-                         d, t2_cost, w, 10_000),
+                     standard_error=lambda m=mu: _mc_standard_error("t2", t2_cost, m, 5.0,
+                                                                    10_000),
                      key=f"t2_mc_{mu:g}"),
             LabSetup("T2", f"trapz, same f, p=N({mu:g},5), range (-100,100), 10,000 points", shows,
                      run=lambda seed, d=normal: float(lab.expected_value_trapz(

@@ -15,8 +15,12 @@ def test_list_shows_problems_and_estimators(capsys):
         assert name in out
 
 
-def test_lab_prints_one_row_per_setup(capsys):
-    assert cli.main(["lab"]) == 0
+def test_lab_prints_one_row_per_setup(capsys, monkeypatch, lab_rows):
+    from bench import lab_setups
+
+    seeds = []  # the rows are the session's (tests/bench/test_lab_setups.py checks them)
+    monkeypatch.setattr(lab_setups, "run_lab", lambda seed: seeds.append(seed) or lab_rows(seed))
+    assert cli.main(["lab"]) == 0 and seeds == [0]
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line[:2] in ("T1", "T2", "T3", "T4", "T5")]
     assert len(rows) == 24

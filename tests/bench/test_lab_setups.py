@@ -2,8 +2,6 @@
 
 import pytest
 
-from bench import lab_setups
-
 # LAB.md's "exact" column, in the lab's order: an independent check of our ground truth.
 LAB_EXACT = [-0.0068581, 0.13913, -0.54084, 0.85259, -0.54084, 0.13913,
              0.944084, 0.944084,
@@ -13,8 +11,8 @@ LAB_EXACT = [-0.0068581, 0.13913, -0.54084, 0.85259, -0.54084, 0.13913,
 
 
 @pytest.fixture(scope="module")
-def rows():
-    return lab_setups.run_lab(seed=0)
+def rows(lab_rows):
+    return lab_rows(0)
 
 
 def test_every_setup_is_there(rows):

@@ -17,7 +17,7 @@ from bench.store import METADATA_KEY, read_results
 
 TINY = """
 name = "report-test"
-seed = 3
+seed = 0
 n_replicates = 200
 timing_repeats = 1
 estimators = ["score_function", "reparameterization", "naive_mc", "trapz"]
@@ -46,9 +46,11 @@ LAB = ["lab_expectation_value", "lab_expectation_value_dists", "lab_comparison_e
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    return runner.run(grid.parse(TINY, "report-test.toml"), tmp_path_factory.mktemp("results"),
-                      progress=False)
+def results(tmp_path_factory, lab_rows):
+    with pytest.MonkeyPatch.context() as patch:  # the session's lab rows: computed once
+        patch.setattr(runner.lab_setups, "run_lab", lab_rows)
+        return runner.run(grid.parse(TINY, "report-test.toml"),
+                          tmp_path_factory.mktemp("results"), progress=False)
 
 
 @pytest.fixture(scope="module")
