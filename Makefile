@@ -69,11 +69,10 @@ lab: $(STAMP)
 	$(BIN)/gradvar lab --timing
 
 ## test: the test suite: all but the speed gates on two workers (pytest-xdist, one file per
-## worker at a time, the longest first: tests/conftest.py), then the speed gates alone;
-## `pytest` alone runs everything serially
+## worker at a time), then the speed gates alone; `pytest` alone runs everything serially
 TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not serial"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not serial"
 	$(BIN)/python -m pytest -m serial
 
 ## benchmarks: the pytest-benchmark speed gates (ratios to the RNG floor); JSON in results/benchmarks/

@@ -124,28 +124,13 @@ def _quiet_expected_bias_warning(request):
         yield
 
 
-LONGEST_FIRST = (
-    "tests/estimators/test_matrix.py", "tests/bench/test_distributed.py",
-    "tests/estimators/test_truth_limits.py", "tests/bench/test_report.py",
-    "tests/bench/test_training.py", "tests/estimators/test_truth.py",
-    "tests/estimators/test_differentiation.py", "tests/estimators/test_vector_events.py",
-)
-"""The longest files, longest first (docs/PERFORMANCE.md): ``make test`` hands files to
-its two workers in collection order (``--no-loadscope-reorder``), so these start first
-and no long file starts while the other worker has nothing left to do."""
-
-
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(items):
     """Tests that time code with pytest-benchmark are ``serial``: ``make test`` runs them in
     a second phase, alone, after the others ran on two workers (pytest-benchmark disables
-    itself under xdist, and a timing taken next to another worker's tests measures load).
-    The longest files go first."""
+    itself under xdist, and a timing taken next to another worker's tests measures load)."""
     for item in items:
         if "benchmark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.serial)
-    rank = {path: index for index, path in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(  # stable: the rest keep their order
-        item.path.relative_to(config.rootpath).as_posix(), len(LONGEST_FIRST)))
 
 
 _lab_rows: dict[int, list] = {}
@@ -156,11 +141,11 @@ def lab_rows():
     """``seed -> bench.lab_setups.run_lab(seed)``, each seed run once per process (the
     lab's 24 setups take ~30 s; the lab's, the CLI's and the report's tests share them
     when they run in one process); callers get copies."""
-    from bench import lab_setups
+    from bench.lab_setups import run_lab  # the function itself: tests patch it with rows
 
     def rows(seed: int = 0) -> list[dict]:
         if seed not in _lab_rows:
-            _lab_rows[seed] = lab_setups.run_lab(seed)
+            _lab_rows[seed] = run_lab(seed)
         return [dict(row) for row in _lab_rows[seed]]
 
     return rows
