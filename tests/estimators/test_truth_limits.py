@@ -12,7 +12,7 @@ import tensorflow_probability as tfp
 from scipy import stats
 
 import estimators as E
-from estimators.truth import check
+from estimators.truth import check, draws
 
 tfd = tfp.distributions
 MEAN = np.array([0.3, -0.2, 0.1])
@@ -287,6 +287,23 @@ def test_a_check_at_many_parameters_is_linear_in_them():
     assert reference.kind == "closed_form"
     assert reference.tolerance.shape == (2000,) and np.all(np.isfinite(reference.tolerance))
     assert "pathwise" in reference.method and "finite_difference" in reference.method
+
+
+def test_the_differences_pass_is_one_loop_body_with_common_random_numbers():
+    # 4K evaluations of f in one loop body, not K unrolled copies: the traced graph does
+    # not grow with the number of directions K. Each shifted draw is x(θ + offset) from
+    # x's own key, so at offset zero f along the shifted draws is f along x itself.
+    problem = gaussian_vector("one_body", lambda x, t: tf.reduce_sum(x**3, -1))
+    sizes = {}
+    for count in (1, 8):
+        chunk = draws._difference_chunk(problem, 16, count, moving=True)
+        sizes[count] = len(chunk.get_concrete_function().graph.get_operations())
+    assert sizes[1] == sizes[8], sizes
+    f, shifted, held, _, _ = chunk(tf.constant(MEAN), tf.constant([3, 4]),
+                                   tf.zeros([len(draws.OFFSETS), 8, 3], tf.float64))
+    expected = np.broadcast_to(f.numpy()[None, :, None], (len(draws.OFFSETS), 16, 8))
+    np.testing.assert_allclose(shifted, expected, rtol=1e-12)
+    np.testing.assert_allclose(held, expected, rtol=1e-12)
 
 
 def test_a_wrong_closed_form_at_many_parameters_is_caught_along_a_block():
