@@ -30,6 +30,7 @@ progress bar (tqdm, on a terminal).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import numpy as np
 from tqdm import tqdm
@@ -73,7 +74,7 @@ class Terms:
     theta_error: np.ndarray | None = None  # its mean Q, [K]
     along: dict = dataclasses.field(default_factory=dict)
     """"score_along", "pathwise_along": the gradients projected on the directions, [K]."""
-    shapes: dict = dataclasses.field(default_factory=dict)
+    shapes: Mapping = dataclasses.field(default_factory=dict)
     """Tail shape k̂ per named column group: "f" [1], "score" / "pathwise" [K]
     (projections on the directions), "differences" [K], "jumps" [K], "theta_jumps" [K]."""
 
@@ -117,8 +118,27 @@ class _Running:
         variance = self.squares[name] / max(n - 1, 1)
         return Statistic(self.means[name], np.sqrt(variance / n), np.sqrt(variance))
 
-    def shapes(self) -> dict:
-        return {name: keeper.shapes() for name, keeper in self.tails.items()}
+    def shapes(self) -> "_Shapes":
+        return _Shapes(self.tails)
+
+
+class _Shapes(Mapping):
+    """Tail shape k̂ per named column group, fitted when first read: a pass whose shapes
+    nobody reads (the finite-difference step's pilots) fits none."""
+
+    def __init__(self, keepers: dict):
+        self._keepers, self._fitted = keepers, {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._fitted:
+            self._fitted[name] = self._keepers[name].shapes()
+        return self._fitted[name]
+
+    def __iter__(self):
+        return iter(self._keepers)
+
+    def __len__(self) -> int:
+        return len(self._keepers)
 
 
 def numbers_per_draw(problem, vector) -> int:

@@ -13,10 +13,17 @@ falling off like |t|^(-α) has k = 1/α, so
 * k ≥ ``NO_MEAN``: the mean does not exist (a Cauchy's |x| has k = 1, a Student t with
   1.5 degrees of freedom has k = 1.33 for x²).
 
-The fit is scipy's maximum-likelihood ``genpareto.fit`` on the ``min(N/5, 3√N)`` largest
-|term − median| above the next one (the tail size PSIS uses). Lattice samples (a Bernoulli
-cost, a cost that takes a few values up to float rounding, or whose largest terms are
-mostly ties) have no tail to fit: k is reported as NaN, which every rule treats as light.
+The fit is Zhang & Stephens' ("A New and Efficient Estimation Method for the Generalized
+Pareto Distribution", Technometrics 2009) on the ``min(N/5, 3√N)`` largest |term − median|
+above the next one: the estimate and tail size PSIS uses (without PSIS's prior toward
+k = ½, which suits importance ratios, not a general sample). A posterior mean over a grid of
+candidate values, it is as accurate as maximum likelihood (within 0.01 of scipy's
+``genpareto.fit`` on tails of 1,536 terms) and needs no iterative optimizer, which made the
+fits a sixth of a truth's check (one per direction and statistic; docs/PERFORMANCE.md).
+
+Lattice samples (a Bernoulli cost, a cost that takes a few values up to float rounding, or
+whose largest terms are mostly ties) have no tail to fit: k is reported as NaN, which
+every rule treats as light.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 RELIABLE = 0.7
 NO_MEAN = 1.0
@@ -89,10 +96,27 @@ def _fit_top(top: np.ndarray, total: int) -> float:
         return math.nan
     exceedances = top[1:] - top[0]
     # Distinct beyond rounding: values with many ties (a few values plus float noise, or
-    # products of lattices) are no tail to fit, and make the fit swing to any k.
-    distinct = np.unique(np.round(exceedances / max(top[-1], 1e-300), 9))
-    if distinct[distinct > 0].size < max(MIN_DISTINCT, TIES * exceedances.size):
+    # products of lattices) are no tail to fit, and make the fit swing to any k. Ties are
+    # judged relative to each value, not to the largest: under a tail as heavy as k = 2
+    # the largest exceedance is ~10⁹ times the smallest, which are far from ties.
+    positive = exceedances[exceedances > 0]
+    distinct = positive.size and 1 + np.count_nonzero(np.diff(positive) > 1e-9 * positive[1:])
+    if distinct < max(MIN_DISTINCT, TIES * exceedances.size):
         return math.nan
-    scale = float(np.mean(exceedances))
-    shape, _, _ = stats.genpareto.fit(exceedances / scale, floc=0)
-    return float(shape)
+    return _zhang_stephens(positive)
+
+
+def _zhang_stephens(exceedances: np.ndarray) -> float:
+    """The generalized Pareto shape k (> 0: heavy, as scipy's ``c``) of positive
+    exceedances: the profile likelihood of b = −k/σ on Zhang & Stephens' grid of
+    m = 30 + ⌊√n⌋ values below 1/max x, weighted into the posterior mean of b, at which
+    k = mean log(1 − b x)."""
+    x = np.sort(exceedances)
+    n = x.size
+    m = 30 + int(math.sqrt(n))
+    quartile = x[max(int(n / 4 + 0.5) - 1, 0)]
+    b = 1 / x[-1] + (1 - np.sqrt(m / (np.arange(1, m + 1) - 0.5))) / (3 * quartile)  # [m]
+    shape = np.log1p(-b[:, None] * x[None, :]).mean(axis=1)  # [m]: k at each b
+    profile = n * (np.log(-b / shape) - shape - 1)  # the log-likelihood there
+    weights = np.exp(profile - special.logsumexp(profile))
+    return float(np.mean(np.log1p(-np.sum(weights * b) * x)))
