@@ -137,15 +137,36 @@ _lab_rows: dict[int, list] = {}
 
 
 @pytest.fixture(scope="session")
-def lab_rows():
-    """``seed -> bench.lab_setups.run_lab(seed)``, each seed run once per process (the
-    lab's 24 setups take ~30 s; the lab's, the CLI's and the report's tests share them
-    when they run in one process); callers get copies."""
+def lab_rows(tmp_path_factory, worker_id):
+    """``seed -> bench.lab_setups.run_lab(seed)``, each seed run once per test run (the
+    lab's 24 setups take ~20 s; the lab's, the CLI's and the report's tests share them,
+    across pytest-xdist workers through a file in the run's temporary directory); callers
+    get copies."""
     from bench.lab_setups import run_lab  # the function itself: tests patch it with rows
+
+    # Under xdist the workers' temporary directories share a parent that is new for each
+    # run; without xdist that parent holds earlier runs' directories: nothing is shared.
+    shared = None if worker_id == "master" else tmp_path_factory.getbasetemp().parent
 
     def rows(seed: int = 0) -> list[dict]:
         if seed not in _lab_rows:
-            _lab_rows[seed] = run_lab(seed)
+            _lab_rows[seed] = run_lab(seed) if shared is None else \
+                _computed_once(shared / f"lab-rows-{seed}.pickle", lambda: run_lab(seed))
         return [dict(row) for row in _lab_rows[seed]]
 
     return rows
+
+
+def _computed_once(path, compute):
+    """``compute()`` by the first process to get here, read back from ``path`` by the
+    others (which wait for it)."""
+    import fcntl
+    import pickle
+
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return pickle.loads(path.read_bytes())
+        value = compute()
+        path.write_bytes(pickle.dumps(value))
+        return value
