@@ -137,21 +137,22 @@ _lab_rows: dict[int, list] = {}
 
 
 @pytest.fixture(scope="session")
-def lab_rows(tmp_path_factory, worker_id):
+def lab_rows(tmp_path_factory, worker_id, testrun_uid):
     """``seed -> bench.lab_setups.run_lab(seed)``, each seed run once per test run (the
     lab's 24 setups take ~20 s; the lab's, the CLI's and the report's tests share them,
     across pytest-xdist workers through a file in the run's temporary directory); callers
     get copies."""
     from bench.lab_setups import run_lab  # the function itself: tests patch it with rows
 
-    # Under xdist the workers' temporary directories share a parent that is new for each
-    # run; without xdist that parent holds earlier runs' directories: nothing is shared.
+    # Under xdist the workers' temporary directories share a parent (new for each local
+    # run; remote workers' may hold earlier runs', hence the run's id in the name).
     shared = None if worker_id == "master" else tmp_path_factory.getbasetemp().parent
 
     def rows(seed: int = 0) -> list[dict]:
         if seed not in _lab_rows:
             _lab_rows[seed] = run_lab(seed) if shared is None else \
-                _computed_once(shared / f"lab-rows-{seed}.pickle", lambda: run_lab(seed))
+                _computed_once(shared / f"lab-rows-{testrun_uid}-{seed}.pickle",
+                               lambda: run_lab(seed))
         return [dict(row) for row in _lab_rows[seed]]
 
     return rows
@@ -168,5 +169,7 @@ def _computed_once(path, compute):
         if path.exists():
             return pickle.loads(path.read_bytes())
         value = compute()
-        path.write_bytes(pickle.dumps(value))
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(pickle.dumps(value))
+        os.replace(partial, path)  # whole or absent, should this process be killed
         return value

@@ -97,13 +97,12 @@ def _fit_top(top: np.ndarray, total: int) -> float:
     exceedances = top[1:] - top[0]
     # Distinct beyond rounding: values with many ties (a few values plus float noise, or
     # products of lattices) are no tail to fit, and make the fit swing to any k. Ties are
-    # judged relative to each value, not to the largest: under a tail as heavy as k = 2
-    # the largest exceedance is ~10⁹ times the smallest, which are far from ties.
-    positive = exceedances[exceedances > 0]
-    distinct = positive.size and 1 + np.count_nonzero(np.diff(positive) > 1e-9 * positive[1:])
+    # judged between neighbouring terms relative to their size, not to the largest: under
+    # a tail as heavy as k = 2 the largest term is ~10⁹ times the threshold.
+    distinct = np.count_nonzero(np.diff(top) > 1e-9 * np.abs(top[1:]))  # above top[0]'s
     if distinct < max(MIN_DISTINCT, TIES * exceedances.size):
         return math.nan
-    return _zhang_stephens(positive)
+    return _zhang_stephens(exceedances[exceedances > 0])
 
 
 def _zhang_stephens(exceedances: np.ndarray) -> float:
@@ -111,12 +110,14 @@ def _zhang_stephens(exceedances: np.ndarray) -> float:
     exceedances: the profile likelihood of b = −k/σ on Zhang & Stephens' grid of
     m = 30 + ⌊√n⌋ values below 1/max x, weighted into the posterior mean of b, at which
     k = mean log(1 − b x)."""
-    x = np.sort(exceedances)
+    x = np.sort(exceedances) / np.max(exceedances)  # k is scale-free
     n = x.size
     m = 30 + int(math.sqrt(n))
     quartile = x[max(int(n / 4 + 0.5) - 1, 0)]
-    b = 1 / x[-1] + (1 - np.sqrt(m / (np.arange(1, m + 1) - 0.5))) / (3 * quartile)  # [m]
+    b = 1 + (1 - np.sqrt(m / (np.arange(1, m + 1) - 0.5))) / (3 * quartile)  # [m], < 1/max x
     shape = np.log1p(-b[:, None] * x[None, :]).mean(axis=1)  # [m]: k at each b
-    profile = n * (np.log(-b / shape) - shape - 1)  # the log-likelihood there
+    with np.errstate(divide="ignore", invalid="ignore"):  # b = 0 exactly: 0/0
+        profile = n * (np.log(-b / shape) - shape - 1)  # the log-likelihood there
+    profile = np.where(np.isfinite(profile), profile, -np.inf)
     weights = np.exp(profile - special.logsumexp(profile))
     return float(np.mean(np.log1p(-np.sum(weights * b) * x)))

@@ -12,6 +12,7 @@ import tensorflow_probability as tfp
 from scipy import stats
 
 import estimators as E
+from estimators._rng import tracing_rng
 from estimators.truth import check, draws
 
 tfd = tfp.distributions
@@ -291,19 +292,28 @@ def test_a_check_at_many_parameters_is_linear_in_them():
 
 def test_the_differences_pass_is_one_loop_body_with_common_random_numbers():
     # 4K evaluations of f in one loop body, not K unrolled copies: the traced graph does
-    # not grow with the number of directions K. Each shifted draw is x(θ + offset) from
-    # x's own key, so at offset zero f along the shifted draws is f along x itself.
-    problem = gaussian_vector("one_body", lambda x, t: tf.reduce_sum(x**3, -1))
+    # not grow with the number of directions K. With f = Σx + Σθ under N(θ, I), x(θ) =
+    # θ + z: every shifted draw from x's own key (common random numbers) moves f by exactly
+    # 2 Σ offset, and f at the fixed draws by Σ offset, offset by offset.
+    problem = gaussian_vector("one_body", lambda x, t: tf.reduce_sum(x, -1)
+                              + tf.reduce_sum(t["mean"], -1))
+    count, m = 8, 16
     sizes = {}
-    for count in (1, 8):
-        chunk = draws._difference_chunk(problem, 16, count, moving=True)
-        sizes[count] = len(chunk.get_concrete_function().graph.get_operations())
-    assert sizes[1] == sizes[8], sizes
-    f, shifted, held, _, _ = chunk(tf.constant(MEAN), tf.constant([3, 4]),
-                                   tf.zeros([len(draws.OFFSETS), 8, 3], tf.float64))
-    expected = np.broadcast_to(f.numpy()[None, :, None], (len(draws.OFFSETS), 16, 8))
-    np.testing.assert_allclose(shifted, expected, rtol=1e-12)
-    np.testing.assert_allclose(held, expected, rtol=1e-12)
+    with tracing_rng():
+        for k in (1, count):
+            chunk = draws._difference_chunk(problem, m, k, moving=True)
+            sizes[k] = len(chunk.get_concrete_function().graph.get_operations())
+        offsets = np.zeros((len(draws.OFFSETS), count, 3))
+        offsets[:, :, 0] = 0.01 * (10 * np.arange(len(draws.OFFSETS))[:, None]
+                                   + np.arange(1, count + 1)[None, :])  # all distinct
+        f, shifted, held, _, _ = chunk(tf.constant(MEAN), tf.constant([3, 4]),
+                                       tf.constant(offsets))
+    assert sizes[1] == sizes[count], sizes
+    moved = offsets.sum(axis=-1)[:, None, :]  # [4, 1, K]
+    np.testing.assert_allclose(shifted - f.numpy()[None, :, None],
+                               np.broadcast_to(2 * moved, shifted.shape), atol=1e-12)
+    np.testing.assert_allclose(held - f.numpy()[None, :, None],
+                               np.broadcast_to(moved, held.shape), atol=1e-12)
 
 
 def test_a_wrong_closed_form_at_many_parameters_is_caught_along_a_block():
