@@ -95,6 +95,8 @@ def _mc_standard_error(name, cost, mu, sigma, n):
 
 @functools.cache
 def _squared(cost):
+    """x -> cost(x)², one function per cost: ``_normal_family``'s cache is keyed by the
+    cost, so the squared cost's problem is built (and traced) once too."""
     return lambda x: cost(x) ** 2
 
 

@@ -133,9 +133,6 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.serial)
 
 
-_lab_rows: dict[int, list] = {}
-
-
 @pytest.fixture(scope="session")
 def lab_rows(tmp_path_factory, worker_id, testrun_uid):
     """``seed -> bench.lab_setups.run_lab(seed)``, each seed run once per test run (the
@@ -147,13 +144,14 @@ def lab_rows(tmp_path_factory, worker_id, testrun_uid):
     # Under xdist the workers' temporary directories share a parent (new for each local
     # run; remote workers' may hold earlier runs', hence the run's id in the name).
     shared = None if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    computed: dict[int, list] = {}
 
     def rows(seed: int = 0) -> list[dict]:
-        if seed not in _lab_rows:
-            _lab_rows[seed] = run_lab(seed) if shared is None else \
+        if seed not in computed:
+            computed[seed] = run_lab(seed) if shared is None else \
                 _computed_once(shared / f"lab-rows-{testrun_uid}-{seed}.pickle",
                                lambda: run_lab(seed))
-        return [dict(row) for row in _lab_rows[seed]]
+        return [dict(row) for row in computed[seed]]
 
     return rows
 
