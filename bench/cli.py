@@ -483,7 +483,17 @@ _positive_int = _integer_at_least(1, "positive")
 _non_negative_int = _integer_at_least(0, "non-negative")
 
 
+def _lighter_tensorflow_import() -> None:
+    """TensorFlow's import loads Keras 3's optimizers eagerly (scikit-learn with them),
+    about a fifth of the import; gradvar uses no Keras. Unless it is set,
+    ``TF_USE_LEGACY_KERAS=1`` has it load tf-keras's (installed for TFP) instead, in
+    gradvar's processes and the Dask workers they start. A problem module that reads
+    ``tf.keras`` gets tf-keras (Keras 2) there."""
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+
 def main(argv=None) -> int:
+    _lighter_tensorflow_import()
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

@@ -365,12 +365,18 @@ def check_workers(workers: int) -> None:
             "more, start workers on other machines and use --scheduler.")
 
 
-def _reachable(address: str, patience_s: float = 10.0) -> None:
-    """Fails within ``patience_s`` (Dask's client retries for longer) when nothing listens
-    at ``address``; the wait lets a scheduler started just before come up."""
+SCHEDULER_PATIENCE_S = 10.0
+"""How long ``--scheduler`` waits for something to listen at the address: a scheduler
+started just before gets to come up."""
+
+
+def _reachable(address: str) -> None:
+    """Fails within ``SCHEDULER_PATIENCE_S`` (Dask's client retries for longer) when nothing
+    listens at ``address``."""
     import socket
     import time
 
+    patience_s = SCHEDULER_PATIENCE_S
     match = _ADDRESS.fullmatch(address)
     host, port = match["host"].strip("[]"), int(match["port"])
     deadline = time.monotonic() + patience_s

@@ -22,9 +22,12 @@ shape of its terms (:mod:`estimators.truth.tails`):
   itself (1[x > θ]), which the score function's ∇θ f term misses.
 
 Draws are chunked so that a chunk computes about ``CHUNK_ELEMENTS`` numbers (memory
-O(chunk · (D + d)); :func:`numbers_per_draw` counts what f computes too); each chunk is a graph traced once per problem, pass and size, so
-checks at many θ of one problem cost milliseconds. A pass expected to take long shows a
-progress bar (tqdm, on a terminal).
+O(chunk · (D + d)); :func:`numbers_per_draw` counts what f computes too). Every chunk of a
+pass draws that many, whatever the pass's size: a pass of fewer draws, or its last chunk,
+uses the first rows and leaves the rest. So each kind of pass is one graph, traced once per
+problem (tracing a chunk takes seconds, running one a fraction of that), and checks at
+many θ of one problem cost milliseconds. A pass expected to take long shows a progress bar
+(tqdm, on a terminal).
 """
 
 from __future__ import annotations
@@ -169,9 +172,9 @@ def _chunk_size(problem, vector, evaluations: int) -> int:
     return int(max(1, CHUNK_ELEMENTS // (numbers_per_draw(problem, vector) * evaluations)))
 
 
-def _passes(problem, vector, n_samples: int, evaluations: int, seed, what: str):
-    """(chunk key, chunk size) for each chunk of a pass, with a progress bar when long."""
-    chunk = min(_chunk_size(problem, vector, evaluations), n_samples)
+def _passes(problem, vector, n_samples: int, chunk: int, evaluations: int, seed, what: str):
+    """(chunk key, draws used) for each chunk of ``chunk`` draws of a pass, with a progress
+    bar when long."""
     key = tf.constant(seed, tf.int32)
     sizes = [chunk] * (n_samples // chunk) + ([n_samples % chunk] if n_samples % chunk else [])
     long = n_samples * numbers_per_draw(problem, vector) * evaluations > PROGRESS_ELEMENTS
@@ -201,17 +204,19 @@ def gradient_terms(problem, vector, n_samples: int, seed, score: bool = True,
                          "so there is no pathwise gradient.")
     theta = tf.constant(vector, tf.float64)
     projection = None if directions is None else \
-        tf.constant(np.asarray(directions).T, tf.float64)  # [d, K]
+        np.asarray(directions, dtype=np.float64).T  # [d, K]
     running = _Running(n_samples)
-    for key, m in _passes(problem, vector, n_samples, 3, seed, what):
-        f, sf, pw = _gradient_chunk(problem, m, score, pathwise)(
-            theta, key, tf.constant(baseline, tf.float64))
+    chunk = _chunk_size(problem, vector, 3)
+    program = _gradient_chunk(problem, chunk, score, pathwise)
+    for key, m in _passes(problem, vector, n_samples, chunk, 3, seed, what):
+        f, sf, pw = (t.numpy()[:m] for t in program(theta, key, tf.constant(baseline,
+                                                                             tf.float64)))
         running.count += m
-        running.add("f", f.numpy(), tail=f.numpy()[:, None])
+        running.add("f", f, tail=f[:, None])
         for name, wanted, terms in (("score", score, sf), ("pathwise", pathwise, pw)):
             if wanted:
-                along = None if projection is None else (terms @ projection).numpy()
-                running.add(name, terms.numpy(), tail=along)
+                along = None if projection is None else terms @ projection
+                running.add(name, terms, tail=along)
                 if along is not None:
                     running.add(f"{name}_along", along)
     shapes = running.shapes()
@@ -277,23 +282,25 @@ def difference_terms(problem, vector, n_samples: int, seed, directions: np.ndarr
     theta = tf.constant(vector, tf.float64)
     offsets = tf.constant((np.asarray(OFFSETS)[:, None, None] * steps[None, :, None]
                            * directions[None, :, :]), tf.float64)  # [4, K, d]
-    projection = tf.constant(directions.T, tf.float64)  # [d, K]
+    projection = directions.T  # [d, K]
     running = _Running(n_samples)
     evaluations = 1 + len(OFFSETS) * count * (2 if moving else 1)
-    for key, m in _passes(problem, vector, n_samples, evaluations, seed, what):
-        f, shifted, held, pw, cost_gradient = _difference_chunk(problem, m, count, moving)(
-            theta, key, offsets)
+    chunk = _chunk_size(problem, vector, evaluations)
+    program = _difference_chunk(problem, chunk, count, moving)
+    for key, m in _passes(problem, vector, n_samples, chunk, evaluations, seed, what):
+        f, shifted, held, pw, cost_gradient = (t.numpy() for t in program(theta, key, offsets))
+        f, shifted, held = f[:m], shifted[:, :m], held[:, :m]  # the draws this pass uses
         running.count += m
-        running.add("f", f.numpy(), tail=f.numpy()[:, None])
-        richardson, error = _richardson(held.numpy(), steps, problem, what="f in θ at fixed x")
-        theta_jumps = richardson - (cost_gradient @ projection).numpy()
+        running.add("f", f, tail=f[:, None])
+        richardson, error = _richardson(held, steps, problem, what="f in θ at fixed x")
+        theta_jumps = richardson - cost_gradient[:m] @ projection
         running.add("theta_jumps", theta_jumps, tail=theta_jumps)
         running.add("theta_error", error)
         if moving:
-            richardson, error = _richardson(shifted.numpy(), steps, problem, what="E f")
+            richardson, error = _richardson(shifted, steps, problem, what="E f")
             running.add("differences", richardson, tail=richardson)
             running.add("error", error)
-            jumps = richardson - (pw @ projection).numpy()
+            jumps = richardson - pw[:m] @ projection
             running.add("jumps", jumps, tail=jumps)
     return Terms(n_samples, running.statistic("f"),
                  differences=running.statistic("differences") if moving else None,

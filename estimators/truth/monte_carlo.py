@@ -135,7 +135,9 @@ def reference(problem, vector) -> Result:
         statistic = terms.pathwise
         verdict = _pathwise_verdict(problem, vector, statistic, smooth)
     else:
-        pilot = draws.gradient_terms(problem, vector, min(4096, n), _PILOT_KEY, score=False,
+        # The pilot wants f's mean alone; it runs the main pass's program (score terms
+        # included) rather than trace one of its own.
+        pilot = draws.gradient_terms(problem, vector, min(4096, n), _PILOT_KEY,
                                      what="Monte Carlo reference")
         # Projected on the differences' directions u (the step-scaled ones): the SE of
         # uᵀ ĝ, correlations between components included, for the check against them.

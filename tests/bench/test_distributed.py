@@ -50,15 +50,36 @@ def serial(tmp_path_factory):
     return runner.run(grid.parse(SMALL, "small.toml"), out, progress=False)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def cluster():
-    """A local cluster of two single-threaded worker processes, shared by the tests that
-    drive it through --scheduler-style addresses."""
-    from distributed import LocalCluster
+    """A cluster started with Dask's own commands (``dask scheduler``; ``dask worker
+    --nworkers 2 --nthreads 1``: two single-threaded worker processes under nannies, which
+    restart a killed one), shared by the tests that drive a cluster at its address."""
+    from distributed import Client
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as local:
-        yield local
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    dask = [sys.executable, "-m", "dask"]
+    scheduler = subprocess.Popen(dask + ["scheduler", "--host", "127.0.0.1", "--port",
+                                         address.rsplit(":", 1)[1], "--no-dashboard"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers = subprocess.Popen(dask + ["worker", address, "--nworkers", "2", "--nthreads", "1",
+                                       "--no-dashboard"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(2, timeout=120)
+        yield types.SimpleNamespace(scheduler_address=address)
+    finally:
+        for process in (workers, scheduler):
+            process.terminate()
+            process.wait(timeout=30)
 
 
 def test_a_local_cluster_of_two_processes_gives_the_serial_statistics(serial, tmp_path):
@@ -153,35 +174,17 @@ def test_a_training_grid_trains_on_the_driver_and_measures_checkpoints_on_worker
                 for entry in serial_run["log"]]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_scheduler_option_runs_on_a_cluster_started_with_dasks_own_commands(serial, tmp_path):
-    address = f"tcp://127.0.0.1:{_free_port()}"
-    dask = [sys.executable, "-m", "dask"]
-    scheduler = subprocess.Popen(dask + ["scheduler", "--host", "127.0.0.1", "--port",
-                                         address.rsplit(":", 1)[1], "--no-dashboard"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = subprocess.Popen(dask + ["worker", address, "--nthreads", "1", "--no-dashboard"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "PYTHONPATH": os.getcwd()})
-    try:
-        grid_file = tmp_path / "small.toml"
-        grid_file.write_text(SMALL)
-        out = tmp_path / "results"
-        assert cli.main(["run", "--grid", str(grid_file), "--out", str(out), "--scheduler",
-                         address, "--no-progress"]) == 0
-        (path,) = out.glob("*.parquet")
-        pd.testing.assert_frame_equal(statistics(path), statistics(serial))
-        frame, _ = read_results(path)
-        assert set(frame.timing_mode) == {"exclusive"} and set(frame.workers_on_host) == {1}
-    finally:
-        for process in (worker, scheduler):
-            process.terminate()
-            process.wait(timeout=30)
+def test_scheduler_option_runs_on_a_cluster_started_with_dasks_own_commands(serial, cluster,
+                                                                           tmp_path):
+    grid_file = tmp_path / "small.toml"
+    grid_file.write_text(SMALL)
+    out = tmp_path / "results"
+    assert cli.main(["run", "--grid", str(grid_file), "--out", str(out), "--scheduler",
+                     cluster.scheduler_address, "--no-progress"]) == 0
+    (path,) = out.glob("*.parquet")
+    pd.testing.assert_frame_equal(statistics(path), statistics(serial))
+    frame, _ = read_results(path)
+    assert set(frame.timing_mode) == {"exclusive"} and set(frame.workers_on_host) == {2}
 
 
 @pytest.mark.parametrize("value", ["0", "two", "-1"])
@@ -219,7 +222,8 @@ def test_scheduler_addresses_as_dask_takes_them(address, expected):
     assert distributed.scheduler_address(address) == expected
 
 
-def test_a_scheduler_nobody_listens_on_is_one_sentence(tmp_path, capsys):
+def test_a_scheduler_nobody_listens_on_is_one_sentence(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(distributed, "SCHEDULER_PATIENCE_S", 1.0)  # the wait is not under test
     address = f"tcp://127.0.0.1:{_free_port()}"
     assert cli.main(["run", "--out", str(tmp_path), "--scheduler", address,
                      "--no-progress"]) == 2
@@ -259,7 +263,7 @@ def test_ctrl_c_lets_each_task_finish_only_its_cell_in_progress(cluster):
         results[group.keys[0].split("/")[0]] = result
         stop.set()  # Ctrl-C once the first task is in
 
-    with Client(cluster) as dask_client, pytest.raises(KeyboardInterrupt):
+    with Client(cluster.scheduler_address) as dask_client, pytest.raises(KeyboardInterrupt):
         distributed.run_phase(dask_client, slow_task, None, iter(groups), {}, on_result,
                               stop, window=4)
     assert sorted(len(result) for result in results.values())[-1] == 10  # the first, whole

@@ -316,6 +316,36 @@ def test_the_differences_pass_is_one_loop_body_with_common_random_numbers():
                                np.broadcast_to(moved, held.shape), atol=1e-12)
 
 
+def test_every_pass_of_a_kind_runs_one_program_and_uses_exactly_its_draws(monkeypatch):
+    # Chunks of 4,096 numbers (a few dozen draws), so that passes of 5 draws, of a chunk
+    # and a bit and of three chunks exactly all run; each kind of pass traces one program
+    # of a full chunk, and a pass's statistics are those of its own draws: the first rows
+    # of its last chunk, none of the rest.
+    monkeypatch.setattr(draws, "CHUNK_ELEMENTS", 2**12)
+    problem = gaussian_vector("one_program", lambda x, t: tf.reduce_sum(x**2, -1))
+    directions, steps = np.eye(3), np.full(3, 1e-2)
+    chunk = draws._chunk_size(problem, MEAN, 1 + 2 * len(draws.OFFSETS) * 3)
+    gradient_chunk = draws._chunk_size(problem, MEAN, 3)
+    assert 5 < chunk < gradient_chunk < 200
+    seed = (7, 8)
+    for n in (5, chunk + 3, 3 * chunk):
+        terms = draws.difference_terms(problem, MEAN, n, seed, directions, steps)
+        assert terms.samples == n
+        head = int(tf.random.experimental.stateless_fold_in(tf.constant(seed), 0,
+                                                            alg="philox")[0])
+        with tracing_rng():
+            program = draws._difference_chunk(problem, chunk, 3, moving=True)
+            offsets = tf.zeros([len(draws.OFFSETS), 3, 3], tf.float64)
+            f = np.concatenate([program(tf.constant(MEAN), tf.constant([head, i]),
+                                        offsets)[0].numpy() for i in range(3)])[:n]
+        np.testing.assert_allclose(terms.f.mean, [f.mean()], rtol=1e-12)
+        np.testing.assert_allclose(terms.f.spread, [f.std(ddof=1)], rtol=1e-9)
+        gradient = draws.gradient_terms(problem, MEAN, n, seed, pathwise=True)
+        assert gradient.samples == n and gradient.pathwise.mean.shape == (3,)
+    kinds = [name[0] for name in draws._compiled[problem] if isinstance(name, tuple)]
+    assert sorted(kinds) == ["difference_terms", "gradient_terms"], kinds
+
+
 def test_a_wrong_closed_form_at_many_parameters_is_caught_along_a_block():
     # A closed form whose value is right at std = 1 but whose gradient is 0.03 too large in
     # every std component (1.5% of it): far below any one component's noise, but the sum
