@@ -213,12 +213,13 @@ def _smoothness_at(problem, vector, samples: int = DIFFERENCE_SAMPLES) -> Smooth
     along = directions(problem, vector)
     count = len(along.vectors)
     evaluations = 1 + len(draws.OFFSETS) * count * (2 if moving else 1)
-    # The quick test's pilot draws as many as its main pass: one traced program for both.
-    step = _step(problem, vector, along, evaluations,
-                 samples if samples <= QUICK_SAMPLES else PILOT_SAMPLES)
     n = draws.fits(BUDGET, problem, vector, evaluations, MIN_SAMPLES, samples)
+    # The pilots and the main pass run one program of at most n draws a chunk: a quick
+    # test (n = QUICK_SAMPLES, its pilots as large) computes no more than it uses.
+    step = _step(problem, vector, along, evaluations,
+                 samples if samples <= QUICK_SAMPLES else PILOT_SAMPLES, largest=n)
     terms = draws.difference_terms(problem, vector, n, _DIFFERENCE_KEY, along.scaled, step,
-                                   what="finite differences")
+                                   what="finite differences", largest=n)
     theta_smooth, theta_missed, theta_worst, theta_reach = _verdict(
         terms.theta_jumps, terms.theta_error, terms.shapes.get("theta_jumps"), along.scaled)
     if not moving:
@@ -234,10 +235,10 @@ def _smoothness_at(problem, vector, samples: int = DIFFERENCE_SAMPLES) -> Smooth
 
 
 def _step(problem, vector, along: Directions, evaluations: int,
-          samples: int = PILOT_SAMPLES) -> np.ndarray:
+          samples: int = PILOT_SAMPLES, largest: int | None = None) -> np.ndarray:
     """The largest step (from ``STEP``, shrinking) whose O(h²) error, seen on a pilot of
     ``samples`` draws, is negligible: within 1e-3 of the differences' own scale (plus
-    noise)."""
+    noise). ``largest``: as :func:`draws.difference_terms` takes it."""
     count = len(along.vectors)
     n = draws.fits(BUDGET // 16, problem, vector, evaluations, 64, samples)
     step = np.full(count, STEP)
@@ -245,7 +246,7 @@ def _step(problem, vector, along: Directions, evaluations: int,
     for _ in range(SHRINKS):
         try:
             pilot = draws.difference_terms(problem, vector, n, _PILOT_KEY, along.scaled, step,
-                                           what="finite-difference step")
+                                           what="finite-difference step", largest=largest)
         except ValueError:  # not finite this far away: a smaller step may be
             step = np.where(settled, step, step / SHRINK)
             continue

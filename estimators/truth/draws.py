@@ -24,10 +24,11 @@ shape of its terms (:mod:`estimators.truth.tails`):
 Draws are chunked so that a chunk computes about ``CHUNK_ELEMENTS`` numbers (memory
 O(chunk · (D + d)); :func:`numbers_per_draw` counts what f computes too). Every chunk of a
 pass draws that many, whatever the pass's size: a pass of fewer draws, or its last chunk,
-uses the first rows and leaves the rest. So each kind of pass is one graph, traced once per
-problem (tracing a chunk takes seconds, running one a fraction of that), and checks at
-many θ of one problem cost milliseconds. A pass expected to take long shows a progress bar
-(tqdm, on a terminal).
+uses the first rows and leaves the rest (a caller that runs only small passes says so with
+``largest``). So each kind of pass is one graph, traced once per problem (tracing a chunk
+takes seconds, running one a fraction of that), and checks at many θ of one problem cost
+a few traced calls each. A pass expected to take long shows a progress bar (tqdm, on a
+terminal).
 """
 
 from __future__ import annotations
@@ -172,6 +173,13 @@ def _chunk_size(problem, vector, evaluations: int) -> int:
     return int(max(1, CHUNK_ELEMENTS // (numbers_per_draw(problem, vector) * evaluations)))
 
 
+def _program_draws(problem, vector, evaluations: int, largest: int | None) -> int:
+    """Draws per chunk of a kind of pass: the chunk size, or ``largest`` (the most draws
+    any pass of this kind will ask for) when fewer."""
+    chunk = _chunk_size(problem, vector, evaluations)
+    return chunk if largest is None else max(1, min(chunk, int(largest)))
+
+
 def _passes(problem, vector, n_samples: int, chunk: int, evaluations: int, seed, what: str):
     """(chunk key, draws used) for each chunk of ``chunk`` draws of a pass, with a progress
     bar when long."""
@@ -261,7 +269,8 @@ def _gradient_chunk(problem, m: int, score: bool, pathwise: bool):
 
 
 def difference_terms(problem, vector, n_samples: int, seed, directions: np.ndarray,
-                     steps: np.ndarray, what: str = "finite differences") -> Terms:
+                     steps: np.ndarray, what: str = "finite differences",
+                     largest: int | None = None) -> Terms:
     """Finite differences along ``directions`` ``[K, d]`` with steps ``steps`` [K] (θ ± h u
     and θ ± 2h u must stay inside the problem's bounds), Richardson-extrapolated:
 
@@ -273,7 +282,9 @@ def difference_terms(problem, vector, n_samples: int, seed, directions: np.ndarr
       (1[x > θ]) just as the pathwise gradient misses a jump in x.
 
     Draws whose differences are not finite (a step past a constraint the problem did not
-    declare in ``bounds``) raise ValueError rather than pass unseen.
+    declare in ``bounds``) raise ValueError rather than pass unseen. ``largest``: the most
+    draws any pass of this kind will take at θ (None: many), so that small passes run a
+    program of their own size rather than a whole chunk.
     """
     directions = np.asarray(directions, dtype=np.float64)
     steps = np.asarray(steps, dtype=np.float64)
@@ -285,7 +296,7 @@ def difference_terms(problem, vector, n_samples: int, seed, directions: np.ndarr
     projection = directions.T  # [d, K]
     running = _Running(n_samples)
     evaluations = 1 + len(OFFSETS) * count * (2 if moving else 1)
-    chunk = _chunk_size(problem, vector, evaluations)
+    chunk = _program_draws(problem, vector, evaluations, largest)
     program = _difference_chunk(problem, chunk, count, moving)
     for key, m in _passes(problem, vector, n_samples, chunk, evaluations, seed, what):
         f, shifted, held, pw, cost_gradient = (t.numpy() for t in program(theta, key, offsets))

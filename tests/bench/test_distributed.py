@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import types
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -56,30 +57,48 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
 @pytest.fixture(scope="module")
-def cluster():
+def dask_cluster():
     """A cluster started with Dask's own commands (``dask scheduler``; ``dask worker
     --nworkers 2 --nthreads 1``: two single-threaded worker processes under nannies, which
-    restart a killed one), shared by the tests that drive a cluster at its address."""
-    from distributed import Client
-
+    restart a killed one), shared by the tests that drive a cluster at its address. The
+    workers stop on their own a minute after the scheduler is gone, the scheduler after
+    half an hour without clients (should this process die without terminating them)."""
     address = f"tcp://127.0.0.1:{_free_port()}"
     dask = [sys.executable, "-m", "dask"]
     scheduler = subprocess.Popen(dask + ["scheduler", "--host", "127.0.0.1", "--port",
-                                         address.rsplit(":", 1)[1], "--no-dashboard"],
+                                         address.rsplit(":", 1)[1], "--no-dashboard",
+                                         "--idle-timeout", "1800"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    path = os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")]))
     workers = subprocess.Popen(dask + ["worker", address, "--nworkers", "2", "--nthreads", "1",
-                                       "--no-dashboard"],
+                                       "--no-dashboard", "--death-timeout", "60"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "PYTHONPATH": os.getcwd()})
+                               env={**os.environ, "PYTHONPATH": path})
     try:
-        with Client(address, timeout="60s") as client:
-            client.wait_for_workers(2, timeout=120)
         yield types.SimpleNamespace(scheduler_address=address)
     finally:
         for process in (workers, scheduler):
             process.terminate()
-            process.wait(timeout=30)
+        for process in (workers, scheduler):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+@pytest.fixture
+def cluster(dask_cluster):
+    """The shared cluster with both its workers up (a test may have killed one, which its
+    nanny restarts)."""
+    from distributed import Client
+
+    with Client(dask_cluster.scheduler_address, timeout="60s") as client:
+        client.wait_for_workers(2, timeout=120)
+    return dask_cluster
 
 
 def test_a_local_cluster_of_two_processes_gives_the_serial_statistics(serial, tmp_path):

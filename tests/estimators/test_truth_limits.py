@@ -317,31 +317,54 @@ def test_the_differences_pass_is_one_loop_body_with_common_random_numbers():
 
 
 def test_every_pass_of_a_kind_runs_one_program_and_uses_exactly_its_draws(monkeypatch):
-    # Chunks of 4,096 numbers (a few dozen draws), so that passes of 5 draws, of a chunk
-    # and a bit and of three chunks exactly all run; each kind of pass traces one program
-    # of a full chunk, and a pass's statistics are those of its own draws: the first rows
-    # of its last chunk, none of the rest.
-    monkeypatch.setattr(draws, "CHUNK_ELEMENTS", 2**12)
-    problem = gaussian_vector("one_program", lambda x, t: tf.reduce_sum(x**2, -1))
+    # Chunks of 16 draws for the differences (133 for the gradients), so that passes of 5
+    # draws, of a chunk and a bit and of three chunks all run; each kind of pass traces one
+    # program of a full chunk, and a pass's statistics are those of its own draws (the
+    # first rows of its last chunk, none of the rest), output by output.
+    # f depends on θ at fixed x through θ³, so the differences in θ have an O(h²) error
+    # that varies from draw to draw (theta_error), as do the differences of E f.
+    problem = gaussian_vector("one_program", lambda x, t: tf.reduce_sum(x**2 + x * t["mean"]**3,
+                                                                        -1))
+    evaluations = 1 + 2 * len(draws.OFFSETS) * 3
+    monkeypatch.setattr(draws, "CHUNK_ELEMENTS",
+                        16 * evaluations * draws.numbers_per_draw(problem, MEAN))
     directions, steps = np.eye(3), np.full(3, 1e-2)
-    chunk = draws._chunk_size(problem, MEAN, 1 + 2 * len(draws.OFFSETS) * 3)
-    gradient_chunk = draws._chunk_size(problem, MEAN, 3)
-    assert 5 < chunk < gradient_chunk < 200
+    chunk, gradient_chunk = (draws._chunk_size(problem, MEAN, e) for e in (evaluations, 3))
+    assert (chunk, gradient_chunk) == (16, 16 * evaluations // 3)
     seed = (7, 8)
+    head = int(tf.random.experimental.stateless_fold_in(tf.constant(seed), 0,
+                                                        alg="philox")[0])
+    offsets = tf.constant(np.asarray(draws.OFFSETS)[:, None, None] * steps[None, :, None]
+                          * directions[None, :, :])
+
+    def direct(program, n, *args):  # each output over three chunks' draws, the first n
+        with tracing_rng():
+            calls = [[t.numpy() for t in program(tf.constant(MEAN), tf.constant([head, i]),
+                                                 *args)] for i in range(3)]
+        joined = [np.concatenate(parts, axis=1 if parts[0].ndim == 3 else 0)
+                  for parts in zip(*calls)]  # the draws' axis: 1 of [4, m, K], else 0
+        return [t[:, :n] if t.ndim == 3 else t[:n] for t in joined]
+
     for n in (5, chunk + 3, 3 * chunk):
         terms = draws.difference_terms(problem, MEAN, n, seed, directions, steps)
+        f, shifted, held, pathwise, cost_gradient = direct(
+            draws._difference_chunk(problem, chunk, 3, moving=True), n, offsets)
+        richardson, theta_error = draws._richardson(held, steps, problem, "")
+        theta_jumps = richardson - cost_gradient @ directions.T
+        differences = draws._richardson(shifted, steps, problem, "")[0]
         assert terms.samples == n
-        head = int(tf.random.experimental.stateless_fold_in(tf.constant(seed), 0,
-                                                            alg="philox")[0])
-        with tracing_rng():
-            program = draws._difference_chunk(problem, chunk, 3, moving=True)
-            offsets = tf.zeros([len(draws.OFFSETS), 3, 3], tf.float64)
-            f = np.concatenate([program(tf.constant(MEAN), tf.constant([head, i]),
-                                        offsets)[0].numpy() for i in range(3)])[:n]
-        np.testing.assert_allclose(terms.f.mean, [f.mean()], rtol=1e-12)
-        np.testing.assert_allclose(terms.f.spread, [f.std(ddof=1)], rtol=1e-9)
+        np.testing.assert_allclose(terms.theta_error, theta_error.mean(axis=0), rtol=1e-9)
+        for statistic, values in ((terms.f, f), (terms.theta_jumps, theta_jumps),
+                                  (terms.differences, differences),
+                                  (terms.jumps, differences - pathwise @ directions.T)):
+            np.testing.assert_allclose(statistic.mean, values.reshape(n, -1).mean(axis=0),
+                                       rtol=1e-9, atol=1e-12)
+    for n in (5, gradient_chunk + 3):
         gradient = draws.gradient_terms(problem, MEAN, n, seed, pathwise=True)
-        assert gradient.samples == n and gradient.pathwise.mean.shape == (3,)
+        f, score, pathwise = direct(draws._gradient_chunk(problem, gradient_chunk, True, True),
+                                    n, tf.constant(0.0, tf.float64))
+        np.testing.assert_allclose(gradient.pathwise.mean, pathwise.mean(axis=0), rtol=1e-9)
+        np.testing.assert_allclose(gradient.score.mean, score.mean(axis=0), rtol=1e-9)
     kinds = [name[0] for name in draws._compiled[problem] if isinstance(name, tuple)]
     assert sorted(kinds) == ["difference_terms", "gradient_terms"], kinds
 
