@@ -23,7 +23,9 @@ def _one_share_of_the_cores_per_worker() -> None:
 
 
 _one_share_of_the_cores_per_worker()
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # as gradvar's command line runs (bench.cli)
+from bench.cli import _lighter_tensorflow_import  # noqa: E402 - no TensorFlow in bench.cli
+
+_lighter_tensorflow_import()  # as the `gradvar` command runs
 
 import numpy as np  # noqa: E402 - after the threads are set
 import pytest  # noqa: E402

@@ -216,9 +216,9 @@ def gradient_terms(problem, vector, n_samples: int, seed, score: bool = True,
     running = _Running(n_samples)
     chunk = _chunk_size(problem, vector, 3)
     program = _gradient_chunk(problem, chunk, score, pathwise)
+    baseline = tf.constant(baseline, tf.float64)
     for key, m in _passes(problem, vector, n_samples, chunk, 3, seed, what):
-        f, sf, pw = (t.numpy()[:m] for t in program(theta, key, tf.constant(baseline,
-                                                                             tf.float64)))
+        f, sf, pw = (t.numpy()[:m] for t in program(theta, key, baseline))
         running.count += m
         running.add("f", f, tail=f[:, None])
         for name, wanted, terms in (("score", score, sf), ("pathwise", pathwise, pw)):
