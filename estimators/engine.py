@@ -22,6 +22,12 @@ Programs are cached per (estimator, problem, n_samples, n_replicates, batch_size
 backend) and take θ, the key and the window as tensors of fixed shape, so calling again
 with new values never retraces or recompiles.
 
+Programs are traced without autograph: TensorFlow then runs the estimator's, the
+problem's and TFP's Python as written instead of converting every function it calls
+first (a fifth of an estimate program's tracing). A problem whose own code branches or
+loops on a tensor (``if tf.reduce_sum(x) > 0:``) cannot be traced so; its program is
+traced again with autograph, which converts that code, and works as it did before.
+
 A stateful estimator (a learned control variate: :mod:`estimators.protocol`) keeps its
 state among the program's inputs and outputs: :meth:`Program.init_state`,
 :meth:`Program.warm_up` (state updates on fresh batches, one compiled loop whatever
@@ -81,7 +87,8 @@ class Program:
         forward mode cannot trace it.
       trace_count: How many times TensorFlow traced the estimates (1 after the first call;
         2 when a forward-mode trace held a custom gradient or failed and was traced again
-        in reverse mode; one more for a stateful program's :meth:`step`, which holds them).
+        in reverse mode; one more for a stateful program's :meth:`step`, which holds them;
+        all again where the problem needed autograph: module docstring).
       compile_time_s: Seconds the first call took (tracing plus XLA compilation), or
         None before it.
       stateful: Whether the estimator carries state (:meth:`init_state`,
@@ -110,9 +117,10 @@ class Program:
         self._windows: dict[tuple, tuple] = {}
         self._inputs: dict[tuple, tuple] = {}  # θ → (θ, window) as tensors, the latest few
         self._compiled = None  # the one concrete function (graph and XLA backends)
+        self._autograph = False  # until a plain trace meets Python control flow on a tensor
         self.stateful = estimator.stateful
-        self._state_spec = self._state_signature() if self.stateful else None
         self._stateful_functions: dict[str, object] = {}
+        self._state_spec = self._state_signature() if self.stateful else None
 
         self._function = self._new_function()
 
@@ -128,7 +136,22 @@ class Program:
         # one bound method shared by all programs would trip it although no program ever
         # retraces (tests/estimators/test_engine.py counts traces).
         return tf.function(function, jit_compile=(self.backend == "xla"),
-                           reduce_retracing=False, input_signature=signature)
+                           autograph=self._autograph, reduce_retracing=False,
+                           input_signature=signature)
+
+    def _traced(self, trace):
+        """``trace()``, the program traced plainly; or, when the problem's or estimator's
+        Python branches or loops on a tensor (a plain trace refuses it), traced again by
+        ``trace()`` with autograph, which every later function of this program then uses
+        too (module docstring)."""
+        try:
+            return trace()
+        except tf.errors.OperatorNotAllowedInGraphError:
+            if self._autograph:
+                raise
+        self._autograph = True
+        self._stateful_functions.clear()
+        return trace()
 
     def _new_function(self):
         if self.stateful:
@@ -147,8 +170,9 @@ class Program:
 
         spec = tf.TensorSpec([self.problem.dim], tf.float32)
         with tracing_rng():
-            outputs = tf.function(init, input_signature=[spec]).get_concrete_function() \
-                .structured_outputs
+            outputs = self._traced(lambda: tf.function(
+                init, autograph=self._autograph, input_signature=[spec])
+                .get_concrete_function()).structured_outputs
         return tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), outputs)
 
     def _tiled(self, theta):
@@ -268,7 +292,7 @@ class Program:
     def _run(self, name: str, *args):
         self._require_state()
         with self._failures_explained(), tracing_rng():
-            return self._stateful_function(name)(*args)
+            return self._traced(lambda: self._stateful_function(name)(*args))
 
     def _updates(self, theta_r, key, context, state, batches):
         # Updates draw from their own stream: no update batch shares a key with a
@@ -359,12 +383,16 @@ class Program:
         # directly: matching a tf.function's arguments to a trace costs ~3% of a
         # 1,000 × 1,000 program (docs/PERFORMANCE.md).
         with tracing_rng():
-            compiled = self._forward_trace() if self.differentiation == "forward" else None
-            if compiled is None:
-                self.differentiation = "reverse"
-                self._function = self._new_function()
-                compiled = self._function.get_concrete_function()
-        self._compiled = compiled
+            self._compiled = self._traced(self._trace)
+
+    def _trace(self):
+        self._function = self._new_function()
+        compiled = self._forward_trace() if self.differentiation == "forward" else None
+        if compiled is None:
+            self.differentiation = "reverse"
+            self._function = self._new_function()
+            compiled = self._function.get_concrete_function()
+        return compiled
 
     def _forward_trace(self):
         """The forward-mode trace, or None where forward mode cannot be trusted:
@@ -380,6 +408,8 @@ class Program:
         """
         try:
             compiled = self._function.get_concrete_function()
+        except tf.errors.OperatorNotAllowedInGraphError:
+            raise  # not forward mode's failure: traced again with autograph
         except Exception:  # noqa: BLE001 - any failure: reverse mode decides
             return None
         return None if has_custom_gradients(compiled.graph) else compiled

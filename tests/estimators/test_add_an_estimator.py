@@ -116,6 +116,25 @@ def test_state_stays_in_the_compiled_program(estimator):
     # trace_count: the estimates' own program, and the step that holds it.
 
 
+def test_a_cost_branching_on_a_tensor_trains_the_state_as_the_plain_cost(estimator):
+    # Programs trace without autograph; a cost that needs it is traced again with it,
+    # its state's programs (init, warm-up, step) too.
+    from tests.estimators.test_engine import _branching, _gaussian_problem, _squared
+
+    results = []
+    for name, cost in (("plain", _squared), ("branching", _branching)):
+        program = E.program(estimator, _gaussian_problem(name, cost), 0.3, N, 8)
+        state = program.warm_up(0.3, None, 4, seed=1)
+        estimates, state = program.step(0.3, 2, state)
+        results.append((program(0.3, seed=3, state=state), estimates,
+                        state["control_variate"]["hh"], program._autograph))
+    (plain, *plain_rest, plain_autograph), (branching, *rest, autograph) = results
+    np.testing.assert_array_equal(branching, plain)
+    for ours, theirs in zip(rest, plain_rest):
+        np.testing.assert_array_equal(ours, theirs)
+    assert (plain_autograph, autograph) == (False, True)
+
+
 def test_bad_state_and_warm_up_are_refused_in_a_sentence(estimator):
     problem = E.problems.get("seed_fixed")
     program = E.program(estimator, problem, 1.0, N, 8)

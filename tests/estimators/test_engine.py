@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
 
 import estimators as E
 from tests.conftest import assert_within_se, stateless_random_ops
@@ -81,3 +83,35 @@ def test_compile_time_is_recorded_once():
     first = program.compile_time_s
     E.estimate("naive_mc", E.problems.get("seed_fixed"), 0.5, 17, n_replicates=3)
     assert first is not None and first > 0 and program.compile_time_s == first
+
+
+def _gaussian_problem(name, cost):
+    return E.Problem(name=name, param_names=("mu",),
+                     dist=lambda t: tfp.distributions.Normal(t, 1.0), cost=cost)
+
+
+def _squared(x, theta):
+    return x**2
+
+
+def _branching(x, theta):
+    if tf.reduce_max(x) > 1e6:  # a Python branch on a tensor: a plain trace refuses it
+        return tf.zeros_like(x)
+    return x**2
+
+
+@pytest.mark.parametrize("backend", ["xla", "graph"])
+@pytest.mark.parametrize("estimator, batch", [("score_function", 16), ("reparameterization", 16),
+                                              ("reparameterization", 100)],
+                         ids=["score_function", "reparameterization", "forward-mode"])
+def test_a_cost_branching_on_a_tensor_is_traced_again_with_autograph(estimator, batch, backend):
+    # Programs trace without autograph (module docstring); a cost that needs it gets it
+    # and the numbers of the same cost written without the branch.
+    plain = E.program(estimator, _gaussian_problem("plain", _squared), 0.3, batch, 6,
+                      batch_size=batch, backend=backend)
+    branching = E.program(estimator, _gaussian_problem("branching", _branching), 0.3, batch,
+                          6, batch_size=batch, backend=backend)
+    np.testing.assert_array_equal(branching(0.3, seed=4), plain(0.3, seed=4))
+    expected = "forward" if backend == "xla" and batch >= E.engine.FORWARD_MIN_BATCH else "reverse"
+    assert branching.differentiation == plain.differentiation == expected
+    assert (plain._autograph, branching._autograph) == (False, True)
