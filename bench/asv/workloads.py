@@ -42,8 +42,10 @@ ESTIMATORS = (
     "score_function(control_variate=delta)", "reparameterization(control_variate=delta)",
     # Estimators for discrete latents (issue 12): timed on DISCRETE_PROBLEM.
     "arm", "disarm", "rebar", "gumbel_softmax", "straight_through",
+    "arms", "arms_gaussian",  # issue 27
 )
-DISCRETE = ("arm", "disarm", "rebar", "gumbel_softmax", "straight_through")
+DISCRETE = ("arm", "disarm", "rebar", "gumbel_softmax", "straight_through", "arms",
+            "arms_gaussian")
 DISCRETE_PROBLEM, DISCRETE_KWARGS, DISCRETE_THETA = "bernoulli_toy", {"t": 0.45}, 0.4054651081
 
 

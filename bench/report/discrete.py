@@ -32,9 +32,10 @@ from bench.report import figures
 from bench.report.data import at_largest_n, cell_theta, finite_cells
 from bench.report.tables import NOT_RANKED, rank_efficiency
 
-DISCRETE_IDENTITIES = ("arm", "disarm", "rebar", "gumbel_softmax", "straight_through")
-"""Estimators for discrete latents: a problem measured with one of them gets a panel in
-:func:`efficiency_per_f_eval`."""
+DISCRETE_IDENTITIES = frozenset(name for name, identity in E.IDENTITIES.items()
+                                if identity.discrete_latents)
+"""Identities made for discrete latents (``Identity.discrete_latents``): a problem measured
+with one of them gets a panel in :func:`efficiency_per_f_eval`."""
 
 CURVE_POINTS = 30
 """Points of each exact line (θ evenly spaced between the measured ends), plus the measured

@@ -8,20 +8,22 @@
 ``trapz``                 ∇θ of a trapezoidal-rule expectation (deterministic)
 ``dependence``            the lab's T4 hybrid: trapezoidal ∫∇θp·f + Monte Carlo E[∇θ f]
 ``arm``, ``disarm``       antithetic estimators for binary latents (ARM; DisARM / U2G)
+``arms``                  n coupled draws per batch with a leave-one-out baseline (ARMS;
+                          ``arms_gaussian``: its Gaussian copula)
 ``rebar``                 score function with a relaxed control variate (fixed η, λ)
 ``gumbel_softmax``        ∇θ f at a relaxed draw (Concrete): biased
 ``straight_through``      f at the discrete draw, gradient through the relaxed one: biased
 ========================  ===============================================================
 """
 
-from estimators.gradients import (arm, measure_valued, naive, pathwise, quadrature, rebar,
-                                  relaxed, score_function)
+from estimators.gradients import (arm, arms, measure_valued, naive, pathwise, quadrature,
+                                  rebar, relaxed, score_function)
 from estimators.gradients.base import Identity
 
 IDENTITIES = {identity.name: identity for identity in (
     quadrature.TRAPZ, naive.IDENTITY, score_function.IDENTITY, quadrature.DEPENDENCE,
-    pathwise.IDENTITY, measure_valued.IDENTITY, arm.ARM, arm.DISARM, rebar.IDENTITY,
-    relaxed.GUMBEL_SOFTMAX, relaxed.STRAIGHT_THROUGH)}
+    pathwise.IDENTITY, measure_valued.IDENTITY, arm.ARM, arm.DISARM, arms.ARMS,
+    arms.ARMS_GAUSSIAN, rebar.IDENTITY, relaxed.GUMBEL_SOFTMAX, relaxed.STRAIGHT_THROUGH)}
 """Identity name -> :class:`Identity`."""
 
 __all__ = ["IDENTITIES", "Identity"]

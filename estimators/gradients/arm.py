@@ -74,6 +74,7 @@ ARM = Identity(
     exact_moments=logits.bernoulli_moments("arm", arm_terms, 1),
     check=_check(" (ARSM, its categorical extension, is not implemented here)"),
     f_evals=evaluations_per_draw(2),
+    discrete_latents=True,
 )
 
 DISARM = Identity(
@@ -84,4 +85,5 @@ DISARM = Identity(
     exact_moments=logits.bernoulli_moments("disarm", disarm_terms, 1),
     check=_check(" (categorical DisARM is not implemented here)"),
     f_evals=evaluations_per_draw(2),
+    discrete_latents=True,
 )

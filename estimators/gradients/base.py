@@ -70,6 +70,8 @@ class Identity:
         NotApplicableError, for conditions of its own.
       memory_per_value: Float32 temporaries per value of a batch, where more than the
         engine's default (:data:`estimators.memory.PER_VALUE`); None for the default.
+      discrete_latents: Made for binary or categorical latents (drawn through their
+        logits): reports of the discrete track compare it per evaluation of f.
       forward_mode: Its programs for one parameter may differentiate in forward mode
         (``estimators.engine``: measured faster under XLA for these identities only).
       init: ``(problem, theta [R, d], settings) -> state`` for an identity with state of
@@ -104,6 +106,7 @@ class Identity:
     check: Callable | None = None
     memory_per_value: float | None = None
     forward_mode: bool = False
+    discrete_latents: bool = False
     settings: tuple[tuple[str, float, str, float | None], ...] = ()
     init: Callable | None = None
     update: Callable | None = None

@@ -124,6 +124,7 @@ IDENTITY = Identity(
     f_evals=evaluations_per_draw(3),
     memory_per_value=5.0,
     forward_mode=True,
+    discrete_latents=True,
     settings=(("eta", 1.0, "the control variate's scale", None),
               ("temperature", 0.5, "the relaxation's temperature λ", 0.0)),
 )

@@ -58,7 +58,8 @@ TEMPERATURE = (("temperature", 0.5, "the relaxation's temperature λ", 0.0),)
 def _relaxation(name: str, summary: str, terms) -> Identity:
     return Identity(name=name, summary=summary, surrogate=logits.mean_of_terms(terms, 1),
                     exact_moments=logits.bernoulli_moments(name, terms, 1), check=_check,
-                    unbiased=False, declared_biased=True, pathwise=True, settings=TEMPERATURE)
+                    unbiased=False, declared_biased=True, pathwise=True, settings=TEMPERATURE,
+                    discrete_latents=True)
 
 
 GUMBEL_SOFTMAX = _relaxation(

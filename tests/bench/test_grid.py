@@ -47,7 +47,7 @@ def test_bundled_grids_are_valid():
     (VALID.replace("n_replicates = 10", "n_replicates = 0"),
      r"g.toml: n_replicates: must be a positive integer, got 0"),
     (VALID.replace('"trapz"', '"trapezoid"'),
-     r"g.toml: estimators\[1\]: unknown estimator 'trapezoid'; choose one of: arm, dependence"),
+     r"g.toml: estimators\[1\]: unknown estimator 'trapezoid'; choose one of: arm, arms"),
     (VALID.replace('name = "poisson_square"', 'name = "poisson"'),
      r"g.toml: problems\[1\].name: unknown problem 'poisson'; choose one of:"),
     (VALID.replace("k = [1, 2]", "kk = [1, 2]"),

@@ -184,3 +184,11 @@ def test_the_report_tables_carry_the_figures_numbers(built, prepared):
     variance = {name: table for name, _, _, table in discrete.tables(prepared)}["variance_at_p"]
     disarm = variance.set_index(["problem", "estimator"]).loc[("bernoulli_toy(t=0.45)", "disarm")]
     assert disarm["p = 0.5"].endswith("(0)")  # exact zero at p = 0.5
+
+
+def test_the_discrete_panels_follow_the_identities_declaration():
+    # Identity.discrete_latents, not a list of names, decides who gets the per-f panel.
+    from bench.report import discrete
+
+    assert discrete.DISCRETE_IDENTITIES == {"arm", "disarm", "arms", "arms_gaussian", "rebar",
+                                            "gumbel_softmax", "straight_through"}

@@ -69,7 +69,7 @@ def test_theta_not_numeric():
 
 def test_unknown_estimator_lists_valid_names():
     with pytest.raises(ValueError, match="unknown estimator 'reinforce'; choose one of: "
-                                         "arm, dependence, disarm, ") as error:
+                                         "arm, arms, arms_gaussian, dependence, ") as error:
         call(name="reinforce")
     assert all(name in str(error.value) for name in E.ESTIMATORS)  # sorted, all of them
 
