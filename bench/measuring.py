@@ -92,7 +92,8 @@ def time_cell(cell: Cell, settings: Settings, theta=None) -> dict:
 
 def _timed_calls(program, state, cell: Cell, settings: Settings, theta: np.ndarray) -> dict:
     """The wall-clock columns from ``timing_repeats`` calls of a compiled ``program``
-    (with the estimator's warmed-up ``state``: the calls that were measured)."""
+    (with the estimator's warmed-up ``state``: the calls that were measured), and for a
+    stateful estimator as many timed updates of that state on one batch."""
     seed = cell.seed(settings.seed)
     times = []
     for _ in range(settings.timing_repeats):
@@ -100,7 +101,14 @@ def _timed_calls(program, state, cell: Cell, settings: Settings, theta: np.ndarr
         program(theta, seed, state=state)
         times.append(time.perf_counter() - started)
     per_call = statistics.median(times)
+    updates = []
+    for _ in range(settings.timing_repeats if program.stateful else 0):
+        started = time.perf_counter()
+        program.warm_up(theta, state, batches=1, seed=cell.warmup_seed(settings.seed))
+        updates.append(time.perf_counter() - started)
     return {
+        "time_per_update_s": (statistics.median(updates) / settings.n_replicates if updates
+                              else float("nan")),
         "time_per_estimate_s": per_call / settings.n_replicates,
         # The spread of the timed calls: timings of a few µs are mostly noise, and the
         # efficiency ranking's intervals need to know how much.

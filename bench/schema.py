@@ -157,6 +157,10 @@ _TIMING = _columns(
      dict(report=True, wall_clock=True)),
     ("samples_per_s", "float", "draws per second: n_samples × R ÷ the median call",
      dict(required=True, wall_clock=True)),
+    ("time_per_update_s", "float", "a stateful estimator's seconds per replicate to update "
+     "its state on one fresh batch: the median of `timing_repeats` timed updates ÷ R (NaN "
+     "for a stateless estimator); its `state_updates` cost that many times more",
+     dict(wall_clock=True, default=float("nan"))),
     ("compile_time_s", "float", "seconds of tracing and XLA compilation of the cell's shapes, "
      "outside the timing", dict(required=True)),
     ("timing_mode", "str", "\"serial\": measured and timed alone, one cell at a time in one "

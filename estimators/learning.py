@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from estimators import protocol
 from estimators._runtime import tf
 
 
@@ -43,7 +44,8 @@ def variance_gradient(surrogate: Callable, theta, params):
     Example:
 
     >>> import estimators as E
-    >>> from estimators._runtime import tf
+    >>> from estimators import protocol
+from estimators._runtime import tf
     >>> theta, b = tf.constant([[1.0]]), tf.constant([0.5])
     >>> g, db = E.learning.variance_gradient(lambda t, b: (3.0 - b) * t[:, 0] ** 2, theta, b)
     >>> float(g[0, 0]), float(db[0])   # ĝ = 2(3 - b)θ, ∂ĝ²/∂b = -8(3 - b)θ²
@@ -111,4 +113,32 @@ class Adam:
         return params, {"m": m, "v": v, "count": count}
 
 
-__all__ = ["Adam", "variance_gradient"]
+def variance_descent(surrogate: Callable, optimizer: Callable):
+    """An identity's ``update`` for a learned part kept as ``{"params": ..., "slots":
+    ...}`` in its state: one optimizer step down ``∇φ ‖ĝ‖²`` (:func:`variance_gradient`)
+    on a fresh batch.
+
+    Args:
+      surrogate: The identity's protocol surrogate ``(problem, theta, n, key, context,
+        state) -> [R]``, reading ``state[IDENTITY_STATE]["params"]``.
+      optimizer: ``(settings) -> optimizer`` with ``init`` / ``update`` as :class:`Adam`,
+        from the identity's settings (e.g. its ``learning_rate``).
+
+    Returns:
+      ``update(problem, theta, n, key, context, state) -> state`` (the protocol's).
+    """
+
+    def update(problem, theta, n, key, context, state):
+        def of_params(theta, params):
+            own = {**state, "params": params}
+            return surrogate(problem, theta, n, key, context, {protocol.IDENTITY_STATE: own})
+
+        _, gradients = variance_gradient(of_params, theta, state["params"])
+        params, slots = optimizer(context.settings).update(state["params"], gradients,
+                                                           state["slots"])
+        return {**state, "params": params, "slots": slots}
+
+    return update
+
+
+__all__ = ["Adam", "variance_descent", "variance_gradient"]

@@ -43,9 +43,10 @@ ESTIMATORS = (
     # Estimators for discrete latents (issue 12): timed on DISCRETE_PROBLEM.
     "arm", "disarm", "rebar", "gumbel_softmax", "straight_through",
     "arms", "arms_gaussian",  # issue 27
+    "double_cv", "double_cv_learned", "rebar_learned", "relax",  # issue 27 (learned: at start)
 )
 DISCRETE = ("arm", "disarm", "rebar", "gumbel_softmax", "straight_through", "arms",
-            "arms_gaussian")
+            "arms_gaussian", "double_cv", "double_cv_learned", "rebar_learned", "relax")
 DISCRETE_PROBLEM, DISCRETE_KWARGS, DISCRETE_THETA = "bernoulli_toy", {"t": 0.45}, 0.4054651081
 
 

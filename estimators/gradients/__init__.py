@@ -10,20 +10,26 @@
 ``arm``, ``disarm``       antithetic estimators for binary latents (ARM; DisARM / U2G)
 ``arms``                  n coupled draws per batch with a leave-one-out baseline (ARMS;
                           ``arms_gaussian``: its Gaussian copula)
+``double_cv``             a batch of draws with RLOO on f minus a Taylor control variate
+                          (``double_cv_learned``: its weight learned on the variance)
 ``rebar``                 score function with a relaxed control variate (fixed η, λ)
+``rebar_learned``         REBAR with η and λ learned on the estimator's variance
+``relax``                 REBAR's estimator with a learned control variate (a network)
 ``gumbel_softmax``        ∇θ f at a relaxed draw (Concrete): biased
 ``straight_through``      f at the discrete draw, gradient through the relaxed one: biased
 ========================  ===============================================================
 """
 
-from estimators.gradients import (arm, arms, measure_valued, naive, pathwise, quadrature,
-                                  rebar, relaxed, score_function)
+from estimators.gradients import (arm, arms, double_cv, measure_valued, naive, pathwise,
+                                  quadrature, rebar, rebar_learned, relax, relaxed,
+                                  score_function)
 from estimators.gradients.base import Identity
 
 IDENTITIES = {identity.name: identity for identity in (
     quadrature.TRAPZ, naive.IDENTITY, score_function.IDENTITY, quadrature.DEPENDENCE,
     pathwise.IDENTITY, measure_valued.IDENTITY, arm.ARM, arm.DISARM, arms.ARMS,
-    arms.ARMS_GAUSSIAN, rebar.IDENTITY, relaxed.GUMBEL_SOFTMAX, relaxed.STRAIGHT_THROUGH)}
+    arms.ARMS_GAUSSIAN, double_cv.IDENTITY, double_cv.LEARNED, rebar.IDENTITY,
+    rebar_learned.IDENTITY, relax.IDENTITY, relaxed.GUMBEL_SOFTMAX, relaxed.STRAIGHT_THROUGH)}
 """Identity name -> :class:`Identity`."""
 
 __all__ = ["IDENTITIES", "Identity"]

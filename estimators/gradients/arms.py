@@ -46,7 +46,6 @@ from estimators import _rng
 from estimators._runtime import tf
 from estimators.gradients import logits
 from estimators.gradients.base import Identity, per_draw
-from estimators.truth.integrands import measure64
 
 sg = tf.stop_gradient
 
@@ -185,29 +184,14 @@ def _exact_moments(name: str, copula: Copula):
     """``exact_moments(problem, θ [d], batch_size)`` on one Bernoulli: the group's mean
     and ``batch_size`` × its variance, summed over the number of ones in the group."""
 
-    def exact_moments(problem, vector, batch_size=None):
-        if batch_size is None:
-            raise NotImplementedError(
-                f"the variance of {name} depends on the batch size (the group of coupled "
-                "draws); pass batch_size=B to truth.per_sample_variance")
-        n = int(batch_size)
-        p, rank = logits.scalar_bernoulli(name, problem, vector)
+    def ones_probabilities(p: float, n: int) -> np.ndarray:
         below = copula.count_probabilities(min(p, 1.0 - p), n)  # P(k below q)
-        ones = below if p < 0.5 else below[::-1]  # P(m ones): p ≥ ½ draws 1[1 - u < p]
-        # Group m: its first m draws are ones (every order gives the same estimate).
-        b = (np.arange(n)[:, None] < np.arange(n + 1)[None, :]).astype(np.float64)
-        b = tf.constant(b.reshape((n, n + 1) + (1,) * rank))  # [n, n + 1, *event]
-        theta = tf.constant(np.tile(vector, (n + 1, 1)), tf.float64)  # [n + 1, d]
-        with tf.GradientTape() as tape:
-            tape.watch(theta)
-            surrogate = group_surrogate(problem, measure64(problem, theta), theta, b,
-                                        copula.gap)
-        estimates = tape.gradient(surrogate, theta).numpy()  # [n + 1, d]
-        mean = ones @ estimates
-        variance = np.maximum(ones @ estimates**2 - mean**2, 0.0)
-        return mean, n * variance
+        return below if p < 0.5 else below[::-1]  # P(m ones): p ≥ ½ draws 1[1 - u < p]
 
-    return exact_moments
+    def surrogate(problem, dist, theta, b):
+        return group_surrogate(problem, dist, theta, b, copula.gap)
+
+    return logits.group_moments(name, surrogate, ones_probabilities)
 
 
 def _check(label, problem, dist, vector, batch_size):

@@ -21,6 +21,7 @@ import numpy as np
 from estimators import _rng, measure, protocol, truth
 from estimators._runtime import tf, tfd
 from estimators.errors import NotApplicableError
+from estimators.truth.integrands import measure64
 
 HALF_STEP = 2.0**-24
 """Philox float32 uniforms are multiples of 2⁻²³ in [0, 1); shifting them by half a step
@@ -93,26 +94,29 @@ def require_relaxable(label: str, problem, dist) -> None:
             f"measure of problem '{problem.name}' is {_kind(dist)}; use score_function.")
 
 
-def require_cost_gradient(label: str, problem, vector) -> None:
-    """NotApplicableError when f has no gradient with respect to b, or (binary b) jumps
-    between 0 and 1, since a relaxation (or REBAR's control variate) through it would be a
-    silent zero or a silent bias."""
+def require_cost_gradient(label: str, problem, vector, relaxed: bool = True) -> None:
+    """NotApplicableError when f has no gradient with respect to b, or (binary b, a
+    ``relaxed`` estimator that evaluates f between 0 and 1) jumps between 0 and 1, since a
+    relaxation (or REBAR's control variate) through it would be a silent zero or a silent
+    bias. An estimator that differentiates f at the draws only (double control variates)
+    needs the gradient, not the continuity."""
     dist = problem.distribution(vector, tf.float32)
     theta = tf.constant(vector[None, :], tf.float32)
     half = tf.fill([1, 1] + dist.event_shape.as_list(), 0.5)  # [1, 1, *event]
     with tf.GradientTape() as tape:
         tape.watch(half)
         values = problem.cost_values(dist, half, theta)
+    uses = ("evaluates f at relaxed values between 0 and 1 and differentiates it there"
+            if relaxed else "differentiates f in b at the draws")
     if tape.gradient(values, half) is None:
         raise NotApplicableError(
-            f"{label} evaluates f at relaxed values between 0 and 1 and differentiates it "
-            f"there, but the cost of problem '{problem.name}' has no gradient in x (it casts, "
-            "rounds or indexes x); write f with differentiable operations or use "
+            f"{label} {uses}, but the cost of problem '{problem.name}' has no gradient in x "
+            "(it casts, rounds or indexes x); write f with differentiable operations or use "
             "score_function.")
-    if is_binary(dist) and not _continuous_between_0_and_1(problem, dist, theta):
+    if relaxed and is_binary(dist) and not _continuous_between_0_and_1(problem, dist, theta):
         raise NotApplicableError(
-            f"{label} evaluates f at relaxed values between 0 and 1 and differentiates it "
-            f"there, but the cost of problem '{problem.name}' jumps between x = 0 and x = 1 "
+            f"{label} {uses}, but the cost of problem '{problem.name}' jumps between x = 0 "
+            "and x = 1 "
             "(part of it casts, rounds or thresholds x: its derivative along x = s·(1, ..., 1) "
             "does not integrate to f(1) - f(0)), so the estimate would be silently biased; "
             "write f with differentiable operations or use score_function.")
@@ -161,6 +165,43 @@ def scalar_bernoulli(name: str, problem, vector):
             f"with event shape {dist.event_shape.as_list()}")
     return float(np.asarray(measure.base(dist).probs_parameter()).reshape(-1)[0]), \
         measure.event_rank(dist)
+
+
+def group_moments(name: str, group_surrogate, ones_probabilities):
+    """An ``exact_moments(problem, θ [d], batch_size)`` for an estimator whose batch of n
+    draws on one Bernoulli is one exchangeable group, so that its estimate depends on the
+    draws only through the number m of ones (ARMS, double control variates): the group's
+    mean and ``batch_size`` × its variance, sums over m = 0..n.
+
+    Args:
+      name: The estimator, for messages.
+      group_surrogate: ``(problem, dist, theta [m, d], b [n, m, *event]) -> [m]``, whose
+        θ-gradient is each column's group estimate.
+      ones_probabilities: ``(p, n) -> [n + 1]`` P(m ones in the group), float64.
+    """
+
+    def exact_moments(problem, vector, batch_size=None, **settings):
+        if batch_size is None:
+            raise NotImplementedError(
+                f"the variance of {name} depends on the batch size (the group of "
+                "draws); pass batch_size=B to truth.per_sample_variance")
+        n = int(batch_size)
+        p, rank = scalar_bernoulli(name, problem, vector)
+        ones = ones_probabilities(p, n)
+        # Group m: its first m draws are ones (every order gives the same estimate).
+        b = (np.arange(n)[:, None] < np.arange(n + 1)[None, :]).astype(np.float64)
+        b = tf.constant(b.reshape((n, n + 1) + (1,) * rank))  # [n, n + 1, *event]
+        theta = tf.constant(np.tile(vector, (n + 1, 1)), tf.float64)  # [n + 1, d]
+        with tf.GradientTape() as tape:
+            tape.watch(theta)
+            surrogate = group_surrogate(problem, measure64(problem, theta), theta, b,
+                                        **settings)
+        estimates = tape.gradient(surrogate, theta).numpy()  # [n + 1, d]
+        mean = ones @ estimates
+        variance = np.maximum(ones @ estimates**2 - mean**2, 0.0)
+        return mean, n * variance
+
+    return exact_moments
 
 
 def bernoulli_moments(name: str, terms, noise_per_coordinate: int):

@@ -37,31 +37,51 @@ def conditional_log_odds(alpha, b, v):
     return tf.where(b > 0.5, one, zero)
 
 
-def sample_terms(problem, dist, theta, u, eta=1.0, temperature=0.5):
+def relaxed_cost(problem, dist, s, theta):
+    """REBAR's control variate before its scale η: f at the relaxed draw s, ``[n, R]``."""
+    return problem.cost_values(dist, s, theta)
+
+
+def sample_terms(problem, dist, theta, u, eta=1.0, temperature=0.5, control=relaxed_cost):
     """The terms of one draw that depend on u alone, ``[n, R]``, and the draw b:
-    ``stop_gradient(f(b)) log p(b|θ) + f(b, θ) + η f(σ_λ(z))`` with z = α + logit(u)."""
+    ``stop_gradient(f(b)) log p(b|θ) + f(b, θ) + η c(σ_λ(z))`` with z = α + logit(u) and
+    c the ``control`` (f itself; RELAX adds a network)."""
     alpha = logits.logits(dist, theta)  # [R, *event]
     z = alpha + logits.log_odds(u)
     b = sg(tf.cast(z > 0.0, alpha.dtype))
     f_b = problem.cost_values(dist, b, theta)  # [n, R]
-    relaxed = problem.cost_values(dist, tf.sigmoid(z / temperature), theta)
+    relaxed = control(problem, dist, tf.sigmoid(z / temperature), theta)
     return sg(f_b) * dist.log_prob(b) + f_b + eta * relaxed, b
 
 
-def conditional_terms(problem, dist, theta, b, v, eta=1.0, temperature=0.5):
-    """The terms that depend on b and v alone, ``[n, R]``: ``-stop_gradient(η f(σ_λ(z̃)))
-    log p(b|θ) - η f(σ_λ(z̃))`` with z̃ ~ p(z | b) reparameterized by v."""
+def conditional_terms(problem, dist, theta, b, v, eta=1.0, temperature=0.5,
+                      control=relaxed_cost, learned=False):
+    """The terms that depend on b and v alone, ``[n, R]``: ``-stop_gradient(η c(σ_λ(z̃)))
+    log p(b|θ) - η c(σ_λ(z̃))`` with z̃ ~ p(z | b) reparameterized by v.
+
+    ``learned``: η, λ or c are learned, and their update differentiates the estimate in
+    them, so the score term's coefficient must keep its path to them; it is written
+    ``x (log p - stop_gradient(log p))``, whose θ-gradient is x ∇θ log p (the term
+    x's own θ-gradient meets a zero) and which stops nothing else."""
     alpha = logits.logits(dist, theta)
     z_tilde = alpha + conditional_log_odds(alpha, b, v)
-    relaxed_given_b = eta * problem.cost_values(dist, tf.sigmoid(z_tilde / temperature), theta)
-    return -sg(relaxed_given_b) * dist.log_prob(b) - relaxed_given_b
+    relaxed_given_b = eta * control(problem, dist, tf.sigmoid(z_tilde / temperature), theta)
+    log_p = dist.log_prob(b)
+    if learned:
+        return -relaxed_given_b * (log_p - sg(log_p)) - relaxed_given_b
+    return -sg(relaxed_given_b) * log_p - relaxed_given_b
 
 
-def terms(problem, dist, theta, noise, eta=1.0, temperature=0.5):
-    """REBAR's surrogate of single draws: ``[n, R]`` from noise ``[n, R, *event, 2]``."""
-    settings = {"eta": eta, "temperature": temperature}
+def terms(problem, dist, theta, noise, eta=1.0, temperature=0.5, control=relaxed_cost,
+          learned=False):
+    """REBAR's surrogate of single draws: ``[n, R]`` from noise ``[n, R, *event, 2]``;
+    η and the temperature are numbers, or per-replicate tensors that broadcast against
+    ``[n, R]`` and ``[n, R, *event]`` (a learned REBAR's: ``learned``, see
+    :func:`conditional_terms`)."""
+    settings = {"eta": eta, "temperature": temperature, "control": control}
     first, b = sample_terms(problem, dist, theta, noise[..., 0], **settings)
-    return first + conditional_terms(problem, dist, theta, b, noise[..., 1], **settings)
+    return first + conditional_terms(problem, dist, theta, b, noise[..., 1], **settings,
+                                     learned=learned)
 
 
 def _u_terms(problem, dist, theta, noise, **settings):

@@ -190,5 +190,7 @@ def test_the_discrete_panels_follow_the_identities_declaration():
     # Identity.discrete_latents, not a list of names, decides who gets the per-f panel.
     from bench.report import discrete
 
-    assert discrete.DISCRETE_IDENTITIES == {"arm", "disarm", "arms", "arms_gaussian", "rebar",
+    assert discrete.DISCRETE_IDENTITIES == {"arm", "disarm", "arms", "arms_gaussian",
+                                            "double_cv", "double_cv_learned", "rebar",
+                                            "rebar_learned", "relax",
                                             "gumbel_softmax", "straight_through"}

@@ -30,7 +30,7 @@ theta = [[0.5, 1.0]]
 
 DEFAULTED = ["n_nonfinite", "time_per_estimate_min_s", "time_per_estimate_max_s",
              "timing_mode", "workers_on_host", "truth_tolerance", "truth_method",
-             "truth_note", "f_jumps", "state_updates", *schema.DERIVED]
+             "truth_note", "f_jumps", "state_updates", "time_per_update_s", *schema.DERIVED]
 """The columns that tables of older versions lack and that reading fills in (the cell's
 coordinates derived from its key and estimator label)."""
 

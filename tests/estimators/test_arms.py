@@ -12,11 +12,11 @@ truth.
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_probability as tfp
 
 import estimators as E
 from estimators.gradients import arms
 from tests.conftest import assert_within_se, variance_z
+from tests.estimators.bernoulli_problems import pairs_problem
 
 LABELS = ["arms", "arms_gaussian"]
 R = 4000
@@ -81,20 +81,6 @@ def test_mean_and_variance_on_the_toy(label, t, p, n):
     assert np.all(np.abs(z) < 5), f"z = {z}, measured {measured}, exact {per_sample / (2 * n)}"
 
 
-def _pairs_problem():
-    """Four Bernoullis, f = (w·b - 0.7)² + b₀ b₂ + 0.3 Σ θ_i b_i: not additive, and with
-    a direct θ term; the truth enumerates the 16 outcomes."""
-    def cost(b, theta):
-        weights = tf.constant([0.5, -0.3, 0.8, 0.2], b.dtype)
-        return (tf.reduce_sum(b * weights, -1) - 0.7) ** 2 + b[..., 0] * b[..., 2] \
-            + 0.3 * tf.reduce_sum(theta["logits"] * b, -1)
-
-    return E.Problem(
-        name="bernoulli_pairs", params={"logits": 4}, cost=cost,
-        dist=lambda t: tfp.distributions.Independent(
-            tfp.distributions.Bernoulli(logits=t["logits"], dtype=t["logits"].dtype), 1))
-
-
 @pytest.mark.parametrize("label", LABELS)
 @pytest.mark.parametrize("case", ["quadratic", "pairs"])
 def test_unbiased_on_vector_bernoullis(label, case):
@@ -102,7 +88,7 @@ def test_unbiased_on_vector_bernoullis(label, case):
         problem = E.problems.get("bernoulli_quadratic", D=6, t=0.3)
         theta = {"logits": [-2.0, -1.0, -0.2, 0.4, 1.0, 2.5]}
     else:
-        problem, theta = _pairs_problem(), {"logits": [-1.0, 0.3, 0.9, -0.2]}
+        problem, theta = pairs_problem(), {"logits": [-1.0, 0.3, 0.9, -0.2]}
     truth = problem.truth(theta)
     assert truth.kind == ("closed_form" if case == "quadratic" else "enumeration")
     values = E.estimate(label, problem, theta, n_samples=10, n_replicates=R, batch_size=5,
