@@ -12,7 +12,9 @@ A grid is a TOML file (``bench/grids/*.toml``)::
     lab_setups = false          # also run the lab's own functions on its setups; the
                                 # report then redraws the lab's three figures
     warmup_batches = 0          # a stateful estimator's state updates (fresh batches)
-                                # before each cell's estimates (the rows' state_updates)
+                                # before each cell's estimates (the rows' state_updates);
+                                # a learned estimator's own option wins, and a table
+                                # sweeps it: {name = "relax", warmup_batches = [0, 100]}
     # Estimators: names, labels, or tables of options (a list sweeps an option).
     # Default: every registered name (gradvar list).
     estimators = [
@@ -377,7 +379,9 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
             for theta, step, estimator, n, b in _combinations(thetas, steps, chosen,
                                                               n_samples, batch_sizes):
                 batch = n if b == "all" else b
-                cell = Cell(name, kwargs, estimator, theta, n, batch, base_dir, step, warmup)
+                own = E.get_estimator(estimator).warmup_batches  # its own, over the grid's
+                cell = Cell(name, kwargs, estimator, theta, n, batch, base_dir, step,
+                            warmup if own is None else own)
                 cell.__dict__.update(problem_obj=problem, theta_array=vectors[theta])
                 combination = (theta, estimator, n, b)
                 if combination not in verdicts:

@@ -415,6 +415,19 @@ class Program:
         return None if has_custom_gradients(compiled.graph) else compiled
 
 
+def _warmup_count(estimator, warmup_batches) -> int:
+    """The state updates before ``estimator`` is measured: its own count or the caller's
+    (not two different ones), else 0."""
+    own = estimator.warmup_batches
+    if warmup_batches is None:
+        return 0 if own is None else own
+    warmup_batches = _non_negative_int("warmup_batches", warmup_batches)
+    if own is not None and own != warmup_batches:
+        raise ValueError(f"warmup_batches: {estimator.label} warms up {own} batches by its own "
+                         f"option, so warmup_batches={warmup_batches} contradicts it; give one.")
+    return warmup_batches
+
+
 FORWARD_MIN_BATCH = 100
 """Smallest batch for which the engine differentiates in forward mode (module docstring)."""
 
@@ -463,7 +476,9 @@ def program(estimator, problem: Problem, theta, n_samples: int, n_replicates: in
     θ is needed to check that the estimator applies (e.g. that the distribution is
     reparameterized); the program itself takes θ as an input. See :func:`estimate`.
     """
-    estimator = get_estimator(estimator)
+    # A learned estimator's own warm-up count is how it is measured, not what it
+    # computes: every count shares one program.
+    estimator = get_estimator(estimator).with_warmup(None)
     if not isinstance(problem, Problem):
         raise TypeError("problem must be an estimators.Problem (e.g. "
                         f"estimators.problems.get('seed_dependence')), got {problem!r}.")
@@ -495,7 +510,7 @@ def program(estimator, problem: Problem, theta, n_samples: int, n_replicates: in
 
 def estimate(name, problem: Problem, theta, n_samples: int, n_replicates: int = 1,
              batch_size: int | None = None, seed=0, backend: str = "xla",
-             warmup_batches: int = 0) -> np.ndarray:
+             warmup_batches: int | None = None) -> np.ndarray:
     """R independent estimates of ``∇θ E_{p(x|θ)}[f(x, θ)]`` from one compiled call.
 
     Args:
@@ -514,7 +529,8 @@ def estimate(name, problem: Problem, theta, n_samples: int, n_replicates: int = 
       backend: "xla" (default), "graph" or "eager".
       warmup_batches: State updates (each on a fresh batch of ``batch_size`` draws, keys
         from ``seed``) before a stateful estimator is measured, every replicate on its
-        own; ignored by stateless estimators. Default 0: the initial state.
+        own; ignored by stateless estimators. Default: the estimator's own
+        (``relax(warmup_batches=300)``), else 0: the initial state.
 
     Returns:
       ``np.ndarray`` of shape ``[n_replicates, d]``, float64, columns in the order of
@@ -540,7 +556,7 @@ def estimate(name, problem: Problem, theta, n_samples: int, n_replicates: int = 
     compiled = program(name, problem, theta, n_samples, n_replicates, batch_size, backend)
     vector = problem.theta_vector(theta)
     pair = _rng.seed_pair(seed)  # a bad seed is the user's mistake: say so before warning
-    warmup_batches = _non_negative_int("warmup_batches", warmup_batches)
+    warmup_batches = _warmup_count(get_estimator(name), warmup_batches)
     if compiled.estimator.ignores_measure_gradient and _measure_depends(problem, vector):
         warnings.warn(f"{compiled.label} ignores how p(x|θ) depends on θ, so it is biased "
                       f"on problem '{problem.name}'.", BiasedEstimatorWarning, stacklevel=2)

@@ -83,8 +83,11 @@ class Estimator:
     sampling: str = "iid"
     control_variate: str = "none"
     settings: tuple[tuple[str, float], ...] = ()
+    warmup_batches: int | None = None
 
     def __post_init__(self):
+        if self.warmup_batches is not None:
+            object.__setattr__(self, "warmup_batches", _warmup_value(self, self.warmup_batches))
         for option in OPTIONS:
             value = getattr(self, option)
             if value not in OPTIONS[option]:
@@ -104,12 +107,20 @@ class Estimator:
     @property
     def options(self) -> dict:
         """The options that differ from their defaults, in canonical order (sampling,
-        control_variate, then the identity's own settings)."""
+        control_variate, the identity's own settings, then a learned estimator's
+        ``warmup_batches``)."""
         options = {k: getattr(self, k) for k in OPTIONS if getattr(self, k) != DEFAULTS[k]}
         defaults = {name: default for name, default, *_ in self.identity.settings}
         options.update({name: value for name, value in self.settings
                         if value != defaults[name]})
+        if self.warmup_batches is not None:
+            options["warmup_batches"] = self.warmup_batches
         return options
+
+    def with_warmup(self, batches: int | None) -> "Estimator":
+        """This estimator with its own count of warm-up batches (None: none of its own;
+        the caller's, or 0)."""
+        return dataclasses.replace(self, warmup_batches=batches)
 
     def setting(self, name: str) -> float:
         """The value of one of the identity's settings (e.g. ``temperature``)."""
@@ -442,9 +453,12 @@ def get_estimator(name, **options) -> Estimator:
         return base
     own = {name for name, *_ in base.identity.settings}
     settings = dict(base.settings)
+    warmup = base.warmup_batches
     for option, value in options.items():
         if option in own:
             settings[option] = _setting_value(base.identity, option, value)
+        elif option == WARMUP:
+            warmup = value  # checked by the Estimator, against its merged options
         elif option not in OPTIONS:
             raise ValueError(_unknown_option(base.identity, option))
         elif value not in OPTIONS[option]:
@@ -453,13 +467,42 @@ def get_estimator(name, **options) -> Estimator:
     merged = {**{k: getattr(base, k) for k in OPTIONS},
               **{k: v for k, v in options.items() if k in OPTIONS}}
     _check_combination(base.identity, merged)
-    return Estimator(base.identity, **merged, settings=tuple(settings.items()))
+    return Estimator(base.identity, **merged, settings=tuple(settings.items()),
+                     warmup_batches=warmup)
+
+
+WARMUP = "warmup_batches"
+"""The option of a learned estimator that fixes its state updates before it is measured
+(``relax(warmup_batches=300)``): in its label, so a grid can sweep it."""
+
+
+def _warmup_value(estimator, value) -> int:
+    """A learned estimator's own warm-up count, checked (one sentence otherwise)."""
+    number = value
+    if isinstance(value, str):
+        try:
+            number = int(value)
+        except ValueError:
+            number = None
+    if isinstance(number, (bool, np.bool_)) or not isinstance(number, (int, np.integer)) \
+            or number < 0:
+        raise ValueError(f"warmup_batches of {estimator.identity.name} must be an integer "
+                         f">= 0 (state updates before it is measured), got {value!r}.")
+    if not (estimator.identity.init is not None
+            or CONTROL_VARIATES[estimator.control_variate].stateful):
+        raise NotApplicableError(
+            f"{estimator.identity.name} is stateless: it has no state to warm up, so it takes "
+            "no warmup_batches (learned estimators such as relax, rebar_learned or a learned "
+            "control variate do).")
+    return int(number)
 
 
 def _unknown_option(identity: Identity, option: str) -> str:
     own = [name for name, *_ in identity.settings]
+    learned = [WARMUP] if identity.init is not None else []
     return (f"unknown estimator option {option!r} for {identity.name}; its options are "
-            f"{', '.join(OPTIONS)}" + (f", {', '.join(own)}" if own else "") + ".")
+            f"{', '.join(OPTIONS)}" + (f", {', '.join(own + learned)}" if own or learned
+                                       else "") + ".")
 
 
 def _setting_value(identity: Identity, name: str, value) -> float:

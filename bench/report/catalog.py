@@ -194,6 +194,21 @@ FIGURES: tuple[Figure, ...] = (
                   'zero at p = ½ is drawn at the floor (▼)'),
         particular=True, training="never"),
     Figure(
+        "variance_along_warmup", "Variance along the warm-up of learned estimators",
+        "Learned estimators (rebar_learned, relax, double_cv_learned, or a learned control "
+        "variate) update their state on fresh batches before they are measured; a grid sweeps "
+        "the count with the estimator option warmup_batches (the rows' state_updates). Per "
+        "panel one problem and θ, per line one learned estimator: its per-sample variance "
+        "(variance × n_samples, the mean over the cell's components) with 95% CIs against the "
+        "updates made, on log scales (0 updates at the left edge: the starting state, which is "
+        "fixed REBAR for rebar_learned and relax, RLOO for double_cv_learned). Every state "
+        "gives an unbiased estimator, so the variance is what the updates buy; each update "
+        "costs as much as an estimate or more (time_per_update_s).",
+        discrete.variance_along_warmup,
+        look_for=('grids that sweep a learned estimator\'s `warmup_batches`: per-sample variance '
+                  'against the state updates before measuring'),
+        particular=True, training="never"),
+    Figure(
         "bias_vs_temperature", "Bias against temperature",
         "Bias (mean estimate − exact gradient) of the estimators with a temperature setting "
         "(gumbel_softmax, straight_through: relaxations, biased by construction) against the "

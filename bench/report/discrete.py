@@ -1,6 +1,6 @@
 """Figures for estimators of discrete latents (bench/grids/discrete.toml), with their data.
 
-Three figures, each None when the table has nothing for it (so reports of other grids do
+Four figures, each None when the table has nothing for it (so reports of other grids do
 not change):
 
 * :func:`variance_vs_probability`: per-sample variance against p = P(b = 1) on problems
@@ -9,7 +9,9 @@ not change):
 * :func:`bias_vs_temperature`: the bias of estimators with a ``temperature`` setting (the
   relaxations) against it, measured and exact (:func:`temperature_curves`);
 * :func:`efficiency_per_f_eval`: variance × evaluations of f per estimate, the variance of
-  an estimate that costs one evaluation of f (:func:`f_eval_efficiency`).
+  an estimate that costs one evaluation of f (:func:`f_eval_efficiency`);
+* :func:`variance_along_warmup`: learned estimators' per-sample variance against the
+  state updates before they were measured (:func:`warmup_points`).
 
 The data functions return plain tables, so tests can compare the lines with
 ``estimators.truth`` without looking at pixels. Exact values are cached per (problem, θ,
@@ -197,6 +199,75 @@ def variance_vs_probability(frame, colours):
                            label="measured ± 95% CI"),
                     Line2D([], [], color="0.3", marker="v", linestyle="none",
                            label="exact zero (drawn at the floor)")])
+    return fig
+
+
+# -- variance along the warm-up of learned estimators --------------------------------------
+
+@functools.lru_cache(maxsize=None)
+def _learner(label: str) -> str | None:
+    """A learned estimator's label without its own warm-up count; None when stateless."""
+    try:
+        estimator = E.get_estimator(label)
+    except (ValueError, TypeError):
+        return None
+    return estimator.with_warmup(None).label if estimator.stateful else None
+
+
+def warmup_points(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the variance-along-warm-up figure, one per cell: learned estimators at
+    their largest n_samples, at settings (problem, θ) where the table has them at two or
+    more warm-up counts (``state_updates``), with ``learner`` (the label without the
+    count) and the per-sample variance (variance × n_samples) and its CI, means over the
+    cell's components."""
+    data = at_largest_n(finite_cells(frame))
+    data = data[~data.deterministic]
+    learner = pd.Series([_learner(label) for label in data.estimator], index=data.index,
+                        dtype=object)
+    data = data[learner.notna().to_numpy()].assign(learner=learner[learner.notna()])
+    if data.empty:
+        return data.assign(per_sample=[], low=[], high=[])
+    cells = (data.assign(per_sample=data.variance * data.n_samples,
+                         low=data.variance_ci_low * data.n_samples,
+                         high=data.variance_ci_high * data.n_samples)
+             .groupby(["problem", "theta_label", "learner", "state_updates", "estimator"],
+                      sort=False)[["per_sample", "low", "high"]].mean().reset_index())
+    counts = cells.groupby(["problem", "theta_label", "learner"]).state_updates.transform(
+        "nunique")
+    return cells[counts >= 2].reset_index(drop=True)
+
+
+def variance_along_warmup(frame, colours):
+    points = warmup_points(frame)
+    if points.empty:
+        return None
+    points = points.assign(panel=points.problem + " · " + points.theta_label)
+    panels = list(dict.fromkeys(points.panel))
+    fig, axes = figures.facets(panels, 2, "Per-sample variance of learned estimators against "
+                                          "the state updates before they are measured "
+                                          "(warm-up); log scales, 95% CI")
+    learners = list(dict.fromkeys(points.learner))
+    palette = {name: colours.get(name) or colours[points[points.learner == name].estimator
+                                                  .iloc[0]] for name in learners}
+    for panel, ax in axes.items():
+        group = points[points.panel == panel]
+        ax.set_yscale("log")
+        ax.set_xscale("symlog", linthresh=1.0)
+        for name in learners:
+            rows = group[group.learner == name].sort_values("state_updates")
+            rows = rows[rows.per_sample > 0]
+            if rows.empty:
+                continue
+            values = rows.per_sample.to_numpy(float)
+            yerr = np.vstack([values - rows.low.to_numpy(float),
+                              rows.high.to_numpy(float) - values])
+            ax.errorbar(rows.state_updates.to_numpy(float), values,
+                        yerr=np.clip(yerr, 0, None), color=palette[name], marker="o",
+                        markersize=4, capsize=2.5, linewidth=1.2, elinewidth=1)
+        ax.set(xlabel="state updates before measuring (warm-up batches)",
+               ylabel="per-sample variance\n(variance × n)")
+        ax.set_title(panel, fontsize="medium")
+    figures.legend(fig, palette)
     return fig
 
 

@@ -36,8 +36,15 @@ name = "bernoulli_quadratic"
 D = [1, 4]
 theta = [{{logits = 0.5}}]
 estimators = ["score_function", "arm", "straight_through"]
+
+[[problems]]
+name = "bernoulli_toy"
+t = 0.499
+theta = [0.0]
+estimators = [{{name = "relax", warmup_batches = [0, 20]}}]
 """
-NEW = ["variance_vs_probability", "bias_vs_temperature", "efficiency_per_f_eval"]
+NEW = ["variance_vs_probability", "bias_vs_temperature", "efficiency_per_f_eval",
+       "variance_along_warmup"]
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +201,19 @@ def test_the_discrete_panels_follow_the_identities_declaration():
                                             "double_cv", "double_cv_learned", "rebar",
                                             "rebar_learned", "relax",
                                             "gumbel_softmax", "straight_through"}
+
+
+def test_warm_up_points_are_the_learned_cells_per_sample_variance(results, prepared):
+    # The estimator's own warmup_batches reach the table as state_updates, and the figure's
+    # points are its variance × n per count, under the label without the count.
+    table = read_results(results)[0]
+    learned = table[table.estimator.str.startswith("relax")]
+    assert dict(zip(learned.estimator, learned.state_updates)) == {
+        "relax(warmup_batches=0)": 0, "relax(warmup_batches=20)": 20}
+    points = discrete.warmup_points(prepared)
+    assert set(points.learner) == {"relax"} and sorted(points.state_updates) == [0, 20]
+    for _, row in points.iterrows():
+        cell = learned[learned.estimator == row.estimator]
+        assert row.per_sample == pytest.approx(float(cell.variance.iloc[0]) * 10)
+        assert row.low < row.per_sample < row.high
+    assert discrete.warmup_points(prepared[prepared.estimator == "disarm"]).empty

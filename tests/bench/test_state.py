@@ -145,3 +145,32 @@ def test_kill_9_and_resume_of_a_stateful_training_run(walkthrough, tmp_path):
     assert (frame.state_updates == 0).all()  # the grid warms up nothing before measuring
     _, reference_meta = read_results(reference)
     assert meta["trajectories"][0]["checkpoints"] == reference_meta["trajectories"][0]["checkpoints"]
+
+
+def test_a_learned_estimators_own_warm_up_wins_over_the_grids():
+    # The grid's warmup_batches is the default; an estimator's option (swept by a table)
+    # is its own, in its label and so in the cell's key and seeds.
+    parsed = grid.parse("""
+name = "own_warmup"
+warmup_batches = 7
+n_samples = [4]
+estimators = ["relax", "score_function", {name = "relax", warmup_batches = [0, 3]}]
+
+[[problems]]
+name = "bernoulli_toy"
+theta = [0.0]
+""")
+    counts = {cell.estimator: cell.warmup_batches for cell in parsed.cells}
+    assert counts == {"relax": 7, "score_function": 7, "relax(warmup_batches=0)": 0,
+                      "relax(warmup_batches=3)": 3}
+    assert len({cell.key for cell in parsed.cells}) == 4
+    with pytest.raises(grid.GridError, match="score_function is stateless: it has no state "
+                       "to warm up"):
+        grid.parse("""
+n_samples = [4]
+estimators = [{name = "score_function", warmup_batches = 3}]
+
+[[problems]]
+name = "bernoulli_toy"
+theta = [0.0]
+""")

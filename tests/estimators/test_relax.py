@@ -117,3 +117,27 @@ def test_learned_estimators_refuse_what_they_cannot_do():
         with pytest.raises(ValueError, match="learning_rate .* must be a number above 0"):
             E.get_estimator(label, learning_rate=0.0)
         assert E.get_estimator(label).f_evals_per_estimate(toy, 0.0, 10, 10) == 30
+
+
+# -- a learned estimator's own warm-up count ------------------------------------------------
+
+def test_warmup_batches_is_an_option_of_learned_estimators():
+    toy = E.problems.get("bernoulli_toy", t=0.45)
+    own = E.get_estimator("relax", warmup_batches=20)
+    assert own.label == "relax(warmup_batches=20)" == E.get_estimator(own.label).label
+    assert E.get_estimator("rebar_learned(eta=0.5, warmup_batches=3)").options == {
+        "eta": 0.5, "warmup_batches": 3}
+    np.testing.assert_array_equal(
+        E.estimate(own, toy, 0.0, n_samples=4, n_replicates=50, seed=1),
+        E.estimate("relax", toy, 0.0, n_samples=4, n_replicates=50, seed=1, warmup_batches=20))
+    # One program whatever the count: it is how the estimator is measured.
+    assert E.program(own, toy, 0.0, 4, 50) is E.program("relax", toy, 0.0, 4, 50)
+    with pytest.raises(ValueError, match=r"^warmup_batches: relax\(warmup_batches=20\) warms "
+                       "up 20 batches by its own option, so warmup_batches=3 contradicts it"):
+        E.estimate(own, toy, 0.0, n_samples=4, warmup_batches=3)
+    with pytest.raises(E.NotApplicableError, match="^score_function is stateless: it has no "
+                       "state to warm up"):
+        E.get_estimator("score_function", warmup_batches=5)
+    for bad in (-1, 2.5, "ten", True):
+        with pytest.raises(ValueError, match="^warmup_batches of relax must be an integer >= 0"):
+            E.get_estimator("relax", warmup_batches=bad)
