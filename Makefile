@@ -53,7 +53,8 @@ dimension: $(STAMP)
 	$(BIN)/gradvar report $$(ls -t results/*-dimension.parquet | head -1) --out reports/dimension
 
 ## discrete: rerun bench/grids/discrete.toml (Bernoulli and categorical toys: ARM, DisARM,
-## ARMS, double CV, REBAR fixed and learned, RELAX, relaxations; ~4 min on 2 cores) and rebuild the committed reports/discrete/
+## ARMS, double CV, REBAR fixed and learned, RELAX, relaxations, IWAE bounds with VIMCO,
+## DReG, STL; ~6 min on 2 cores) and rebuild the committed reports/discrete/
 discrete: $(STAMP)
 	$(BIN)/gradvar run --grid discrete --out results
 	$(BIN)/gradvar report $$(ls -t results/*-discrete.parquet | head -1) --out reports/discrete

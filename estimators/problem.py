@@ -31,6 +31,7 @@ from estimators import measure, truth
 from estimators._runtime import tf
 from estimators.errors import (DTYPE_WORDS, SHAPE_WORDS, cause, sentence, speaks_for,
                                tensorflow_check)
+from estimators.multisample import MultiSample
 from estimators.params import Parameters
 
 WINDOW_STDDEVS = measure.WINDOW_STDDEVS
@@ -86,6 +87,9 @@ class Problem:
       diagnostics: Optional ``theta -> {name: scalar}`` in TensorFlow ops (θ as for
         ``penalty``): numbers logged along a training run, such as a classifier's accuracy.
         Must be deterministic in θ (use fixed-seed stateless draws).
+      multi_sample: For a K-sample bound (IWAE), its :class:`estimators.multisample.
+        MultiSample`: what estimators acting on the K samples jointly (VIMCO, DReG)
+        read; None for other problems.
 
     Example:
 
@@ -121,6 +125,7 @@ class Problem:
     reference: str = "auto"
     penalty: Callable | None = None
     diagnostics: Callable | None = None
+    multi_sample: MultiSample | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -155,6 +160,9 @@ class Problem:
                 self.reference_samples, (int, np.integer)) or self.reference_samples < 1000:
             raise ValueError("reference_samples must be an integer >= 1000, got "
                              f"{self.reference_samples!r}.")
+        if self.multi_sample is not None and not isinstance(self.multi_sample, MultiSample):
+            raise TypeError("multi_sample must be an estimators.multisample.MultiSample or "
+                            f"None, got {self.multi_sample!r}.")
         if self.reference not in truth.REFERENCES:
             raise ValueError(f"reference must be one of {', '.join(truth.REFERENCES)}, got "
                              f"{self.reference!r}.")

@@ -44,10 +44,14 @@ ESTIMATORS = (
     "arm", "disarm", "rebar", "gumbel_softmax", "straight_through",
     "arms", "arms_gaussian",  # issue 27
     "double_cv", "double_cv_learned", "rebar_learned", "relax",  # issue 27 (learned: at start)
+    "vimco", "dreg", "stl",  # issue 27: timed on MULTI_SAMPLE_PROBLEM
 )
 DISCRETE = ("arm", "disarm", "rebar", "gumbel_softmax", "straight_through", "arms",
             "arms_gaussian", "double_cv", "double_cv_learned", "rebar_learned", "relax")
 DISCRETE_PROBLEM, DISCRETE_KWARGS, DISCRETE_THETA = "bernoulli_toy", {"t": 0.45}, 0.4054651081
+MULTI_SAMPLE = ("vimco", "dreg", "stl")
+MULTI_SAMPLE_PROBLEM, MULTI_SAMPLE_KWARGS, MULTI_SAMPLE_THETA = "iwae_gaussian", {"K": 4}, \
+    (0.0, 0.0)
 
 
 # asv benchmarks every commit of a history with *this* suite, so it also drives commits
@@ -72,9 +76,12 @@ def problem() -> E.Problem:
 
 def problem_for(estimator: str) -> tuple[E.Problem, float]:
     """The problem and θ an estimator is timed on: ``bernoulli_toy`` at p = 0.6 for the
-    estimators of discrete latents, else ``seed_dependence`` at θ = -1."""
+    estimators of discrete latents, a 4-sample IWAE bound for those of K-sample bounds,
+    else ``seed_dependence`` at θ = -1."""
     if estimator.split("(")[0] in DISCRETE:
         return E.problems.get(DISCRETE_PROBLEM, **DISCRETE_KWARGS), DISCRETE_THETA
+    if estimator.split("(")[0] in MULTI_SAMPLE:
+        return E.problems.get(MULTI_SAMPLE_PROBLEM, **MULTI_SAMPLE_KWARGS), MULTI_SAMPLE_THETA
     return problem(), THETA
 
 

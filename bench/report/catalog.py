@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from bench.report import discrete, figures, lab_figures, training
+from bench.report import bounds, discrete, figures, lab_figures, training
 
 INPUTS = ("table", "table+meta", "exact", "lab")
 """What a figure is drawn from: the prepared table (``draw(prepared, colours)``), the
@@ -207,6 +207,21 @@ FIGURES: tuple[Figure, ...] = (
         discrete.variance_along_warmup,
         look_for=('grids that sweep a learned estimator\'s `warmup_batches`: per-sample variance '
                   'against the state updates before measuring'),
+        particular=True, training="never"),
+    Figure(
+        "snr_vs_samples", "Signal-to-noise ratio against the samples of a bound",
+        "Problems that are K-sample importance-weighted bounds (IWAE: iwae_gaussian, "
+        "iwae_bernoulli) measured at several K: per gradient component, the signal-to-noise "
+        "ratio of one estimate, |mean| / sd over the R replicates, against K, with a 95% "
+        "interval from normal theory (√((1 + SNR²/2) / R)). As K grows the bound tightens and "
+        "the true gradient of q's parameters shrinks: the plain pathwise gradient's noise "
+        "shrinks more slowly, so its SNR falls (Rainforth et al. 2018), while DReG removes the "
+        "score term's noise and its SNR grows with K (Tucker et al. 2019; on iwae_gaussian after "
+        "a dip from K = 1 to 4). STL is biased for K > 1 "
+        "(see the bias figures), so its SNR is not a fair comparison there.",
+        bounds.snr_vs_samples,
+        look_for=('grids with K-sample bounds (`iwae_gaussian`, `iwae_bernoulli`) at several K: '
+                  "each estimator's signal-to-noise ratio against K (pathwise falls, DReG rises)"),
         particular=True, training="never"),
     Figure(
         "bias_vs_temperature", "Bias against temperature",

@@ -15,13 +15,15 @@
 ``rebar``                 score function with a relaxed control variate (fixed η, λ)
 ``rebar_learned``         REBAR with η and λ learned on the estimator's variance
 ``relax``                 REBAR's estimator with a learned control variate (a network)
+``vimco``, ``dreg``, ``stl``  K-sample bounds (IWAE): leave-one-out score function (VIMCO),
+                          doubly reparameterized (DReG), sticking the landing
 ``gumbel_softmax``        ∇θ f at a relaxed draw (Concrete): biased
 ``straight_through``      f at the discrete draw, gradient through the relaxed one: biased
 ========================  ===============================================================
 """
 
-from estimators.gradients import (arm, arms, double_cv, measure_valued, naive, pathwise,
-                                  quadrature, rebar, rebar_learned, relax, relaxed,
+from estimators.gradients import (arm, arms, double_cv, measure_valued, multisample, naive,
+                                  pathwise, quadrature, rebar, rebar_learned, relax, relaxed,
                                   score_function)
 from estimators.gradients.base import Identity
 
@@ -29,7 +31,8 @@ IDENTITIES = {identity.name: identity for identity in (
     quadrature.TRAPZ, naive.IDENTITY, score_function.IDENTITY, quadrature.DEPENDENCE,
     pathwise.IDENTITY, measure_valued.IDENTITY, arm.ARM, arm.DISARM, arms.ARMS,
     arms.ARMS_GAUSSIAN, double_cv.IDENTITY, double_cv.LEARNED, rebar.IDENTITY,
-    rebar_learned.IDENTITY, relax.IDENTITY, relaxed.GUMBEL_SOFTMAX, relaxed.STRAIGHT_THROUGH)}
+    rebar_learned.IDENTITY, relax.IDENTITY, relaxed.GUMBEL_SOFTMAX, relaxed.STRAIGHT_THROUGH,
+    multisample.VIMCO, multisample.DREG, multisample.STL)}
 """Identity name -> :class:`Identity`."""
 
 __all__ = ["IDENTITIES", "Identity"]

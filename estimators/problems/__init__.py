@@ -21,6 +21,9 @@ in ``tests/estimators/test_problems.py``):
 * :mod:`.discrete`: ``poisson_square(k=2)``, f = (x-k)² under Poisson(θ); the binary and
   categorical toys ``bernoulli_toy(t)``, ``bernoulli_quadratic(D, t)``,
   ``categorical_toy(C)``.
+* :mod:`.bounds`: K-sample importance-weighted bounds (IWAE; :mod:`estimators.multisample`),
+  ``iwae_bernoulli(K, D)`` (truth by enumeration) and ``iwae_gaussian(K)`` (a
+  Gauss-Hermite product rule for K ≤ 3).
 * :mod:`.models`: ``logistic_regression(data="breast_cancer")``, Bayesian logistic
   regression with a Monte Carlo reference truth (:mod:`.datasets` prepares the data).
 
@@ -157,7 +160,7 @@ def label(name, kwargs):
                                   for k, v in kwargs.items()) + ")"
 
 
-from estimators.problems import discrete, gaussian, lab, models  # noqa: E402,F401  (register)
+from estimators.problems import bounds, discrete, gaussian, lab, models  # noqa: E402,F401  (register)
 
 __all__ = ["build", "coerce", "factory", "get", "label", "names", "parameters", "register",
            "signature_defaults", "summary"]

@@ -153,9 +153,21 @@ def test_variance_within_5_se_of_exact(label, name, backend):
     assert np.all(np.abs(z) < 5), f"z = {z}, measured {sample}, exact {variance[~zero]}"
 
 
+def _needs_a_bound(identity: str) -> bool:
+    """Whether an identity acts on the K samples of a multi-sample bound (VIMCO, DReG):
+    it applies to none of these problems, and tests/estimators/test_multisample.py
+    measures it on the bounds against their exact gradients."""
+    try:
+        E.get_estimator(identity).check(problem("seed_dependence"), -1.0, 10)
+    except E.NotApplicableError as error:
+        return "multi-sample bound" in str(error)
+    return False
+
+
 def test_the_matrix_covers_every_identity_option_and_problem():
     covered = {E.get_estimator(case.values[0]) for case in CASES}
-    assert {e.identity.name for e in covered} == set(E.IDENTITIES)
+    missing = set(E.IDENTITIES) - {e.identity.name for e in covered}
+    assert missing == {name for name in E.IDENTITIES if _needs_a_bound(name)}
     assert {e.sampling for e in covered} == set(E.SAMPLINGS)
     assert {e.control_variate for e in covered} == set(E.CONTROL_VARIATES)
     assert {case.values[1] for case in CASES} == set(PROBLEMS)

@@ -1,0 +1,143 @@
+"""Estimators of the gradient of a K-sample bound (IWAE; a problem with a ``multi_sample``,
+:mod:`estimators.multisample`), acting on the K samples of one draw jointly.
+
+With log-weights ℓ_k = log p(x, z_k) - log q_θ(z_k), normalized weights w̃_k = softmax(ℓ)_k
+and the bound L̂ = log (1/K) Σ_k exp ℓ_k:
+
+* ``vimco`` (Mnih & Rezende, "Variational inference for Monte Carlo objectives", ICML
+  2016): the score function with a per-sample leave-one-out baseline,
+
+      ĝ = Σ_k (L̂ - L̂_{-k}) ∇θ log q_θ(z_k) + Σ_k w̃_k ∇θ ℓ_k,
+
+  L̂_{-k} the bound with ℓ_k replaced by the mean of the other K - 1 log-weights (its
+  geometric-mean baseline); fixed draws (any q, discrete included), K ≥ 2; unbiased.
+* ``dreg`` (Tucker, Lawson, Gu & Maddison, "Doubly reparameterized gradient estimators
+  for Monte Carlo objectives", ICLR 2019): for reparameterized z = z(ε, θ),
+
+      ĝ = Σ_k w̃_k² ∂ℓ_k/∂z_k ∂z_k/∂θ,
+
+  ℓ's own θ (the density of q) held fixed: the score function of q, whose expectation is
+  zero, is replaced by its reparameterized twin; unbiased for q's parameters.
+* ``stl``, sticking the landing (Roeder, Wu & Duvenaud, "Sticking the landing", NeurIPS
+  2017): Σ_k w̃_k ∂ℓ_k/∂z_k ∂z_k/∂θ, the pathwise gradient without the score term. At K = 1
+  (the ELBO) it is unbiased and its variance vanishes where q is the posterior; for K > 1
+  it is biased (Tucker et al. 2019, whose w̃² is the correction), so its bias is measured,
+  not declared.
+
+The plain score function and pathwise gradients of the bound (``score_function``,
+``reparameterization`` on the same problem) are what these are compared with. θ is q's
+parameters (the model is θ-free here). One evaluation of the bound per draw, which
+evaluates log p(x, z) and log q K times.
+"""
+
+from __future__ import annotations
+
+import math
+
+from estimators import measure, truth
+from estimators._runtime import tf
+from estimators.errors import NotApplicableError
+from estimators.gradients.base import Identity
+
+sg = tf.stop_gradient
+
+
+def vimco_per_sample(problem, dist, x, theta):
+    """VIMCO's surrogate of single draws ``[n, R]`` (x ``[n, R, K·D]``, fixed)."""
+    del dist
+    multi = problem.multi_sample
+    count = multi.samples
+    z = multi.split(sg(x))  # [n, R, K, D]
+    log_q = multi.log_q(z, problem.unpack(theta))  # [n, R, K], θ's path kept
+    log_w = multi.log_joint(z) - log_q
+    bound = tf.reduce_logsumexp(log_w, axis=-1) - math.log(count)  # [n, R]
+    fixed = sg(log_w)
+    others = (tf.reduce_sum(fixed, axis=-1, keepdims=True) - fixed) / (count - 1)  # [n, R, K]
+    eye = tf.eye(count, dtype=fixed.dtype)  # row k: ℓ with ℓ_k replaced by `others`
+    replaced = fixed[..., None, :] * (1.0 - eye) + others[..., :, None] * eye  # [n,R,K,K]
+    leave_one_out = tf.reduce_logsumexp(replaced, axis=-1) - math.log(count)  # [n, R, K]
+    signal = sg(bound)[..., None] - leave_one_out
+    return tf.reduce_sum(sg(signal) * log_q, axis=-1) + bound
+
+
+def _reparameterized_terms(power: int):
+    """The surrogate Σ_k stop_gradient(w̃_k^power) ℓ_k(z(θ)) with q's density held fixed:
+    ``[n, R]`` for draws x ``[n, R, K·D]`` that keep their path to θ."""
+
+    def per_sample(problem, dist, x, theta):
+        del dist
+        multi = problem.multi_sample
+        log_w = multi.log_weights(multi.split(x), problem.unpack(sg(theta)))  # [n, R, K]
+        weights = tf.nn.softmax(sg(log_w), axis=-1)
+        return tf.reduce_sum(sg(weights**power) * log_w, axis=-1)
+
+    return per_sample
+
+
+def _mean_over_draws(per_sample, pathwise: bool):
+    """The protocol surrogate: the mean of ``per_sample`` over n iid draws (its own
+    combinator, so that no control variate built for f(x, θ) is applied to it)."""
+
+    def surrogate(problem, theta, n, key, context, state):
+        del context, state
+        dist = problem.measure(theta)
+        x = dist.sample(measure.sample_shape(dist, n, tf.shape(theta)[0]), seed=key)
+        x = x if pathwise else sg(x)  # [n, R, K·D]
+        return tf.reduce_mean(per_sample(problem, dist, x, theta), axis=0)
+
+    return surrogate
+
+
+def _check(minimum_samples: int):
+    def check(label, problem, dist, vector, batch_size):
+        del dist, vector, batch_size
+        multi = problem.multi_sample
+        if multi is None:
+            raise NotApplicableError(
+                f"{label} acts on the K samples of a multi-sample bound (IWAE), but problem "
+                f"'{problem.name}' is not one (it has no multi_sample); use score_function or "
+                "reparameterization, or write the problem with estimators.multisample "
+                "(e.g. the problems iwae_bernoulli, iwae_gaussian).")
+        if multi.samples < minimum_samples:
+            raise NotApplicableError(
+                f"{label} needs a bound of at least {minimum_samples} samples (its baseline "
+                f"for each sample is the others'), but problem '{problem.name}' has K = "
+                f"{multi.samples}.")
+    return check
+
+
+def _exact_moments(per_sample, pathwise: bool, label: str):
+    def exact_moments(problem, vector, batch_size=None):
+        del batch_size  # draws are iid whatever the batching
+        return truth.integrate_per_sample(problem, vector, per_sample, pathwise, label)
+    return exact_moments
+
+
+VIMCO = Identity(
+    name="vimco",
+    summary="VIMCO (Mnih & Rezende 2016): the score function of a K-sample bound with a "
+            "leave-one-out baseline per sample; fixed draws, K ≥ 2, unbiased.",
+    per_sample=vimco_per_sample,
+    surrogate=_mean_over_draws(vimco_per_sample, pathwise=False),
+    exact_moments=_exact_moments(vimco_per_sample, False, "vimco"),
+    check=_check(2),
+    discrete_latents=False,
+)
+
+def _reparameterized(name: str, power: int, summary: str, unbiased: bool) -> Identity:
+    per_sample = _reparameterized_terms(power)
+    return Identity(name=name, summary=summary, per_sample=per_sample,
+                    surrogate=_mean_over_draws(per_sample, pathwise=True),
+                    exact_moments=_exact_moments(per_sample, True, name), check=_check(1),
+                    pathwise=True, needs_reparameterization=True, unbiased=unbiased)
+
+
+DREG = _reparameterized(
+    "dreg", 2,
+    "DReG (Tucker et al. 2019): doubly reparameterized gradient of a K-sample bound, "
+    "Σ w̃² ∂ℓ/∂z ∂z/∂θ; reparameterized draws, unbiased for q's parameters.", unbiased=True)
+
+STL = _reparameterized(
+    "stl", 1,
+    "Sticking the landing (Roeder et al. 2017): the pathwise gradient of a K-sample bound "
+    "without q's score term; unbiased at K = 1, biased for K > 1.", unbiased=False)
