@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Callable
 
 from estimators._runtime import tf
@@ -49,7 +50,10 @@ class MultiSample:
     def __post_init__(self):
         for name in ("samples", "size"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+                object.__setattr__(self, name, int(value))
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name} of a multi-sample bound must be a positive integer, "
                                  f"got {value!r}.")
 

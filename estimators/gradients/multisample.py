@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from estimators import measure, truth
 from estimators._runtime import tf
 from estimators.errors import NotApplicableError
@@ -88,9 +90,42 @@ def _mean_over_draws(per_sample, pathwise: bool):
     return surrogate
 
 
+CONSISTENCY_DRAWS = 8
+"""Draws at which a bound's cost and measure are compared with its multi_sample."""
+
+
+def _require_consistent(label, problem, vector) -> None:
+    """NotApplicableError unless the problem's draws hold K·D values, its cost is the
+    bound of its multi_sample and its measure is K independent copies of q (compared at a
+    few draws at θ): these estimators read the multi_sample alone, so a mismatch would be
+    a silently wrong estimate."""
+    multi = problem.multi_sample
+    dist = problem.distribution(vector)
+    size = measure.event_size(dist)
+    if size != multi.samples * multi.size:
+        raise NotApplicableError(
+            f"{label} reads problem '{problem.name}' as K = {multi.samples} samples of "
+            f"D = {multi.size} values, but its draws hold {size} values, not K·D = "
+            f"{multi.samples * multi.size}.")
+    theta = problem.unpack(tf.constant(vector, tf.float64))
+    x = tf.cast(dist.sample(CONSISTENCY_DRAWS, seed=(7, 11)), tf.float64)  # [m, K·D]
+    cost = problem.cost(x, theta)
+    checks = (("its cost", cost, multi.bound(x, theta), "the bound, log (1/K) Σ_k w_k"),
+              ("the log-density of its draws", dist.log_prob(x),
+               tf.reduce_sum(multi.log_q(multi.split(x), theta), axis=-1),
+               "Σ_k log q(z_k): K independent copies of the multi_sample's q"))
+    for what, value, expected, meaning in checks:
+        if not np.allclose(np.asarray(value, np.float64), np.asarray(expected, np.float64),
+                           rtol=1e-6, atol=1e-9):
+            raise NotApplicableError(
+                f"{label} reads the multi_sample of problem '{problem.name}', but "
+                f"{what} is not {meaning} at θ (compared at {CONSISTENCY_DRAWS} draws); "
+                "build the problem with estimators.multisample (cost = multi.bound).")
+
+
 def _check(minimum_samples: int):
     def check(label, problem, dist, vector, batch_size):
-        del dist, vector, batch_size
+        del dist, batch_size
         multi = problem.multi_sample
         if multi is None:
             raise NotApplicableError(
@@ -98,6 +133,7 @@ def _check(minimum_samples: int):
                 f"'{problem.name}' is not one (it has no multi_sample); use score_function or "
                 "reparameterization, or write the problem with estimators.multisample "
                 "(e.g. the problems iwae_bernoulli, iwae_gaussian).")
+        _require_consistent(label, problem, vector)
         if multi.samples < minimum_samples:
             raise NotApplicableError(
                 f"{label} needs a bound of at least {minimum_samples} samples (its baseline "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 
 import numpy as np
 
@@ -33,10 +34,11 @@ def iwae_bernoulli(K: int = 4, D: int = 2) -> Problem:
     Bernoulli(½) per bit, x | z ~ N(w·z, 1) at x = 1; θ = D logits. Exact truth by
     enumerating the 2^(K·D) joint values (K·D ≤ 16)."""
     for name, value, top in (("K", K, None), ("D", D, len(BERNOULLI_WEIGHTS))):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1 \
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1 \
                 or (top is not None and value > top):
             raise ValueError(f"problem 'iwae_bernoulli' argument {name} must be an integer "
                              f"from 1{f' to {top}' if top else ''}, got {value!r}.")
+    K, D = int(K), int(D)
     weights = BERNOULLI_WEIGHTS[:D]
 
     def log_joint(z):  # [..., D] -> [...]
@@ -64,9 +66,10 @@ def iwae_gaussian(K: int = 2) -> Problem:
     x | z ~ N(z, 1) at x = 1 (posterior N(½, ½)); θ = (mean, log_scale). Exact value for
     K ≤ 3 by a Gauss-Hermite product rule over the K standard normals behind the samples
     (its gradient by autodiff), else a Monte Carlo reference."""
-    if isinstance(K, bool) or not isinstance(K, int) or K < 1:
+    if isinstance(K, bool) or not isinstance(K, numbers.Integral) or K < 1:
         raise ValueError(f"problem 'iwae_gaussian' argument K must be a positive integer, "
                          f"got {K!r}.")
+    K = int(K)
 
     def log_joint(z):  # [..., 1] -> [...]
         z = z[..., 0]

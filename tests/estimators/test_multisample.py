@@ -141,3 +141,57 @@ def test_multi_sample_estimators_refuse_what_they_cannot_do():
         E.problems.get("iwae_gaussian", K=0)
     with pytest.raises(ValueError, match="argument D must be an integer from 1 to 6"):
         E.problems.get("iwae_bernoulli", D=7)
+
+
+def test_a_bound_whose_cost_or_measure_disagrees_with_its_multi_sample_is_refused():
+    # These estimators read the multi_sample alone: a problem whose cost is not its bound,
+    # or whose draws are not K copies of q, would get a silently wrong estimate.
+    import dataclasses
+
+    import tensorflow as tf
+
+    good = E.problems.get("iwae_gaussian", K=2)
+    wrong_cost = dataclasses.replace(good, name="wrong_cost",
+                                     cost=lambda x, t: 2.0 * good.multi_sample.bound(x, t))
+    with pytest.raises(E.NotApplicableError, match="its cost is not the bound"):
+        E.estimate("dreg", wrong_cost, START, n_samples=4)
+    wider = dataclasses.replace(good, name="wider", dist=lambda t: E.measure.tfd.Independent(
+        E.measure.tfd.Normal(tf.repeat(t[..., :1], 2, axis=-1),
+                             2.0 * tf.repeat(tf.exp(t[..., 1:]), 2, axis=-1)), 1))
+    with pytest.raises(E.NotApplicableError, match="the log-density of its draws is not"):
+        E.estimate("vimco", wider, START, n_samples=4)
+    three = dataclasses.replace(good, name="three", dist=lambda t: E.measure.tfd.Independent(
+        E.measure.tfd.Normal(tf.repeat(t[..., :1], 3, axis=-1),
+                             tf.repeat(tf.exp(t[..., 1:]), 3, axis=-1)), 1))
+    # Draws of 3 values for K·D = 2: the bound cannot even be evaluated, and the problem's
+    # own check says so in one sentence before any estimator runs.
+    with pytest.raises(ValueError, match=r"^problem 'three': cost\(x, theta\) failed"):
+        E.estimate("stl", three, START, n_samples=4)
+
+
+def test_the_gauss_hermite_truth_matches_scipys_cubature_at_two_samples():
+    # K = 2 is where the bound is not a polynomial in the samples: its expectation by the
+    # product rule against scipy's adaptive 2-D cubature of the same integrand.
+    from scipy import integrate
+
+    problem = E.problems.get("iwae_gaussian", K=2)
+    m, s = 0.3, math.exp(-0.2)
+
+    def log_w(z):
+        return (-0.5 * z**2 - 0.5 * (1.0 - z) ** 2 - math.log(2 * math.pi)
+                + 0.5 * ((z - m) / s) ** 2 + math.log(s) + 0.5 * math.log(2 * math.pi))
+
+    def integrand(a, b):
+        density = math.exp(-0.5 * (a * a + b * b)) / (2 * math.pi)
+        za, zb = m + s * a, m + s * b
+        return density * (np.logaddexp(log_w(za), log_w(zb)) - math.log(2))
+
+    value, _ = integrate.dblquad(integrand, -12, 12, -12, 12, epsabs=1e-12, epsrel=1e-12)
+    np.testing.assert_allclose(problem.true_value({"mean": m, "log_scale": -0.2}), value,
+                               rtol=1e-9)
+
+
+def test_vimco_is_unbiased_on_the_gaussian_bound():
+    problem = E.problems.get("iwae_gaussian", K=3)
+    values = E.estimate("vimco", problem, START, n_samples=4, n_replicates=R, seed=8)
+    assert_within_se(values, problem.truth(START).gradient, float_tol=1e-6)

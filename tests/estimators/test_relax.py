@@ -56,6 +56,21 @@ def test_unbiased_on_vector_bernoullis_after_updates(label, case):
     assert_within_se(values, problem.truth(theta).gradient, float_tol=1e-6)
 
 
+def _single_draws(label, toy, p, count, key):
+    """A learned estimator's surrogate ``(theta, params) -> [count]`` of one draw per
+    replicate at p (draws fixed by ``key``), θ ``[count, 1]`` and its initial state."""
+    estimator = E.get_estimator(label)
+    theta = tf.fill([count, 1], tf.constant(logit(p), tf.float32))
+    context = estimator.prepare(toy, theta)
+    state = estimator.init(toy, theta)["identity"]
+
+    def surrogate(theta, params):
+        return estimator.surrogate(toy, theta, 1, tf.constant(key, tf.int32), context,
+                                   {"identity": {**state, "params": params}})
+
+    return surrogate, theta, state
+
+
 @pytest.mark.parametrize("setting, p", [("eta", 0.5), ("eta", 0.2), ("temperature", 0.5),
                                         ("temperature", 0.8)])
 def test_the_update_descends_the_exact_variance(setting, p):
@@ -63,17 +78,8 @@ def test_the_update_descends_the_exact_variance(setting, p):
     # single draws, against a central difference of REBAR's exact variance (quadrature);
     # a score term cut from φ (the bug this guards against) moves the mean by 30% or more.
     toy = E.problems.get("bernoulli_toy", t=0.45)
-    estimator = E.get_estimator("rebar_learned")
     count = 40_000
-    theta = tf.fill([count, 1], tf.constant(logit(p), tf.float32))
-    context = estimator.prepare(toy, theta)
-    state = estimator.init(toy, theta)["identity"]
-    key = tf.constant([5, 6], tf.int32)
-
-    def surrogate(theta, params):
-        return estimator.surrogate(toy, theta, 1, key, context,
-                                   {"identity": {**state, "params": params}})
-
+    surrogate, theta, state = _single_draws("rebar_learned", toy, p, count, (5, 6))
     _, gradients = E.learning.variance_gradient(surrogate, theta, state["params"])
     name = "eta" if setting == "eta" else "log_temperature"
     measured = gradients[name].numpy().astype(np.float64)
@@ -84,7 +90,30 @@ def test_the_update_descends_the_exact_variance(setting, p):
                                           (1.0 if setting == "eta" else 0.5) - step)]
     exact = scale * (variances[0] - variances[1]) / (2 * step)
     se = measured.std(ddof=1) / np.sqrt(count)
+    assert abs(exact) > 10 * se, (exact, se)  # the check could see a gradient cut to zero
     assert abs(measured.mean() - exact) < 5 * se, (measured.mean(), se, exact)
+
+
+def test_relax_differentiates_its_variance_through_the_networks_scale():
+    # ĝ is linear in the network's output scale s (c_φ = η[f(σ) + s·r(σ)]), so with the
+    # draws fixed ĝ(s) = A + s·B and ∂‖ĝ‖²/∂s at s = 0 is 2·A·B, draw by draw: A is the
+    # estimate at s = 0 and B the estimate at s = 1 minus A.
+    toy = E.problems.get("bernoulli_toy", t=0.45)
+    count = 200
+    surrogate, theta, state = _single_draws("relax", toy, 0.3, count, (3, 4))
+    _, gradients = E.learning.variance_gradient(surrogate, theta, state["params"])
+
+    def estimate_at(scale):
+        params = {**state["params"], "scale": tf.fill([count], scale)}
+        with tf.GradientTape() as tape:
+            tape.watch(theta)
+            value = surrogate(theta, params)
+        return tape.gradient(value, theta).numpy()[:, 0].astype(np.float64)
+
+    a = estimate_at(0.0)
+    b = estimate_at(1.0) - a
+    assert np.abs(2 * a * b).max() > 1e-3  # the network's output is not zero here
+    np.testing.assert_allclose(gradients["scale"].numpy(), 2 * a * b, rtol=1e-3, atol=1e-6)
 
 
 def _variances_after(label, warmup, toy, theta, seed=5):
