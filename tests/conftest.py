@@ -58,13 +58,20 @@ def assert_within_se(estimates, truth, k=5.0, float_tol=1e-5):
             f"component {component}: mean {m} vs exact {t} ({abs(m - t):.3g} > {allowed:.3g}; SE {s:.3g})"
 
 
-def variance_z(values, variance):
-    """(sample variance - variance) / its standard error, per component."""
+def variance_se(values):
+    """The sample variance (ddof 1) per component and its standard error, from the
+    sample's fourth moment."""
     count = len(values)
     deviations = values - values.mean(axis=0)
     sample = (deviations**2).sum(axis=0) / (count - 1)
     fourth = (deviations**4).mean(axis=0)
-    se = np.sqrt(np.maximum(fourth - (count - 3) / (count - 1) * sample**2, 0.0) / count)
+    return sample, np.sqrt(np.maximum(fourth - (count - 3) / (count - 1) * sample**2, 0.0)
+                           / count)
+
+
+def variance_z(values, variance):
+    """(sample variance - variance) / its standard error, per component."""
+    sample, se = variance_se(values)
     return (sample - variance) / se, sample
 
 

@@ -18,7 +18,7 @@ import pytest
 from scipy import stats
 
 import estimators as E
-from tests.conftest import assert_within_se, variance_z
+from tests.conftest import assert_within_se, variance_se, variance_z
 
 R = 4000
 START = {"mean": 0.0, "log_scale": 0.0}  # q = N(0, 1); the posterior is N(½, ½)
@@ -195,3 +195,68 @@ def test_vimco_is_unbiased_on_the_gaussian_bound():
     problem = E.problems.get("iwae_gaussian", K=3)
     values = E.estimate("vimco", problem, START, n_samples=4, n_replicates=R, seed=8)
     assert_within_se(values, problem.truth(START).gradient, float_tol=1e-6)
+
+
+# -- against TensorFlow Probability's own VIMCO and DReG ---------------------------------------
+
+def _tfp_gradients(problem, surrogate_of, start, estimator, count, stopped=False):
+    """∇ of the bound in q's parameters from ``tfp.vi.monte_carlo_variational_loss`` (its
+    loss is minus the bound), ``count`` single draws of K samples, seeds (r, 17)."""
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    variables = [tf.Variable(value, dtype=tf.float32) for value in start]
+    samples = problem.multi_sample.samples
+
+    @tf.function
+    def gradient(seed):
+        with tf.GradientTape() as tape:
+            extra = {}
+            if stopped:  # DReG in TFP needs q with its parameters stopped
+                extra["stopped_surrogate_posterior"] = surrogate_of(
+                    [tf.stop_gradient(v) for v in variables])
+            loss = tfp.vi.monte_carlo_variational_loss(
+                problem.multi_sample.log_joint, surrogate_of(variables), sample_size=1,
+                importance_sample_size=samples, gradient_estimator=estimator, seed=seed,
+                **extra)
+        return tf.concat([tf.reshape(-g, [-1]) for g in tape.gradient(loss, variables)], 0)
+
+    return np.array([gradient(tf.constant([r, 17], tf.int32)).numpy()
+                     for r in range(count)], np.float64)
+
+
+def test_vimco_matches_tfps_vimco_on_the_binary_bound():
+    # TFP's VIMCO (importance_sample_size = K): its mean within 5 SE of the enumerated
+    # gradient and its per-draw variance within 5 SE of our exact VIMCO variance
+    # (measured z: 0.4 and 1.5 with 4,000 draws).
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    problem = E.problems.get("iwae_bernoulli", K=3, D=2)
+    logits = np.array([0.3, -0.5], np.float32)
+    theirs = _tfp_gradients(problem, lambda v: tfp.distributions.Independent(
+        tfp.distributions.Bernoulli(logits=v[0], dtype=tf.float32), 1), [logits],
+        tfp.vi.GradientEstimators.VIMCO, 2000)
+    assert_within_se(theirs, problem.truth({"logits": logits}).gradient, float_tol=1e-6)
+    _, exact = E.get_estimator("vimco").exact_moments(problem, {"logits": logits})
+    z, measured = variance_z(theirs, exact)
+    assert np.all(np.abs(z) < 5), (z, measured, exact)
+
+
+def test_dreg_matches_tfps_doubly_reparameterized_estimator():
+    # Both measured at one draw of K = 3 samples: equal variances within 5 combined SE
+    # (measured 0.065 / 0.055 for TFP, 0.067 / 0.056 here), both unbiased within 5 SE.
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    problem = E.problems.get("iwae_gaussian", K=3)
+    theirs = _tfp_gradients(problem, lambda v: tfp.distributions.Independent(
+        tfp.distributions.Normal(v[0], tf.exp(v[1])), 1),
+        [np.zeros(1, np.float32), np.zeros(1, np.float32)],
+        tfp.vi.GradientEstimators.DOUBLY_REPARAMETERIZED, 2000, stopped=True)
+    ours = E.estimate("dreg", problem, START, n_samples=1, n_replicates=2000, seed=3)
+    truth = problem.truth(START).gradient
+    for values in (theirs, ours):
+        assert_within_se(values, truth, float_tol=1e-6)
+    (v1, s1), (v2, s2) = variance_se(theirs), variance_se(ours)
+    assert np.all(np.abs(v1 - v2) < 5 * np.sqrt(s1**2 + s2**2)), (v1, v2)
