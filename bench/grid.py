@@ -346,6 +346,8 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
             fail(where_p, f"problem '{name}' needs the argument(s) {', '.join(missing)}.")
         chosen = _estimators(entry["estimators"], f"{where_p}.estimators", fail, skipped) \
             if "estimators" in entry else top_estimators
+        # A learned estimator's own warmup_batches (in its label) wins over the grid's.
+        warmups = {choice.label: _own_or(warmup, choice.label) for choice in chosen}
         for combo in itertools.product(*sweeps.values()):
             kwargs = tuple(zip(sweeps.keys(), combo))
             try:
@@ -379,9 +381,8 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
             for theta, step, estimator, n, b in _combinations(thetas, steps, chosen,
                                                               n_samples, batch_sizes):
                 batch = n if b == "all" else b
-                own = E.get_estimator(estimator).warmup_batches  # its own, over the grid's
                 cell = Cell(name, kwargs, estimator, theta, n, batch, base_dir, step,
-                            warmup if own is None else own)
+                            warmups[estimator])
                 cell.__dict__.update(problem_obj=problem, theta_array=vectors[theta])
                 combination = (theta, estimator, n, b)
                 if combination not in verdicts:
@@ -395,6 +396,11 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
                 backend=backend, n_replicates=n_replicates, timing_repeats=repeats,
                 cells=tuple(cells), skipped=tuple(skipped),
                 lab_setups=data.get("lab_setups", False), base_dir=base_dir, training=training)
+
+
+def _own_or(warmup: int, label: str) -> int:
+    own = E.get_estimator(label).warmup_batches
+    return warmup if own is None else own
 
 
 def _combinations(thetas, steps, chosen: list[Choice], n_samples, batch_sizes):

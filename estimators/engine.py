@@ -553,10 +553,11 @@ def estimate(name, problem: Problem, theta, n_samples: int, n_replicates: int = 
     >>> g.shape
     (500, 1)
     """
-    compiled = program(name, problem, theta, n_samples, n_replicates, batch_size, backend)
+    requested = get_estimator(name)
+    compiled = program(requested, problem, theta, n_samples, n_replicates, batch_size, backend)
     vector = problem.theta_vector(theta)
     pair = _rng.seed_pair(seed)  # a bad seed is the user's mistake: say so before warning
-    warmup_batches = _warmup_count(get_estimator(name), warmup_batches)
+    warmup_batches = _warmup_count(requested, warmup_batches)
     if compiled.estimator.ignores_measure_gradient and _measure_depends(problem, vector):
         warnings.warn(f"{compiled.label} ignores how p(x|θ) depends on θ, so it is biased "
                       f"on problem '{problem.name}'.", BiasedEstimatorWarning, stacklevel=2)

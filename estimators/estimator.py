@@ -488,8 +488,7 @@ def _warmup_value(estimator, value) -> int:
             or number < 0:
         raise ValueError(f"warmup_batches of {estimator.identity.name} must be an integer "
                          f">= 0 (state updates before it is measured), got {value!r}.")
-    if not (estimator.identity.init is not None
-            or CONTROL_VARIATES[estimator.control_variate].stateful):
+    if not estimator.stateful:
         raise NotApplicableError(
             f"{estimator.identity.name} is stateless: it has no state to warm up, so it takes "
             "no warmup_batches (learned estimators such as relax, rebar_learned or a learned "

@@ -44,8 +44,7 @@ def variance_gradient(surrogate: Callable, theta, params):
     Example:
 
     >>> import estimators as E
-    >>> from estimators import protocol
-from estimators._runtime import tf
+    >>> from estimators._runtime import tf
     >>> theta, b = tf.constant([[1.0]]), tf.constant([0.5])
     >>> g, db = E.learning.variance_gradient(lambda t, b: (3.0 - b) * t[:, 0] ** 2, theta, b)
     >>> float(g[0, 0]), float(db[0])   # ĝ = 2(3 - b)θ, ∂ĝ²/∂b = -8(3 - b)θ²
@@ -141,4 +140,14 @@ def variance_descent(surrogate: Callable, optimizer: Callable):
     return update
 
 
-__all__ = ["Adam", "variance_descent", "variance_gradient"]
+def adam(settings) -> Adam:
+    """The optimizer of a learned identity whose settings hold its ``learning_rate``."""
+    return Adam(learning_rate=settings["learning_rate"])
+
+
+def with_slots(params) -> dict:
+    """A learned identity's state: its parameters and their optimizer's slots."""
+    return {"params": params, "slots": Adam().init(params)}
+
+
+__all__ = ["Adam", "adam", "variance_descent", "variance_gradient", "with_slots"]

@@ -253,17 +253,9 @@ def variance_along_warmup(frame, colours):
         group = points[points.panel == panel]
         ax.set_yscale("log")
         ax.set_xscale("symlog", linthresh=1.0)
-        for name in learners:
-            rows = group[group.learner == name].sort_values("state_updates")
-            rows = rows[rows.per_sample > 0]
-            if rows.empty:
-                continue
-            values = rows.per_sample.to_numpy(float)
-            yerr = np.vstack([values - rows.low.to_numpy(float),
-                              rows.high.to_numpy(float) - values])
-            ax.errorbar(rows.state_updates.to_numpy(float), values,
-                        yerr=np.clip(yerr, 0, None), color=palette[name], marker="o",
-                        markersize=4, capsize=2.5, linewidth=1.2, elinewidth=1)
+        # One line per learner (its label without the count), not per estimator label.
+        figures._errorbars(ax, group.assign(estimator=group.learner), "state_updates",
+                           "per_sample", "low", "high", palette, step=0.0)
         ax.set(xlabel="state updates before measuring (warm-up batches)",
                ylabel="per-sample variance\n(variance × n)")
         ax.set_title(panel, fontsize="medium")

@@ -96,12 +96,8 @@ def learned_surrogate(problem, theta, n, key, context, state):  # [R]
 
 def _init(problem, theta, settings):
     del problem
-    params = {"weight": tf.fill(tf.shape(theta)[:1], tf.cast(settings["weight"], theta.dtype))}
-    return {"params": params, "slots": learning.Adam().init(params)}
-
-
-def _optimizer(settings) -> learning.Adam:
-    return learning.Adam(learning_rate=settings["learning_rate"])
+    return learning.with_slots(
+        {"weight": tf.fill(tf.shape(theta)[:1], tf.cast(settings["weight"], theta.dtype))})
 
 
 def ones_probabilities(p: float, n: int) -> np.ndarray:
@@ -139,7 +135,7 @@ LEARNED = Identity(
             "draw.",
     surrogate=learned_surrogate,
     init=_init,
-    update=learning.variance_descent(learned_surrogate, _optimizer),
+    update=learning.variance_descent(learned_surrogate, learning.adam),
     check=_check,
     min_batch=2,
     f_evals=per_draw,

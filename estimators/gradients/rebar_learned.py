@@ -30,10 +30,6 @@ SETTINGS = (("eta", 1.0, "the control variate's initial scale η", None),
             ("learning_rate", 0.01, "Adam's step size on the variance", 0.0))
 
 
-def optimizer(settings) -> learning.Adam:
-    return learning.Adam(learning_rate=settings["learning_rate"])
-
-
 def initial_scale_and_temperature(theta, settings) -> dict:
     """η and log λ at their settings, one per replicate: ``{"eta": [R],
     "log_temperature": [R]}``."""
@@ -41,11 +37,6 @@ def initial_scale_and_temperature(theta, settings) -> dict:
     return {"eta": tf.fill(replicates, tf.cast(settings["eta"], theta.dtype)),
             "log_temperature": tf.fill(replicates, tf.cast(math.log(settings["temperature"]),
                                                            theta.dtype))}
-
-
-def with_slots(params) -> dict:
-    """A learned identity's state: its parameters and their optimizer's slots."""
-    return {"params": params, "slots": learning.Adam().init(params)}
 
 
 def scale_and_temperature(params, noise) -> dict:
@@ -66,7 +57,7 @@ def _terms(problem, dist, theta, noise, state, eta, temperature, learning_rate):
 
 def _init(problem, theta, settings):
     del problem
-    return with_slots(initial_scale_and_temperature(theta, settings))
+    return learning.with_slots(initial_scale_and_temperature(theta, settings))
 
 
 def check(extension: str):
@@ -85,7 +76,7 @@ IDENTITY = Identity(
             "variance (Adam, per replicate); unbiased, binary b, 3 f per draw.",
     surrogate=_SURROGATE,
     init=_init,
-    update=learning.variance_descent(_SURROGATE, optimizer),
+    update=learning.variance_descent(_SURROGATE, learning.adam),
     check=check(" (categorical REBAR is not implemented here)"),
     f_evals=evaluations_per_draw(3),
     memory_per_value=5.0,

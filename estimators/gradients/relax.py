@@ -59,7 +59,7 @@ def _init(problem, theta, settings):
               "b1": tf.zeros(tf.concat([replicates, [HIDDEN]], 0), theta.dtype),
               "w2": glorot(HIDDEN, 1, 2)[..., 0],  # [R, H]
               "b2": zeros, "scale": zeros}
-    return rebar_learned.with_slots(params)
+    return learning.with_slots(params)
 
 
 def _terms(problem, dist, theta, noise, state, eta, temperature, learning_rate):
@@ -82,7 +82,7 @@ IDENTITY = Identity(
             "unbiased, binary b, 3 f per draw.",
     surrogate=_SURROGATE,
     init=_init,
-    update=learning.variance_descent(_SURROGATE, rebar_learned.optimizer),
+    update=learning.variance_descent(_SURROGATE, learning.adam),
     check=rebar_learned.check(" (categorical RELAX is not implemented here)"),
     f_evals=evaluations_per_draw(3),
     memory_per_value=5.0 + HIDDEN,

@@ -230,3 +230,9 @@ def test_stateful_calls_on_a_stateless_program_say_so():
                                             match="learns: its variance depends"):
         E.get_estimator("naive_mc", control_variate="counter2").exact_moments(
             E.problems.get("seed_dependence"), 0.5)
+
+
+def test_the_modules_example_runs():
+    import doctest
+
+    assert doctest.testmod(E.learning).failed == 0
