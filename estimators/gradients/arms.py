@@ -50,11 +50,14 @@ from estimators.gradients.base import Identity, per_draw
 sg = tf.stop_gradient
 
 
-def dirichlet_uniforms(n: int, shape, key, dtype):
-    """``[n, *shape]`` uniforms, coupled along the first axis by the Dirichlet copula."""
-    exponentials = -tf.math.log(logits.uniforms(tf.concat([[n], shape], 0), key, dtype))
-    weights = exponentials / tf.reduce_sum(exponentials, axis=0, keepdims=True)  # Dirichlet(1)
-    return (1.0 - weights) ** (n - 1)
+def dirichlet_below(n: int, q, key):
+    """``[n, *q.shape]`` booleans u_i < q for n uniforms coupled along the first axis by
+    the Dirichlet copula, u_i = (1 - d_i)^(n-1): decided on the Dirichlet weights, since
+    u_i < q exactly when d_i > 1 - q^(1/(n-1)) — one power per coordinate, not per draw."""
+    exponentials = -tf.math.log(logits.uniforms(tf.concat([[n], tf.shape(q)], 0), key,
+                                                q.dtype))  # d = e / Σe is Dirichlet(1)
+    level = (1.0 - q ** (1.0 / (n - 1))) * tf.reduce_sum(exponentials, axis=0)
+    return exponentials > level
 
 
 def dirichlet_gap(q, n: int):
@@ -62,11 +65,14 @@ def dirichlet_gap(q, n: int):
     return q - tf.nn.relu(2.0 * q ** (1.0 / (n - 1)) - 1.0) ** (n - 1)
 
 
-def gaussian_uniforms(n: int, shape, key, dtype):
-    """``[n, *shape]`` uniforms Φ(z), z equicorrelated normals with ρ = -1/(n-1)."""
-    normals = _rng.normal(tf.concat([[n], shape], 0), key, dtype)
+def gaussian_below(n: int, q, key):
+    """``[n, *q.shape]`` booleans u_i < q for u_i = Φ(z_i), z equicorrelated normals with
+    ρ = -1/(n-1), z = √(n/(n-1))·c and c centred normals: decided on c, since u_i < q
+    exactly when c_i < Φ⁻¹(q)·√((n-1)/n) — one quantile per coordinate, not Φ per draw."""
+    normals = _rng.normal(tf.concat([[n], tf.shape(q)], 0), key, q.dtype)
     centred = normals - tf.reduce_mean(normals, axis=0, keepdims=True)
-    return 0.5 * tf.math.erfc(-math.sqrt(n / (2 * (n - 1))) * centred)  # Φ(√(n/(n-1))·c)
+    quantile = -_rng.tail_quantile(q, tf.zeros_like(q, tf.bool))  # Φ⁻¹(q), q ≤ ½
+    return centred < quantile * math.sqrt((n - 1) / n)
 
 
 def gaussian_gap(q, n: int):
@@ -139,18 +145,19 @@ class Copula:
     """How a group of n uniforms is coupled.
 
     Attributes:
-      uniforms: ``(n, shape, key, dtype) -> [n, *shape]`` coupled uniforms.
+      below: ``(n, q, key) -> [n, *q.shape]``: whether each of n coupled uniforms is below
+        q (≤ ½), decided without forming the uniforms.
       gap: ``(q, n) -> q - C(q, q)`` (TensorFlow ops).
       count_probabilities: ``(q, n) -> [n + 1]`` P(k of the n below q), for exact moments.
     """
 
-    uniforms: Callable
+    below: Callable
     gap: Callable
     count_probabilities: Callable
 
 
-DIRICHLET = Copula(dirichlet_uniforms, dirichlet_gap, dirichlet_count_probabilities)
-GAUSSIAN = Copula(gaussian_uniforms, gaussian_gap, gaussian_count_probabilities)
+DIRICHLET = Copula(dirichlet_below, dirichlet_gap, dirichlet_count_probabilities)
+GAUSSIAN = Copula(gaussian_below, gaussian_gap, gaussian_count_probabilities)
 
 
 def group_surrogate(problem, dist, theta, b, gap: Callable):
@@ -173,8 +180,9 @@ def _surrogate(copula: Copula):
         del context, state  # stateless, no settings
         dist = problem.measure(theta)
         p = tf.sigmoid(sg(logits.logits(dist, theta)))  # [R, *event]
-        u = copula.uniforms(n, tf.shape(p), key, p.dtype)  # [n, R, *event]
-        b = tf.cast(tf.where(p < 0.5, u < p, 1.0 - u < p), p.dtype)
+        below = copula.below(n, tf.minimum(p, 1.0 - p), key)  # [n, R, *event]
+        # b = 1[u < p] where p < ½, else 1[1 - u < p] = 1[u > 1 - p] (ties have measure 0)
+        b = tf.cast(tf.where(p < 0.5, below, ~below), p.dtype)
         return group_surrogate(problem, dist, theta, b, copula.gap)
 
     return surrogate
