@@ -32,6 +32,7 @@ evaluates log p(x, z) and log q K times.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -44,22 +45,102 @@ from estimators.gradients.base import Identity
 sg = tf.stop_gradient
 
 
+SLICED_MAX_SAMPLES = 16
+"""Largest K whose VIMCO coefficients are computed over K slices (beyond, over an axis:
+a graph of O(K) ops compiles slowly, 40 s at K = 64)."""
+
+
+def vimco_coefficients(log_w):
+    """VIMCO's weight on each ∇θ log q_θ(z_k), L̂ - L̂_{-k} - w̃_k, for log-weights
+    ``[..., K]`` held fixed; ``[..., K]``. The -w̃_k is the bound's own gradient through
+    q's density (the model is θ-free).
+
+    L̂_{-k} = log (1/K) (Σ_{j≠k} exp ℓ_j + exp ō_k), ō_k the mean of the other log-weights,
+    exact and stable in float32 at O(K) a draw: each sum is shifted by the largest
+    log-weight it holds, so that its largest term is 1. For every k but a single largest
+    log-weight, that largest is among the others and Σ_{j≠k} = S - s_k ≥ 1, S the shifted
+    total (no cancellation); for the single largest, the sum over the others is taken
+    directly, shifted by the second largest (S - 1 would cancel, and lose every digit when
+    one weight dominates by more than float32's range). No K × K matrix of leave-one-out
+    log-weights. Up to ``SLICED_MAX_SAMPLES`` the work runs over the K slices ``[...]``,
+    whose elementwise ops XLA on CPU vectorizes; reductions over a trailing axis of a few
+    samples run several times slower there (docs/PERFORMANCE.md).
+    """
+    if log_w.shape[-1] > SLICED_MAX_SAMPLES:
+        return _coefficients(log_w, _AxisOps())
+    values = tf.unstack(log_w, axis=-1)  # K × [...]
+    return tf.stack(_coefficients(values, _SliceOps()), axis=-1)
+
+
+class _SliceOps:
+    """Reductions over K samples held as a list of slices, elementwise maps over them."""
+
+    @staticmethod
+    def max(values):
+        return functools.reduce(tf.maximum, values)
+
+    @staticmethod
+    def sum(values):
+        return tf.add_n(values)
+
+    @staticmethod
+    def map(function, *lists):
+        return [function(*items) for items in zip(*lists)]
+
+
+class _AxisOps:
+    """The same over a trailing axis of K (keepdims, so that results broadcast back)."""
+
+    @staticmethod
+    def max(values):
+        return tf.reduce_max(values, axis=-1, keepdims=True)
+
+    @staticmethod
+    def sum(values):
+        return tf.reduce_sum(values, axis=-1, keepdims=True)
+
+    @staticmethod
+    def map(function, *tensors):
+        return function(*tensors)
+
+
+def _coefficients(values, ops):
+    count = len(values) if isinstance(values, list) else values.shape[-1]
+    dtype = (values[0] if isinstance(values, list) else values).dtype
+    first = ops.max(values)
+    at_first = ops.map(lambda value: value >= first, values)
+    single = ops.sum(ops.map(lambda at: tf.cast(at, dtype), at_first)) < 1.5
+    is_top = ops.map(lambda at: at & single, at_first)  # k is the single largest
+    below = tf.constant(-np.inf, dtype)
+    second = tf.where(single, ops.max(ops.map(lambda at, value: tf.where(at, below, value),
+                                              at_first, values)), first)
+    scaled = ops.map(lambda value: tf.exp(value - first), values)  # s_k
+    total = ops.sum(scaled)  # S
+    rest_of_top = ops.sum(ops.map(
+        lambda top, value: tf.where(top, tf.zeros_like(value), tf.exp(value - second)),
+        is_top, values))
+    bound = first + tf.math.log(total)  # L̂ + log K: the 1/K cancels in L̂ - L̂_{-k}
+    sum_of_values = ops.sum(values)
+
+    def coefficient(value, part, top):
+        other = (sum_of_values - value) / (count - 1)  # ō_k
+        shift = tf.where(top, second, first)
+        rest = tf.where(top, rest_of_top, total - part) + tf.exp(other - shift)
+        return bound - (shift + tf.math.log(rest)) - part / total
+
+    return ops.map(coefficient, values, scaled, is_top)
+
+
 def vimco_per_sample(problem, dist, x, theta):
-    """VIMCO's surrogate of single draws ``[n, R]`` (x ``[n, R, K·D]``, fixed)."""
+    """VIMCO's surrogate of single draws ``[n, R]`` (x ``[n, R, K·D]``, fixed): its
+    gradient is Σ_k (L̂ - L̂_{-k} - w̃_k) ∇θ log q_θ(z_k), which is the estimate above since
+    ∇θ L̂ = -Σ_k w̃_k ∇θ log q_θ(z_k) for fixed draws and a θ-free model."""
     del dist
     multi = problem.multi_sample
-    count = multi.samples
     z = multi.split(sg(x))  # [n, R, K, D]
     log_q = multi.log_q(z, problem.unpack(theta))  # [n, R, K], θ's path kept
-    log_w = multi.log_joint(z) - log_q
-    bound = tf.reduce_logsumexp(log_w, axis=-1) - math.log(count)  # [n, R]
-    fixed = sg(log_w)
-    others = (tf.reduce_sum(fixed, axis=-1, keepdims=True) - fixed) / (count - 1)  # [n, R, K]
-    eye = tf.eye(count, dtype=fixed.dtype)  # row k: ℓ with ℓ_k replaced by `others`
-    replaced = fixed[..., None, :] * (1.0 - eye) + others[..., :, None] * eye  # [n,R,K,K]
-    leave_one_out = tf.reduce_logsumexp(replaced, axis=-1) - math.log(count)  # [n, R, K]
-    signal = sg(bound)[..., None] - leave_one_out
-    return tf.reduce_sum(sg(signal) * log_q, axis=-1) + bound
+    log_w = sg(multi.log_joint(z) - log_q)
+    return tf.reduce_sum(sg(vimco_coefficients(log_w)) * log_q, axis=-1)
 
 
 def _reparameterized_terms(power: int):

@@ -15,9 +15,10 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import special, stats
 
 import estimators as E
+from estimators._runtime import tf
 from tests.conftest import assert_within_se, variance_se, variance_z
 
 R = 4000
@@ -55,6 +56,36 @@ def test_the_bernoulli_bound_enumerates_a_brute_force_sum():
         total += np.prod(q) * np.log(np.mean(joint / q))
     np.testing.assert_allclose(problem.true_value({"logits": logits}), total, rtol=1e-10)
     assert problem.truth({"logits": logits}).kind == "enumeration"
+
+
+def _vimco_coefficients_in_float64(log_w):
+    """L̂ - L̂_{-k} - w̃_k by the K × K matrix of leave-one-out log-weights, in float64."""
+    count = log_w.shape[-1]
+    others = (log_w.sum(-1, keepdims=True) - log_w) / (count - 1)
+    eye = np.eye(count, dtype=bool)
+    replaced = np.where(eye, others[..., :, None], log_w[..., None, :])  # [..., K, K]
+    bound = special.logsumexp(log_w, axis=-1, keepdims=True)
+    return bound - special.logsumexp(replaced, axis=-1) - special.softmax(log_w, axis=-1)
+
+
+@pytest.mark.parametrize("K", [2, 4, 16, 17, 40], ids=lambda k: f"K={k}")
+def test_vimco_coefficients_are_exact_in_float32_when_one_weight_dominates(K):
+    # Log-weights spread by 1 to 500 nats (one weight dominating the rest beyond float32's
+    # range of exp at 500), ties at the top, K over both code paths (slices up to 16, an
+    # axis beyond): float32 within a few ulps of the log-weights' size of the float64
+    # matrix. The rank-one update S - s_k for every k gives inf or 0 here.
+    from estimators.gradients.multisample import vimco_coefficients
+
+    rng = np.random.default_rng(K)
+    rows = [rng.normal(size=(200, K)) * scale for scale in (1.0, 30.0, 500.0)]
+    tied = rng.normal(size=(50, K)) * 100.0
+    tied[:, 1] = tied[:, 0] = tied.max(axis=1) + 1.0
+    log_w = np.concatenate(rows + [tied]).astype(np.float32)
+    got = vimco_coefficients(tf.constant(log_w)).numpy()
+    expected = _vimco_coefficients_in_float64(log_w.astype(np.float64))
+    assert np.isfinite(got).all()
+    size = np.abs(log_w).max(axis=-1, keepdims=True) + 1.0
+    assert (np.abs(got - expected) < 1e-5 * size).all(), np.abs(got - expected).max()
 
 
 @pytest.mark.parametrize("K, D", [(2, 2), (3, 2), (4, 1)])
