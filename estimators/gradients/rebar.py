@@ -10,9 +10,12 @@ uniform on (1 - p, 1) when b = 1 and on (0, 1 - p) when b = 0, p = σ(α)):
 
 with σ_λ(z) = σ(z / λ). The relaxed control variate f(σ_λ(z)) has the same expectation
 whether z comes from p(z) or from p(z | b) p(b), so the estimator is unbiased for every
-fixed η and λ; its variance depends on both (RELAX's learned control variate is out of
-scope). f must accept values between 0 and 1 and be differentiable there. Three
-evaluations of f per draw.
+fixed η and λ; its variance depends on both. f must accept values between 0 and 1 and
+be differentiable there. Three evaluations of f per draw.
+
+For a one-hot categorical b with probabilities π (the paper's appendix): z = log π + g
+with Gumbel noise g from u, b = onehot(argmax z), σ_λ(z) = softmax(z / λ), and z̃ given
+b from v by :func:`conditional_gumbels`; C uniforms of each kind per draw.
 """
 
 import numpy as np
@@ -37,20 +40,57 @@ def conditional_log_odds(alpha, b, v):
     return tf.where(b > 0.5, one, zero)
 
 
+def conditional_gumbels(log_probs, b, v):
+    """z̃ ~ p(z | b) for z = log π + Gumbel noise and b = onehot(argmax z), from uniforms v
+    ``[..., C]`` (Tucker et al. 2017, appendix): with k the chosen category,
+    z̃_k = -log(-log v_k) and z̃_i = -log(-log v_i / π_i - log v_k) for i ≠ k, the sum
+    taken in log space (π_i may be far below float32's range of its inverse)."""
+    log_neg_log_v = tf.math.log(-tf.math.log(v))  # [..., C]
+    chosen = tf.reduce_sum(b * log_neg_log_v, axis=-1, keepdims=True)  # log(-log v_k)
+    others = -tf.experimental.numpy.logaddexp(log_neg_log_v - log_probs, chosen)
+    return tf.where(b > 0.5, -log_neg_log_v, others)
+
+
 def relaxed_cost(problem, dist, s, theta):
     """REBAR's control variate before its scale η: f at the relaxed draw s, ``[n, R]``."""
     return problem.cost_values(dist, s, theta)
 
 
+def relaxation(dist):
+    """σ_λ(z): σ(z / λ) for Bernoullis, softmax(z / λ) over a one-hot's categories."""
+    if logits.is_one_hot(dist):
+        return lambda z, temperature: tf.nn.softmax(z / temperature, axis=-1)
+    return lambda z, temperature: tf.sigmoid(z / temperature)
+
+
+def _draw(dist, theta, u):
+    """The perturbed logits z ``[n, R, *event]`` (θ path) and the draw b they round to:
+    logistic noise and b = 1[z > 0] for Bernoullis; for a one-hot categorical, Gumbel noise
+    on log π (normalized, as z̃'s formula reads it; σ_λ is blind to the shift) and
+    b = onehot(argmax z)."""
+    alpha = logits.logits(dist, theta)  # [R, *event]
+    if logits.is_one_hot(dist):
+        z = tf.nn.log_softmax(alpha, axis=-1) - tf.math.log(-tf.math.log(u))
+        return z, sg(tf.one_hot(tf.argmax(z, axis=-1), tf.shape(z)[-1], dtype=z.dtype))
+    z = alpha + logits.log_odds(u)
+    return z, sg(tf.cast(z > 0.0, alpha.dtype))
+
+
+def _conditional(dist, theta, b, v):
+    """z̃ ~ p(z | b) reparameterized by v, ``[n, R, *event]``, as :func:`_draw` draws z."""
+    alpha = logits.logits(dist, theta)
+    if logits.is_one_hot(dist):
+        return conditional_gumbels(tf.nn.log_softmax(alpha, axis=-1), b, v)
+    return alpha + conditional_log_odds(alpha, b, v)
+
+
 def sample_terms(problem, dist, theta, u, eta=1.0, temperature=0.5, control=relaxed_cost):
     """The terms of one draw that depend on u alone, ``[n, R]``, and the draw b:
-    ``stop_gradient(f(b)) log p(b|θ) + f(b, θ) + η c(σ_λ(z))`` with z = α + logit(u) and
-    c the ``control`` (f itself; RELAX adds a network)."""
-    alpha = logits.logits(dist, theta)  # [R, *event]
-    z = alpha + logits.log_odds(u)
-    b = sg(tf.cast(z > 0.0, alpha.dtype))
+    ``stop_gradient(f(b)) log p(b|θ) + f(b, θ) + η c(σ_λ(z))`` with z the logits perturbed
+    by u and c the ``control`` (f itself; RELAX adds a network)."""
+    z, b = _draw(dist, theta, u)
     f_b = problem.cost_values(dist, b, theta)  # [n, R]
-    relaxed = control(problem, dist, tf.sigmoid(z / temperature), theta)
+    relaxed = control(problem, dist, relaxation(dist)(z, temperature), theta)
     return sg(f_b) * dist.log_prob(b) + f_b + eta * relaxed, b
 
 
@@ -63,9 +103,9 @@ def conditional_terms(problem, dist, theta, b, v, eta=1.0, temperature=0.5,
     them, so the score term's coefficient must keep its path to them; it is written
     ``x (log p - stop_gradient(log p))``, whose θ-gradient is x ∇θ log p (the term
     x's own θ-gradient meets a zero) and which stops nothing else."""
-    alpha = logits.logits(dist, theta)
-    z_tilde = alpha + conditional_log_odds(alpha, b, v)
-    relaxed_given_b = eta * control(problem, dist, tf.sigmoid(z_tilde / temperature), theta)
+    z_tilde = _conditional(dist, theta, b, v)
+    relaxed_given_b = eta * control(problem, dist, relaxation(dist)(z_tilde, temperature),
+                                    theta)
     log_p = dist.log_prob(b)
     if learned:
         return -relaxed_given_b * (log_p - sg(log_p)) - relaxed_given_b
@@ -129,15 +169,14 @@ def exact_moments(problem, vector, batch_size=None, eta=1.0, temperature=0.5):
 
 def _check(label, problem, dist, vector, batch_size):
     del batch_size
-    logits.require_binary(label, problem, dist,
-                          " (categorical REBAR is not implemented here)")
+    logits.require_relaxable(label, problem, dist)
     logits.require_cost_gradient(label, problem, vector)
 
 
 IDENTITY = Identity(
     name="rebar",
     summary="REBAR (Tucker et al. 2017), fixed eta and temperature: score function with a "
-            "relaxed control variate; unbiased, binary b, 3 f per draw.",
+            "relaxed control variate; unbiased, binary or one-hot b, 3 f per draw.",
     surrogate=logits.mean_of_terms(terms, 2),
     exact_moments=exact_moments,
     check=_check,

@@ -12,8 +12,9 @@ replicate), trained batch after batch to minimize its own variance by Adam down
 them, so that is the gradient of the variance). The settings ``eta`` and ``temperature``
 are where they start (REBAR's defaults, 1 and ½, as in the authors' toy), and
 ``learning_rate`` is Adam's step (0.01, the authors' toy). Estimates hold the state
-fixed; the grid's ``warmup_batches`` are the updates before them. Three evaluations of f
-per draw, and three per draw of an update's batch.
+fixed; the grid's ``warmup_batches`` are the updates before them. Bernoulli or one-hot
+categorical b, as REBAR's. Three evaluations of f per draw, and three per draw of an
+update's batch.
 """
 
 from __future__ import annotations
@@ -60,12 +61,10 @@ def _init(problem, theta, settings):
     return learning.with_slots(initial_scale_and_temperature(theta, settings))
 
 
-def check(extension: str):
-    def check(label, problem, dist, vector, batch_size):
-        del batch_size
-        logits.require_binary(label, problem, dist, extension)
-        logits.require_cost_gradient(label, problem, vector)
-    return check
+def check(label, problem, dist, vector, batch_size):
+    del batch_size
+    logits.require_relaxable(label, problem, dist)
+    logits.require_cost_gradient(label, problem, vector)
 
 
 _SURROGATE = logits.mean_of_terms(_terms, 2)
@@ -73,11 +72,11 @@ _SURROGATE = logits.mean_of_terms(_terms, 2)
 IDENTITY = Identity(
     name="rebar_learned",
     summary="REBAR (Tucker et al. 2017) with eta and temperature learned on the estimator's "
-            "variance (Adam, per replicate); unbiased, binary b, 3 f per draw.",
+            "variance (Adam, per replicate); unbiased, binary or one-hot b, 3 f per draw.",
     surrogate=_SURROGATE,
     init=_init,
     update=learning.variance_descent(_SURROGATE, learning.adam),
-    check=check(" (categorical REBAR is not implemented here)"),
+    check=check,
     f_evals=evaluations_per_draw(3),
     memory_per_value=5.0,
     discrete_latents=True,

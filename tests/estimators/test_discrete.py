@@ -192,7 +192,7 @@ def _bernoulli_problem(name, cost, dist=None):
 @pytest.mark.parametrize("label, problem, message", [
     ("arm", E.problems.get("seed_dependence"), "arm is defined for binary latent variables"),
     ("disarm", E.problems.get("categorical_toy", C=3), "categorical DisARM is not implemented"),
-    ("rebar", E.problems.get("poisson_square"), "rebar is defined for binary latent variables"),
+    ("rebar", E.problems.get("poisson_square"), "rebar relaxes Bernoulli or one-hot categorical"),
     ("gumbel_softmax", E.Problem(
         name="indices", dist=lambda t: tfp.distributions.Categorical(logits=t["logits"]),
         cost=lambda z, t: z, params={"logits": 3}), "write the measure as tfd.OneHotCategorical"),
