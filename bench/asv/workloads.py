@@ -145,6 +145,15 @@ def f_evals(estimator: str, n_samples: int) -> int:
                                                                n_samples)
 
 
+def draws_per_f(estimator: str) -> int:
+    """Random values behind one evaluation of f on ``estimator``'s timed problem: K·D for
+    a K-sample bound (its f is the bound of K samples of D values), else 1."""
+    with skip_if_not_applicable(estimator):
+        timed, at = problem_for(estimator)
+    multi = timed.multi_sample
+    return 1 if multi is None else multi.samples * multi.size
+
+
 def rng_floor(n_samples: int, n_replicates: int, backend: str = "xla", device: str = "cpu"):
     """The cheapest program with the core's randomness: ``() -> [R]``.
 
