@@ -196,10 +196,13 @@ def cached_smoothness(problem, vector) -> Smoothness | None:
     return cache.get((key, False)) or cache.get((key, True))
 
 
-def _verdict(statistic: draws.Statistic, error: np.ndarray, shapes, scaled: np.ndarray):
+def _verdict(statistic: draws.Statistic, error: np.ndarray, shapes, scaled: np.ndarray,
+             slope: np.ndarray):
     """(verdict, largest miss, its direction index, per-component reach) of one jump test:
-    each direction tested unless its own terms are too heavy-tailed for their SE."""
-    allowance = np.abs(error) + ROUNDING * (1 + np.abs(statistic.mean))
+    each direction tested unless its own terms are too heavy-tailed for their SE. The
+    allowance for rounding scales with the differences' own size (``slope``, their mean
+    |R|): a cost of many terms (a VAE's ELBO) rounds its differences at 1e-12 of that."""
+    allowance = np.abs(error) + ROUNDING * (1 + np.abs(statistic.mean) + slope)
     heavy = np.broadcast_to(_heavy(shapes), statistic.mean.shape)
     reach = np.where(heavy, np.inf, CHECK_SE * statistic.se + allowance)
     beyond = (np.abs(statistic.mean) > reach) & ~heavy
@@ -221,12 +224,14 @@ def _smoothness_at(problem, vector, samples: int = DIFFERENCE_SAMPLES) -> Smooth
     terms = draws.difference_terms(problem, vector, n, _DIFFERENCE_KEY, along.scaled, step,
                                    what="finite differences", largest=n)
     theta_smooth, theta_missed, theta_worst, theta_reach = _verdict(
-        terms.theta_jumps, terms.theta_error, terms.shapes.get("theta_jumps"), along.scaled)
+        terms.theta_jumps, terms.theta_error, terms.shapes.get("theta_jumps"), along.scaled,
+        terms.slopes["theta_jumps"])
     if not moving:
         return Smoothness(None, theta_smooth, theta_missed, along.names[theta_worst],
                           np.full(problem.dim, np.inf), theta_reach, terms, along, step)
     smooth, missed, worst, reach = _verdict(terms.jumps, terms.difference_error,
-                                            terms.shapes.get("jumps"), along.scaled)
+                                            terms.shapes.get("jumps"), along.scaled,
+                                            terms.slopes["differences"])
     if smooth is not False and theta_smooth is False:
         missed, worst = theta_missed, theta_worst  # a jump in θ breaks the pathwise too
         smooth = False

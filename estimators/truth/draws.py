@@ -76,6 +76,9 @@ class Terms:
     jumps: Statistic | None = None  # R − uᵀ pathwise, [K]
     theta_jumps: Statistic | None = None  # R of f in θ at fixed x − uᵀ ∇θ f, [K]
     theta_error: np.ndarray | None = None  # its mean Q, [K]
+    slopes: dict = dataclasses.field(default_factory=dict)
+    """"differences", "theta_jumps": the mean |R| of the differences behind each jump test,
+    [K]: the size its float64 rounding scales with."""
     along: dict = dataclasses.field(default_factory=dict)
     """"score_along", "pathwise_along": the gradients projected on the directions, [K]."""
     shapes: Mapping = dataclasses.field(default_factory=dict)
@@ -307,10 +310,12 @@ def difference_terms(problem, vector, n_samples: int, seed, directions: np.ndarr
         theta_jumps = richardson - cost_gradient[:m] @ projection
         running.add("theta_jumps", theta_jumps, tail=theta_jumps)
         running.add("theta_error", error)
+        running.add("theta_slope", np.abs(richardson))
         if moving:
             richardson, error = _richardson(shifted, steps, problem, what="E f")
             running.add("differences", richardson, tail=richardson)
             running.add("error", error)
+            running.add("slope", np.abs(richardson))
             jumps = richardson - pw[:m] @ projection
             running.add("jumps", jumps, tail=jumps)
     return Terms(n_samples, running.statistic("f"),
@@ -319,6 +324,8 @@ def difference_terms(problem, vector, n_samples: int, seed, directions: np.ndarr
                  jumps=running.statistic("jumps") if moving else None,
                  theta_jumps=running.statistic("theta_jumps"),
                  theta_error=running.statistic("theta_error").mean,
+                 slopes={"theta_jumps": running.statistic("theta_slope").mean,
+                         **({"differences": running.statistic("slope").mean} if moving else {})},
                  shapes=running.shapes())
 
 
