@@ -26,6 +26,9 @@ in ``tests/estimators/test_problems.py``):
   Gauss-Hermite product rule for K ≤ 3).
 * :mod:`.models`: ``logistic_regression(data="breast_cancer")``, Bayesian logistic
   regression with a Monte Carlo reference truth (:mod:`.datasets` prepares the data).
+* :mod:`.vae`: ``bernoulli_vae(data="digits", latents, decoder, batch, ...)``, the minibatch
+  ELBO of a VAE with Bernoulli latents on binary images (:mod:`.images`), exact by summing
+  the 2^D codes of each image for D ≤ 16.
 
 Factory arguments keep the type of their default: ``D`` is an integer, ``k`` a float;
 strings and booleans are allowed for factories that take them. A user's own factory
@@ -160,7 +163,7 @@ def label(name, kwargs):
                                   for k, v in kwargs.items()) + ")"
 
 
-from estimators.problems import bounds, discrete, gaussian, lab, models  # noqa: E402,F401  (register)
+from estimators.problems import bounds, discrete, gaussian, lab, models, vae  # noqa: E402,F401  (register)
 
 __all__ = ["build", "coerce", "factory", "get", "label", "names", "parameters", "register",
            "signature_defaults", "summary"]

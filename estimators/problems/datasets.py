@@ -50,12 +50,8 @@ def _read_csv(source: str) -> tuple[np.ndarray, np.ndarray]:
         a first row of numbers (no header: it would be taken for one and a record lost),
         a row of another width than the header, or a value that is not a finite number.
     """
-    path = Path(source)
-    if path.suffix.lower() != ".csv":
-        raise DataError(f"data {source!r}: give 'breast_cancer' or the path of a .csv file "
-                        "(header row, numeric features, the last column the 0/1 label).")
-    if not path.is_file():
-        raise DataError(f"data {source!r}: no such file.")
+    path = data_file(source, ".csv", "give 'breast_cancer' or the path of a .csv file (header "
+                     "row, numeric features, the last column the 0/1 label)")
     # The csv module strips the quotes that spreadsheets put around numbers ("1.5").
     records = []  # (line number, cells), blank lines left out
     try:
@@ -92,6 +88,17 @@ def _read_csv(source: str) -> tuple[np.ndarray, np.ndarray]:
     if not np.all(np.isfinite(table)):
         raise DataError(f"data {source!r}: has missing or infinite values.")
     return table[:, :-1], table[:, -1]
+
+
+def data_file(source: str, suffix: str, expected: str) -> Path:
+    """The path a ``data`` argument names, checked: DataError (``expected`` saying what to
+    give) unless it ends in ``suffix`` and is a file."""
+    path = Path(source)
+    if path.suffix.lower() != suffix:
+        raise DataError(f"data {source!r}: {expected}.")
+    if not path.is_file():
+        raise DataError(f"data {source!r}: no such file.")
+    return path
 
 
 def _number(cell: str) -> float | None:

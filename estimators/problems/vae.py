@@ -1,0 +1,202 @@
+"""The discrete-estimator papers' benchmark as a problem: a variational autoencoder with
+Bernoulli latents on binary images (issue 28).
+
+``bernoulli_vae(data, latents=D, decoder="linear"|"nonlinear", batch=M, batch_index)``:
+for the minibatch x_1..x_M (rows ``batch_index·M`` onwards of the training images,
+:mod:`.images`), an amortized encoder q_θ(b|x) = Π_d Bernoulli(b_d; σ(e_θ(x)_d)), a decoder
+p_θ(x|b) = Π_p Bernoulli(x_p; σ(g_θ(b)_p)) and a learned prior p_θ(b) = Π_d Bernoulli(b_d;
+σ(π_d)). The draw is the M latent codes side by side (one event of M·D bits) and
+
+    f(b, θ) = (1/M) Σ_m [log p_θ(x_m | b_m) + log p_θ(b_m) − log q_θ(b_m | x_m)],
+
+the ELBO's integrand, so E_q[f] is the minibatch's mean ELBO. θ holds every weight and bias
+as a block: the encoder's (``enc_*``, through which the estimators' noise flows), the
+decoder's (``dec_*``) and the prior's logits (``prior_logits``), whose gradients every
+estimator takes by the pathwise route (they enter f only). Layers: ``"linear"`` is one
+affine map each way (P → D, D → P); ``"nonlinear"`` two hidden layers of ``hidden`` units
+with LeakyReLU(0.3) each way (the DisARM paper's 784-200-200-D on MNIST).
+
+Truth: for D ≤ ``EXACT_MAX_LATENTS`` the ELBO is summed exactly over the 2^D codes of each
+image, in matrix products (log-likelihoods as x·g(b) − Σ softplus(g(b)), no [M, 2^D, P]
+tensor), and its gradient is autodiff of that sum (reported as ``closed_form``, the
+problem's ``exact_value``); beyond, a Monte Carlo reference (score function), labelled.
+
+:func:`initial_theta` gives the usual starting point: Glorot-uniform weights from a seed,
+zero biases and prior logits.
+
+>>> import estimators as E
+>>> from estimators.problems import vae
+>>> p = E.problems.get("bernoulli_vae", latents=4, batch=5)
+>>> p.params["enc_w"], p.params["dec_w"], p.truth(vae.initial_theta(p)).kind
+(256, 256, 'closed_form')
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import weakref
+
+import numpy as np
+
+from estimators._runtime import tf, tfd
+from estimators.problem import Problem
+from estimators.problems import label, register
+from estimators.problems.datasets import DataError
+from estimators.problems.images import binary_images
+
+EXACT_MAX_LATENTS = 16
+"""Largest D whose ELBO is summed exactly over the 2^D codes of each image."""
+DECODERS = ("linear", "nonlinear")
+LEAKY_SLOPE = 0.3
+
+_LAYERS: "weakref.WeakKeyDictionary[Problem, dict]" = weakref.WeakKeyDictionary()
+
+
+def _layer_sizes(pixels: int, latents: int, decoder: str, hidden: int) -> dict:
+    """Block name -> (fan_in, fan_out) of each weight, and (0, size) of each bias."""
+    widths = {"linear": [pixels, latents],
+              "nonlinear": [pixels, hidden, hidden, latents]}[decoder]
+    layers = {}
+    for side, sizes in (("enc", widths), ("dec", widths[::-1])):
+        count = len(sizes) - 1
+        for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+            suffix = "" if count == 1 else str(index)
+            layers[f"{side}_w{suffix}"] = (fan_in, fan_out)
+            layers[f"{side}_b{suffix}"] = (0, fan_out)
+    layers["prior_logits"] = (0, latents)
+    return layers
+
+
+def _network(theta, side: str, layers: dict, inputs):
+    """The encoder's or decoder's logits for ``inputs [..., fan_in]``: θ's blocks
+    ``[*batch, size]`` (or ``[size]``) broadcast against the inputs' leading axes, which
+    end in θ's batch axes followed by one axis of rows."""
+    names = [name for name in layers if name.startswith(f"{side}_w")]
+    values = inputs
+    for index, name in enumerate(names):
+        fan_in, fan_out = layers[name]
+        weights = theta[name]
+        weights = tf.reshape(weights, tf.concat([tf.shape(weights)[:-1], [fan_in, fan_out]], 0))
+        bias = theta[name.replace("_w", "_b")][..., None, :]  # [*batch, 1, out]
+        values = tf.linalg.matmul(values, weights) + bias
+        if index < len(names) - 1:
+            values = tf.maximum(values, LEAKY_SLOPE * values)  # leaky ReLU, slope exact
+    return values
+
+
+def _bernoulli_log_prob(values, logits):
+    """Σ over the last axis of log Bernoulli(values; σ(logits))."""
+    return tf.reduce_sum(values * logits - tf.math.softplus(logits), axis=-1)
+
+
+@register("bernoulli_vae",
+          "VAE with D Bernoulli latents on binary images (digits or an .npz): f = the ELBO's "
+          "integrand on a minibatch, θ = encoder, decoder and prior (issue 28)")
+def bernoulli_vae(data: str = "digits", latents: int = 16, decoder: str = "linear",
+                  batch: int = 50, batch_index: int = 0, binarize: str = "threshold",
+                  hidden: int = 200) -> Problem:
+    """The minibatch ELBO of a Bernoulli-latent VAE (module docstring)."""
+    where = "problem 'bernoulli_vae'"
+    for name, value in (("latents", latents), ("batch", batch), ("hidden", hidden)):
+        if value != int(value) or value < 1:
+            raise ValueError(f"{where} argument {name} must be a whole number of at least 1, "
+                             f"got {value!r}.")
+    if batch_index != int(batch_index) or batch_index < 0:
+        raise ValueError(f"{where} argument batch_index must be a whole number of at least 0, "
+                         f"got {batch_index!r}.")
+    if decoder not in DECODERS:
+        raise ValueError(f"{where} argument decoder must be one of "
+                         f"{', '.join(map(repr, DECODERS))}, got {decoder!r}.")
+    latents, batch, batch_index, hidden = int(latents), int(batch), int(batch_index), int(hidden)
+    try:
+        train, _ = binary_images(data, binarize)
+    except DataError as error:
+        raise ValueError(f"{where}: {error}") from None
+    except ValueError as error:
+        raise ValueError(f"{where} argument {error}") from None
+    batches = len(train) // batch
+    if batch_index >= batches:
+        raise ValueError(f"{where}: batch_index {batch_index} is past the data: {len(train)} "
+                         f"training images make {batches} minibatches of {batch} "
+                         f"(batch_index 0 to {batches - 1}).")
+    images = train[batch_index * batch:(batch_index + 1) * batch]  # [M, P]
+    pixels = images.shape[1]
+    layers = _layer_sizes(pixels, latents, decoder, hidden)
+
+    def encoder_logits(theta):  # [*batch, M, D]
+        return _network(theta, "enc", layers,
+                        tf.constant(images, theta["prior_logits"].dtype))
+
+    def dist(theta):
+        logits = encoder_logits(theta)
+        flat = tf.reshape(logits, tf.concat([tf.shape(logits)[:-2], [batch * latents]], 0))
+        return tfd.Independent(tfd.Bernoulli(logits=flat, dtype=flat.dtype), 1)
+
+    def cost(b, theta):  # b [n, *batch, M·D] -> [n, *batch]
+        codes = tf.reshape(b, tf.concat([tf.shape(b)[:-1], [batch, latents]], 0))
+        x = tf.constant(images, b.dtype)
+        likelihood = _bernoulli_log_prob(x, _network(theta, "dec", layers, codes))
+        prior = _bernoulli_log_prob(codes, theta["prior_logits"][..., None, :])
+        posterior = _bernoulli_log_prob(codes, encoder_logits(theta))
+        return tf.reduce_mean(likelihood + prior - posterior, axis=-1)
+
+    exact_value = _exact_elbo(images, latents, layers, encoder_logits) \
+        if latents <= EXACT_MAX_LATENTS else None
+    arguments = {"data": data, "latents": latents, "decoder": decoder, "batch": batch}
+    if batch_index:
+        arguments["batch_index"] = batch_index
+    if binarize != "threshold":
+        arguments["binarize"] = binarize
+    if decoder == "nonlinear" and hidden != 200:
+        arguments["hidden"] = hidden
+    problem = Problem(
+        name=label("bernoulli_vae", arguments), dist=dist, cost=cost,
+        params={name: (fan_in or 1) * fan_out for name, (fan_in, fan_out) in layers.items()},
+        exact_value=exact_value, reference="score_function", reference_samples=100_000,
+        description=f"Bernoulli VAE, D = {latents}, {decoder}, on {batch} {data} images "
+                    f"({pixels} pixels): f = the ELBO's integrand")
+    _LAYERS[problem] = layers
+    return problem
+
+
+def _exact_elbo(images, latents: int, layers: dict, encoder_logits):
+    """E_q[f] summed over the 2^D codes of each image, in TensorFlow ops."""
+    codes = np.array(list(itertools.product((0.0, 1.0), repeat=latents)))  # [2^D, D]
+
+    def exact_value(theta):
+        dtype = theta["prior_logits"].dtype
+        z = tf.constant(codes, dtype)  # [2^D, D]
+        x = tf.constant(images, dtype)  # [M, P]
+        decoded = _network(theta, "dec", layers, z)  # [2^D, P]
+        likelihood = tf.linalg.matmul(x, decoded, transpose_b=True) \
+            - tf.reduce_sum(tf.math.softplus(decoded), axis=-1)  # [M, 2^D]
+        prior = _bernoulli_log_prob(z, theta["prior_logits"])  # [2^D]
+        e = encoder_logits(theta)  # [M, D]
+        log_q = tf.linalg.matmul(e, z, transpose_b=True) \
+            - tf.reduce_sum(tf.math.softplus(e), axis=-1, keepdims=True)  # [M, 2^D]
+        elbo = tf.reduce_sum(tf.exp(log_q) * (likelihood + prior - log_q), axis=-1)  # [M]
+        return tf.reduce_mean(elbo)
+
+    return exact_value
+
+
+def initial_theta(problem: Problem, seed: int = 0) -> dict[str, np.ndarray]:
+    """The usual start for ``problem`` (a ``bernoulli_vae``): weights Glorot-uniform,
+    U(±√(6 / (fan_in + fan_out))), from ``seed``; biases and prior logits 0.
+
+    Raises:
+      ValueError: ``problem`` is not a bernoulli_vae.
+    """
+    if problem not in _LAYERS:
+        raise ValueError(f"initial_theta takes a bernoulli_vae problem, got problem "
+                         f"'{getattr(problem, 'name', problem)}'.")
+    rng = np.random.default_rng(seed)
+    theta = {}
+    for name, (fan_in, fan_out) in _LAYERS[problem].items():
+        if fan_in:
+            limit = math.sqrt(6.0 / (fan_in + fan_out))
+            theta[name] = rng.uniform(-limit, limit, size=fan_in * fan_out)
+        else:
+            theta[name] = np.zeros(fan_out)
+    return theta
