@@ -56,7 +56,8 @@ def vimco_coefficients(log_w):
     q's density (the model is θ-free).
 
     L̂_{-k} = log (1/K) (Σ_{j≠k} exp ℓ_j + exp ō_k), ō_k the mean of the other log-weights,
-    exact and stable in float32 at O(K) a draw: each sum is shifted by the largest
+    stable in float32 at O(K) a draw, rounding at the log-weights' spread (they are centred
+    on their largest first), not at their size: each sum is shifted by the largest
     log-weight it holds, so that its largest term is 1. For every k but a single largest
     log-weight, that largest is among the others and Σ_{j≠k} = S - s_k ≥ 1, S the shifted
     total (no cancellation); for the single largest, the sum over the others is taken
@@ -107,24 +108,27 @@ class _AxisOps:
 def _coefficients(values, ops):
     count = len(values) if isinstance(values, list) else values.shape[-1]
     dtype = (values[0] if isinstance(values, list) else values).dtype
-    first = ops.max(values)
-    at_first = ops.map(lambda value: value >= first, values)
-    single = ops.sum(ops.map(lambda at: tf.cast(at, dtype), at_first)) < 1.5
-    is_top = ops.map(lambda at: at & single, at_first)  # k is the single largest
+    # Centred on the largest, which becomes 0: the coefficients are blind to a common
+    # shift, and float32 then rounds at the log-weights' spread, not at their size.
+    largest = ops.max(values)
+    values = ops.map(lambda value: value - largest, values)
+    at_top = ops.map(lambda value: value >= 0.0, values)
+    single = ops.sum(ops.map(lambda at: tf.cast(at, dtype), at_top)) < 1.5
+    is_top = ops.map(lambda at: at & single, at_top)  # k is the single largest
     below = tf.constant(-np.inf, dtype)
     second = tf.where(single, ops.max(ops.map(lambda at, value: tf.where(at, below, value),
-                                              at_first, values)), first)
-    scaled = ops.map(lambda value: tf.exp(value - first), values)  # s_k
+                                              at_top, values)), tf.zeros_like(largest))
+    scaled = ops.map(tf.exp, values)  # s_k, the largest 1
     total = ops.sum(scaled)  # S
     rest_of_top = ops.sum(ops.map(
         lambda top, value: tf.where(top, tf.zeros_like(value), tf.exp(value - second)),
         is_top, values))
-    bound = first + tf.math.log(total)  # L̂ + log K: the 1/K cancels in L̂ - L̂_{-k}
+    bound = tf.math.log(total)  # L̂ + log K, centred: the 1/K cancels in L̂ - L̂_{-k}
     sum_of_values = ops.sum(values)
 
     def coefficient(value, part, top):
         other = (sum_of_values - value) / (count - 1)  # ō_k
-        shift = tf.where(top, second, first)
+        shift = tf.where(top, second, tf.zeros_like(second))
         rest = tf.where(top, rest_of_top, total - part) + tf.exp(other - shift)
         return bound - (shift + tf.math.log(rest)) - part / total
 
@@ -133,7 +137,7 @@ def _coefficients(values, ops):
 
 def vimco_per_sample(problem, dist, x, theta):
     """VIMCO's surrogate of single draws ``[n, R]`` (x ``[n, R, K·D]``, fixed): its
-    gradient is Σ_k (L̂ - L̂_{-k} - w̃_k) ∇θ log q_θ(z_k), which is the estimate above since
+    gradient is Σ_k (L̂ - L̂_{-k} - w̃_k) ∇θ log q_θ(z_k), the estimate above, since
     ∇θ L̂ = -Σ_k w̃_k ∇θ log q_θ(z_k) for fixed draws and a θ-free model."""
     del dist
     multi = problem.multi_sample
