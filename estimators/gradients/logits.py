@@ -95,8 +95,9 @@ def require_relaxable(label: str, problem, dist) -> None:
 
 
 def require_cost_gradient(label: str, problem, vector, relaxed: bool = True) -> None:
-    """NotApplicableError when f has no gradient with respect to b, or (binary b, a
-    ``relaxed`` estimator that evaluates f between 0 and 1) jumps between 0 and 1, since a
+    """NotApplicableError when f has no gradient with respect to b, or (a ``relaxed``
+    estimator that evaluates f between the discrete values) jumps between 0 and 1 (binary b)
+    or inside the simplex (one-hot b), since a
     relaxation (or REBAR's control variate) through it would be a silent zero or a silent
     bias. An estimator that differentiates f at the draws only (double control variates)
     needs the gradient, not the continuity."""
@@ -113,35 +114,66 @@ def require_cost_gradient(label: str, problem, vector, relaxed: bool = True) -> 
             f"{label} {uses}, but the cost of problem '{problem.name}' has no gradient in x "
             "(it casts, rounds or indexes x); write f with differentiable operations or use "
             "score_function.")
-    if relaxed and is_binary(dist) and not _continuous_between_0_and_1(problem, dist, theta):
+    if not relaxed or not (is_binary(dist) or is_one_hot(dist)):
+        return
+    if is_one_hot(dist):
+        continuous = _continuous_on_the_simplex(problem, dist, theta)
+        where = ("inside the simplex of one-hot values", "along a segment from the centre to a "
+                 "vertex does not integrate to the change of f")
+    else:
+        continuous = _continuous_between_0_and_1(problem, dist, theta)
+        where = ("between x = 0 and x = 1", "along x = s·(1, ..., 1) does not integrate to "
+                 "f(1) - f(0)")
+    if not continuous:
         raise NotApplicableError(
-            f"{label} {uses}, but the cost of problem '{problem.name}' jumps between x = 0 "
-            "and x = 1 "
-            "(part of it casts, rounds or thresholds x: its derivative along x = s·(1, ..., 1) "
-            "does not integrate to f(1) - f(0)), so the estimate would be silently biased; "
-            "write f with differentiable operations or use score_function.")
+            f"{label} {uses}, but the cost of problem '{problem.name}' jumps {where[0]} (part "
+            f"of it casts, rounds or thresholds x: its derivative {where[1]}), so the estimate "
+            "would be silently biased; write f with differentiable operations or use "
+            "score_function.")
 
 
 def _continuous_between_0_and_1(problem, dist, theta) -> bool:
-    """Whether ∫₀¹ d/ds f(s·1) ds = f(1) - f(0) (Gauss-Legendre, 16 nodes, float64): false
-    for a cost with a jump the relaxation would step over unseen."""
+    """Whether ∫₀¹ d/ds f(s·1) ds = f(1) - f(0): false for a cost with a jump the
+    relaxation would step over unseen."""
+    size = measure.event_size(dist)
+    return _continuous_along(problem, dist, theta, np.zeros(size), np.ones((1, size)))
+
+
+def _continuous_on_the_simplex(problem, dist, theta) -> bool:
+    """The same along the C segments from the simplex's centre to each vertex (one-hot
+    draws; a relaxation evaluates f inside the simplex)."""
+    size = measure.event_size(dist)
+    return _continuous_along(problem, dist, theta, np.full(size, 1.0 / size), np.eye(size))
+
+
+def _continuous_along(problem, dist, theta, start: np.ndarray, ends: np.ndarray) -> bool:
+    """Whether ∫₀¹ d/ds f(start + s (end - start)) ds = f(end) - f(start) on each segment
+    (Gauss-Legendre, 16 nodes, float64), for a vector event ``[E]`` (``ends`` ``[P, E]``;
+    a scalar event is one value)."""
     nodes, weights = np.polynomial.legendre.leggauss(16)
-    s = tf.constant((nodes + 1.0) / 2.0, tf.float64)  # [16]
+    paths, event = len(ends), dist.event_shape.as_list()
+    s = tf.constant(np.tile((nodes + 1.0) / 2.0, (paths, 1)), tf.float64)  # [P, 16]
     theta = tf.cast(theta, tf.float64)
-    shape = tf.concat([[16, 1], dist.event_shape_tensor()], 0)
+    first = tf.constant(start, tf.float64)
+    step = tf.constant(ends - start, tf.float64)  # [P, E]
+
+    def at(fraction):  # [P, m] -> draws [P·m, 1, *event]
+        x = first + fraction[..., None] * step[:, None, :]  # [P, m, E]
+        return tf.reshape(x, [-1, 1] + event)
+
     with tf.GradientTape() as tape:
         tape.watch(s)
-        x = tf.broadcast_to(tf.reshape(s, [16, 1] + [1] * measure.event_rank(dist)), shape)
-        values = problem.cost_values(dist, x, theta)  # [16, 1]
+        values = problem.cost_values(dist, at(s), theta)  # [P·16, 1]
         total = tf.reduce_sum(values)
     slope = tape.gradient(total, s, unconnected_gradients=tf.UnconnectedGradients.ZERO).numpy()
-    ends = problem.cost_values(dist, tf.broadcast_to(
-        tf.reshape(tf.constant([0.0, 1.0], tf.float64), [2, 1] + [1] * measure.event_rank(dist)),
-        tf.concat([[2, 1], dist.event_shape_tensor()], 0)), theta).numpy()[:, 0]
-    change = ends[1] - ends[0]
-    integral = float(np.sum(weights / 2.0 * slope))
-    scale = max(abs(change), float(np.max(np.abs(values.numpy()))), 1e-300)
-    return bool(np.isfinite(integral)) and abs(integral - change) <= 1e-6 * scale
+    edges = problem.cost_values(dist, at(tf.constant([[0.0, 1.0]] * paths, tf.float64)),
+                                theta).numpy().reshape(paths, 2)
+    change = edges[:, 1] - edges[:, 0]  # [P]
+    integral = slope @ (weights / 2.0)  # [P]
+    scale = np.maximum(np.abs(change), float(np.max(np.abs(values.numpy()))))
+    scale = np.maximum(scale, 1e-300)
+    return bool(np.all(np.isfinite(integral)) and np.all(np.abs(integral - change)
+                                                          <= 1e-6 * scale))
 
 
 def mean_of_terms(terms, noise_per_coordinate: int):

@@ -142,10 +142,19 @@ def test_learned_estimators_refuse_what_they_cannot_do():
     indices = E.Problem(name="category_indices", params={"logits": 3},
                         dist=lambda theta: tfd.Categorical(logits=theta["logits"]),
                         cost=lambda x, theta: tf.cast(x, tf.float32))
+    weights = tf.constant(WEIGHTS)
+    jumping = E.Problem(  # rebar's mean was 13-64 SE off on it before it was refused
+        name="one_hot_jump", params={"logits": 4},
+        dist=lambda theta: tfd.OneHotCategorical(logits=theta["logits"], dtype=tf.float32),
+        cost=lambda y, theta: tf.reduce_sum(y * tf.cast(weights, y.dtype), -1)
+        + tf.cast(y[..., 2] > 0.5, y.dtype))
     for label in ["rebar", *LEARNED]:
         with pytest.raises(E.NotApplicableError, match=r"relaxes one-hot vectors, but "
                            r"problem 'category_indices' draws category indices"):
             E.estimate(label, indices, {"logits": [0.0, 0.0, 0.0]}, n_samples=4)
+        with pytest.raises(E.NotApplicableError, match=r"the cost of problem 'one_hot_jump' "
+                           r"jumps inside the simplex of one-hot values"):
+            E.estimate(label, jumping, CATEGORICAL_THETA, n_samples=4)
     toy = E.problems.get("bernoulli_toy")
     for label in LEARNED:
         with pytest.raises(NotImplementedError, match="learns"):
