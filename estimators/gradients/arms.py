@@ -166,7 +166,10 @@ def group_surrogate(problem, dist, theta, b, gap: Callable):
     n = b.shape[0]
     alpha = logits.logits(dist, theta)  # [R, *event]
     p = tf.sigmoid(sg(alpha))
-    debias = p * (1.0 - p) / gap(tf.minimum(p, 1.0 - p), n)  # [R, *event]
+    # p rounded to 0 or 1 (|α| ≳ 17 in float32) makes the gap 0; the factor's limit is 1,
+    # and it multiplies b - p = 0 there.
+    gaps = gap(tf.minimum(p, 1.0 - p), n)
+    debias = tf.where(gaps > 0, p * (1.0 - p) / gaps, tf.ones_like(p))  # [R, *event]
     f = problem.cost_values(dist, b, theta)  # [n, R]
     event = list(range(1, alpha.shape.rank))
     centred = tf.reshape(sg(f - tf.reduce_mean(f, axis=0)),

@@ -1,6 +1,6 @@
-"""RELAX for binary and one-hot categorical latent variables (Grathwohl, Choi, Wu, Roeder & Duvenaud,
-"Backpropagation through the Void: Optimizing control variates for black-box gradient
-estimation", ICLR 2018).
+"""RELAX for binary and one-hot categorical latent variables (Grathwohl, Choi, Wu,
+Roeder & Duvenaud, "Backpropagation through the Void: Optimizing control variates for
+black-box gradient estimation", ICLR 2018).
 
 REBAR's estimator with a learned, reparameterized control variate c_φ in place of the
 relaxed cost:
@@ -10,8 +10,8 @@ relaxed cost:
 
 with z = α + logit(u), b = 1[z > 0], z̃ ~ p(z | b) (for a one-hot categorical, Gumbel
 noise, b = onehot(argmax z) and σ_λ a softmax: :mod:`estimators.gradients.rebar`), and
-r_ρ a small network: one tanh layer of ``HIDDEN`` units on 2σ_λ(z) - 1, its output multiplied by a learned scale that
-starts at 0 (the authors' toy, ``rebar_toy.py`` in duvenaud/relax: RELAX starts as REBAR
+r_ρ a small network: one tanh layer of ``HIDDEN`` units on 2σ_λ(z) - 1, its output
+multiplied by a learned scale that starts at 0 (the authors' toy, ``rebar_toy.py`` in duvenaud/relax: RELAX starts as REBAR
 with η = 1, λ = ½). φ = (η, log λ, the network) is the estimator's state, one copy per
 replicate, trained by Adam down ∇φ ‖ĝ‖² (:func:`estimators.learning.variance_descent`);
 unbiased for every φ. Three evaluations of f per draw; the state holds D × ``HIDDEN``
@@ -43,7 +43,8 @@ from the same φ and then learns on its own draws."""
 def network(params, s):
     """r_ρ(s) for relaxed draws s ``[n, R, *event]``: ``[n, R]``."""
     flat = tf.reshape(2.0 * s - 1.0, tf.concat([tf.shape(s)[:2], [-1]], 0))  # [n, R, D]
-    if flat.shape[-1] <= BROADCAST_MAX_SIZE:  # XLA on CPU: a few products beat a tiny dot
+    size = flat.shape[-1]
+    if size is not None and size <= BROADCAST_MAX_SIZE:  # XLA on CPU: products beat a tiny dot
         pre = tf.reduce_sum(flat[..., None] * params["w1"], axis=-2)
     else:
         pre = tf.einsum("nrd,rdh->nrh", flat, params["w1"])

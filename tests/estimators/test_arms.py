@@ -153,3 +153,14 @@ def test_arms_counts_one_evaluation_per_draw_and_needs_a_group():
         E.get_estimator("arms").exact_moments(toy, 0.0)
     with pytest.raises(NotImplementedError, match="up to n = 128 draws per batch"):
         E.get_estimator("arms").exact_moments(toy, 0.0, batch_size=129)
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_a_logit_that_rounds_p_to_0_or_1_gives_0_not_nan(label):
+    # |α| ≳ 17 rounds p to 0 or 1 in float32: q - C(q, q) is 0, and the copula factor's
+    # limit (1) multiplies b - p = 0, as DisARM's estimate is 0 there.
+    problem = E.problems.get("bernoulli_quadratic", D=3, t=0.3)
+    values = E.estimate(label, problem, {"logits": [20.0, 1.0, -90.0]}, n_samples=4,
+                        n_replicates=50, seed=1)
+    assert np.isfinite(values).all()
+    assert np.all(values[:, [0, 2]] == 0.0) and np.any(values[:, 1] != 0.0)
