@@ -337,8 +337,10 @@ def cmd_list(args) -> int:
         indent = " " * (2 + width)
         for name, text in pairs:
             lines = textwrap.wrap(text, columns - len(indent)) or [""]
-            if len(name) + 2 > width:
-                print(f"  {name}")
+            if len(name) + 2 > width:  # a long signature wraps at its commas
+                for part in textwrap.wrap(name, columns - 2, subsequent_indent="    ",
+                                          break_long_words=False):
+                    print(f"  {part}")
                 lines_to_print = lines
             else:
                 print(f"  {name:{width}}{lines[0]}")
