@@ -90,6 +90,9 @@ class Problem:
       multi_sample: For a K-sample bound (IWAE), its :class:`estimators.multisample.
         MultiSample`: what estimators acting on the K samples jointly (VIMCO, DReG)
         read; None for other problems.
+      start: Optional ``() -> θ``: the problem's own starting point, which θ given as the
+        text ``"start"`` means (in grids: ``theta = ["start"]``), for θ that cannot be
+        written out, such as a network's weights initialized at random from a fixed seed.
 
     Example:
 
@@ -126,6 +129,7 @@ class Problem:
     penalty: Callable | None = None
     diagnostics: Callable | None = None
     multi_sample: MultiSample | None = None
+    start: Callable | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -133,7 +137,7 @@ class Problem:
         for field in ("dist", "cost"):
             if not callable(getattr(self, field)):
                 raise TypeError(f"{field} must be callable, got {getattr(self, field)!r}.")
-        for field in ("exact_value", "penalty", "diagnostics"):
+        for field in ("exact_value", "penalty", "diagnostics", "start"):
             if getattr(self, field) is not None and not callable(getattr(self, field)):
                 raise TypeError(f"{field} must be callable or None, got "
                                 f"{getattr(self, field)!r}.")
@@ -187,8 +191,9 @@ class Problem:
     def theta_vector(self, theta) -> np.ndarray:
         """Validates θ and returns it as a float64 array ``[d]``.
 
-        Accepts a number (when d = 1), a flat sequence of d numbers, or a mapping from
-        parameter name to a number (broadcast over a block) or a block's values.
+        Accepts a number (when d = 1), a flat sequence of d numbers, a mapping from
+        parameter name to a number (broadcast over a block) or a block's values, or the text
+        ``"start"`` for the problem's own starting point (``start``).
 
         Raises:
           ValueError: wrong length or keys, non-finite values or values outside ``bounds``.
@@ -199,6 +204,8 @@ class Problem:
                 and theta.shape == (self.dim,) and theta.tobytes() in seen:
             seen.move_to_end(theta.tobytes())  # the latest used are kept
             return theta  # this value was validated: validation depends on the value only
+        if isinstance(theta, str):
+            theta = self._named(theta)
         vector = self.parameters.vector(theta, self.name, self.bounds)
         seen[vector.tobytes()] = True
         seen.move_to_end(vector.tobytes())  # a value seen long ago is the newest again
@@ -208,6 +215,15 @@ class Problem:
             except KeyError:  # another thread emptied it first
                 break
         return vector
+
+    def _named(self, text: str):
+        if text != "start":
+            raise ValueError(f"theta of problem '{self.name}' given as text must be \"start\" "
+                             f"(the problem's own starting point), got {text!r}.")
+        if self.start is None:
+            raise ValueError(f"theta \"start\": problem '{self.name}' has no starting point "
+                             "of its own; give θ as numbers.")
+        return self.start()
 
     def validated_theta(self, theta) -> np.ndarray:
         """θ validated (:meth:`theta_vector`) as a read-only float64 array ``[d]``, which

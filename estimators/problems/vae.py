@@ -22,7 +22,8 @@ tensor), and its gradient is autodiff of that sum (reported as ``closed_form``, 
 problem's ``exact_value``); beyond, a Monte Carlo reference (score function), labelled.
 
 :func:`initial_theta` gives the usual starting point: Glorot-uniform weights from a seed,
-zero biases and prior logits.
+zero biases and prior logits; the problem's ``start`` (θ = ``"start"``, in grids too) is it
+at seed 0.
 
 >>> import estimators as E
 >>> from estimators.problems import vae
@@ -154,6 +155,7 @@ def bernoulli_vae(data: str = "digits", latents: int = 16, decoder: str = "linea
         name=label("bernoulli_vae", arguments), dist=dist, cost=cost,
         params={name: (fan_in or 1) * fan_out for name, (fan_in, fan_out) in layers.items()},
         exact_value=exact_value, reference="score_function", reference_samples=100_000,
+        start=lambda: _glorot(layers, 0),
         description=f"Bernoulli VAE, D = {latents}, {decoder}, on {batch} {data} images "
                     f"({pixels} pixels): f = the ELBO's integrand")
     _LAYERS[problem] = layers
@@ -191,9 +193,13 @@ def initial_theta(problem: Problem, seed: int = 0) -> dict[str, np.ndarray]:
     if problem not in _LAYERS:
         raise ValueError(f"initial_theta takes a bernoulli_vae problem, got problem "
                          f"'{getattr(problem, 'name', problem)}'.")
+    return _glorot(_LAYERS[problem], seed)
+
+
+def _glorot(layers: dict, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     theta = {}
-    for name, (fan_in, fan_out) in _LAYERS[problem].items():
+    for name, (fan_in, fan_out) in layers.items():
         if fan_in:
             limit = math.sqrt(6.0 / (fan_in + fan_out))
             theta[name] = rng.uniform(-limit, limit, size=fan_in * fan_out)

@@ -92,3 +92,15 @@ def test_beyond_sixteen_latents_the_truth_is_a_labelled_monte_carlo_reference():
     problem = E.problems.get("bernoulli_vae", latents=17, batch=2)
     assert problem.exact_value is None
     assert E.truth.kind(problem, vae.initial_theta(problem)) == "monte_carlo"
+
+
+def test_theta_start_is_the_problems_own_starting_point():
+    problem = E.problems.get("bernoulli_vae", latents=2, batch=2)
+    np.testing.assert_array_equal(problem.theta_vector("start"),
+                                  problem.theta_vector(vae.initial_theta(problem, seed=0)))
+    with pytest.raises(ValueError, match=r"^theta of problem 'bernoulli_vae\(.*\)' given as "
+                                         r"text must be \"start\" .*, got 'begin'\.$"):
+        problem.theta_vector("begin")
+    with pytest.raises(ValueError, match=r"^theta \"start\": problem 'bernoulli_toy\(t=0.499\)' "
+                                         r"has no starting point of its own; give θ as numbers\.$"):
+        E.problems.get("bernoulli_toy").theta_vector("start")
