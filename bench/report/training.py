@@ -65,6 +65,13 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+def _panel(text: str, ax) -> str:
+    """A panel title wrapped to its panel's width (a long problem name would run into the
+    next panel's), at about 11 characters of the title's font per inch."""
+    inches = ax.get_position().width * ax.figure.get_figwidth()
+    return textwrap.fill(text, max(20, int(inches * 11)), break_long_words=False)
+
+
 def _wrap(text: str, fig) -> str:
     width = max(40, int(fig.get_figwidth() * 10.5))
     return "\n".join(textwrap.fill(line, width) for line in text.split("\n"))
@@ -161,7 +168,8 @@ def variance_vs_step(frame, colours):
             ax.set(xlabel="training step", ylabel="variance" + (
                 f"\n(mean over {components} components)" if components > 1 else ""))
             problem, _, start = run.partition(" from ")
-            ax.set_title(f"{problem} · ∂/∂{block}   (n = {int(group.n_samples.iloc[0]):,})"
+            ax.set_title(_panel(f"{problem} · ∂/∂{block}   "
+                                f"(n = {int(group.n_samples.iloc[0]):,})", ax)
                          + (f"\n{_short('from ' + start, 60)}" if start else ""),
                          fontsize="medium")
     figures.legend(fig, {k: v for k, v in colours.items() if k in set(points.estimator)},
@@ -243,7 +251,7 @@ def training_log(frame, colours, meta=None):
                 _focus(ax, values - band, values + band)
             ax.set(xlabel="training step", ylabel=label)
             problem, _, start = run.partition(" from ")
-            ax.set_title(f"{problem} · {column}"
+            ax.set_title(_panel(f"{problem} · {column}", ax)
                          + (f"\n{_short('from ' + start, 60)}" if start else ""),
                          fontsize="medium")
     figures.legend(fig, {}, [
@@ -336,7 +344,7 @@ def time_per_estimate(frame, colours):
                                   zip(group.estimator, group.f_evals, group.f_per_sample)])
         ax.set_ylim(len(group) - 0.5, -0.5)  # fastest on top
         ax.set(xscale="log", xlim=(floor, ceiling), xlabel="seconds per estimate",
-               title=f"{problem}   (n = {int(group.n_samples.iloc[0]):,})")
+               title=_panel(f"{problem}   (n = {int(group.n_samples.iloc[0]):,})", ax))
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.grid(axis="y", visible=False)
     return fig
