@@ -204,8 +204,8 @@ class Problem:
                 and theta.shape == (self.dim,) and theta.tobytes() in seen:
             seen.move_to_end(theta.tobytes())  # the latest used are kept
             return theta  # this value was validated: validation depends on the value only
-        if isinstance(theta, str):
-            theta = self._named(theta)
+        if isinstance(theta, str) and theta == "start":
+            theta = self._start()
         vector = self.parameters.vector(theta, self.name, self.bounds)
         seen[vector.tobytes()] = True
         seen.move_to_end(vector.tobytes())  # a value seen long ago is the newest again
@@ -216,10 +216,7 @@ class Problem:
                 break
         return vector
 
-    def _named(self, text: str):
-        if text != "start":
-            raise ValueError(f"theta of problem '{self.name}' given as text must be \"start\" "
-                             f"(the problem's own starting point), got {text!r}.")
+    def _start(self):
         if self.start is None:
             raise ValueError(f"theta \"start\": problem '{self.name}' has no starting point "
                              "of its own; give θ as numbers.")
