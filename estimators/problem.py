@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from estimators import measure, truth
-from estimators._runtime import tf
+from estimators._runtime import tf, tfd
 from estimators.errors import (DTYPE_WORDS, SHAPE_WORDS, cause, sentence, speaks_for,
                                tensorflow_check)
 from estimators.multisample import MultiSample
@@ -289,8 +289,15 @@ class Problem:
                 "vector of independent coordinates wrap it in "
                 "tfd.Independent(..., reinterpreted_batch_ndims=1).")
         if measure.event_rank(dist) > 1:
-            raise ValueError(f"problem '{self.name}': dist(theta) has event shape "
-                             f"{dist.event_shape.as_list()}; events must be scalars or vectors.")
+            inner = dist.distribution if isinstance(dist, tfd.Independent) else dist
+            several = isinstance(inner, tfd.OneHotCategorical)
+            raise ValueError(
+                f"problem '{self.name}': dist(theta) has event shape "
+                f"{dist.event_shape.as_list()}; events must be scalars or vectors" + (
+                    ": for several categorical variables draw their indices, "
+                    "tfd.Independent(tfd.Categorical(logits), 1) (event [V], for the score "
+                    "function and its control variates); the one-hot relaxations and REBAR "
+                    "take one categorical variable." if several else "."))
 
     def validate(self, theta) -> None:
         """Evaluates ``dist`` and ``cost`` once on a small batch of replicates at θ, so that a

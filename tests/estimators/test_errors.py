@@ -367,3 +367,22 @@ def test_a_cost_that_fails_only_when_traced_for_the_truth_is_one_sentence():
     with pytest.raises(ValueError, match=r"^problem 'python_if': computing the truth failed "
                                          r"with OperatorNotAllowedInGraphError"):
         _traced_only_problem(python_if, "python_if").truth(0.5)
+
+
+def test_several_one_hot_variables_are_refused_with_a_way_forward():
+    # Independent(OneHotCategorical) has a matrix event: refused, pointing at category
+    # indices (which the score function takes) rather than at a dead end.
+    tfd = tfp.distributions
+
+    def two_categoricals(theta):
+        logits = tf.reshape(theta["logits"], tf.concat([tf.shape(theta["logits"])[:-1],
+                                                        [2, 3]], 0))
+        return tfd.Independent(tfd.OneHotCategorical(logits=logits, dtype=tf.float32), 1)
+
+    problem = E.Problem(name="two_one_hots", params={"logits": 6}, dist=two_categoricals,
+                        cost=lambda y, theta: tf.reduce_sum(y[..., 0], -1))
+    with pytest.raises(ValueError) as error:
+        E.estimate("score_function", problem, {"logits": [0.0] * 6}, n_samples=4)
+    assert "event shape [2, 3]; events must be scalars or vectors: for several categorical " \
+        "variables draw their indices, tfd.Independent(tfd.Categorical(logits), 1)" \
+        in str(error.value) and "\n" not in str(error.value)
