@@ -132,6 +132,15 @@ def require_cost_gradient(label: str, problem, vector, relaxed: bool = True) -> 
             "score_function.")
 
 
+def check_relaxed(label, problem, dist, vector, batch_size) -> None:
+    """An identity's ``check`` for estimators that evaluate f at relaxed draws (the
+    relaxations, REBAR, RELAX): a Bernoulli vector or one one-hot categorical, and f with a
+    gradient in b and no jump between the discrete values."""
+    del batch_size
+    require_relaxable(label, problem, dist)
+    require_cost_gradient(label, problem, vector)
+
+
 def _continuous_between_0_and_1(problem, dist, theta) -> bool:
     """Whether ∫₀¹ d/ds f(s·1) ds = f(1) - f(0): false for a cost with a jump the
     relaxation would step over unseen."""

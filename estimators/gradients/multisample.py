@@ -144,7 +144,7 @@ def vimco_per_sample(problem, dist, x, theta):
     z = multi.split(sg(x))  # [n, R, K, D]
     log_q = multi.log_q(z, problem.unpack(theta))  # [n, R, K], θ's path kept
     log_w = sg(multi.log_joint(z) - log_q)
-    return tf.reduce_sum(sg(vimco_coefficients(log_w)) * log_q, axis=-1)
+    return tf.reduce_sum(vimco_coefficients(log_w) * log_q, axis=-1)  # of fixed log_w
 
 
 def _reparameterized_terms(power: int):

@@ -167,19 +167,13 @@ def exact_moments(problem, vector, batch_size=None, eta=1.0, temperature=0.5):
     return mean, np.maximum(second - mean**2, 0.0)
 
 
-def _check(label, problem, dist, vector, batch_size):
-    del batch_size
-    logits.require_relaxable(label, problem, dist)
-    logits.require_cost_gradient(label, problem, vector)
-
-
 IDENTITY = Identity(
     name="rebar",
     summary="REBAR (Tucker et al. 2017), fixed eta and temperature: score function with a "
             "relaxed control variate; unbiased, binary or one-hot b, 3 f per draw.",
     surrogate=logits.mean_of_terms(terms, 2),
     exact_moments=exact_moments,
-    check=_check,
+    check=logits.check_relaxed,
     f_evals=evaluations_per_draw(3),
     memory_per_value=5.0,
     forward_mode=True,

@@ -61,12 +61,6 @@ def _init(problem, theta, settings):
     return learning.with_slots(initial_scale_and_temperature(theta, settings))
 
 
-def check(label, problem, dist, vector, batch_size):
-    del batch_size
-    logits.require_relaxable(label, problem, dist)
-    logits.require_cost_gradient(label, problem, vector)
-
-
 _SURROGATE = logits.mean_of_terms(_terms, 2)
 
 IDENTITY = Identity(
@@ -76,7 +70,7 @@ IDENTITY = Identity(
     surrogate=_SURROGATE,
     init=_init,
     update=learning.variance_descent(_SURROGATE, learning.adam),
-    check=check,
+    check=logits.check_relaxed,
     f_evals=evaluations_per_draw(3),
     memory_per_value=5.0,
     discrete_latents=True,

@@ -11,12 +11,12 @@ relaxed cost:
 with z = α + logit(u), b = 1[z > 0], z̃ ~ p(z | b) (for a one-hot categorical, Gumbel
 noise, b = onehot(argmax z) and σ_λ a softmax: :mod:`estimators.gradients.rebar`), and
 r_ρ a small network: one tanh layer of ``HIDDEN`` units on 2σ_λ(z) - 1, its output
-multiplied by a learned scale that starts at 0 (the authors' toy, ``rebar_toy.py`` in duvenaud/relax: RELAX starts as REBAR
-with η = 1, λ = ½). φ = (η, log λ, the network) is the estimator's state, one copy per
-replicate, trained by Adam down ∇φ ‖ĝ‖² (:func:`estimators.learning.variance_descent`);
-unbiased for every φ. Three evaluations of f per draw; the state holds D × ``HIDDEN``
-weights per replicate (and Adam's two moments of each), D the latent's size (C for a
-one-hot categorical of C categories).
+multiplied by a learned scale that starts at 0 (the authors' toy, ``rebar_toy.py`` in
+duvenaud/relax: RELAX starts as REBAR with η = 1, λ = ½). φ = (η, log λ, the network) is
+the estimator's state, one copy per replicate, trained by Adam down ∇φ ‖ĝ‖²
+(:func:`estimators.learning.variance_descent`); unbiased for every φ. Three evaluations of
+f per draw; the state holds D × ``HIDDEN`` weights per replicate (and Adam's two moments of
+each), D the latent's size (C for a one-hot categorical of C categories).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ IDENTITY = Identity(
     surrogate=_SURROGATE,
     init=_init,
     update=learning.variance_descent(_SURROGATE, learning.adam),
-    check=rebar_learned.check,
+    check=logits.check_relaxed,
     f_evals=evaluations_per_draw(3),
     memory_per_value=5.0 + HIDDEN,
     discrete_latents=True,

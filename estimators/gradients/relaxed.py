@@ -47,17 +47,12 @@ def straight_through_terms(problem, dist, theta, u, temperature=0.5):
     return problem.cost_values(dist, hard + relaxed - sg(relaxed), theta)
 
 
-def _check(label, problem, dist, vector, batch_size):
-    del batch_size
-    logits.require_relaxable(label, problem, dist)
-    logits.require_cost_gradient(label, problem, vector)
-
-
 TEMPERATURE = (("temperature", 0.5, "the relaxation's temperature λ", 0.0),)
 
 def _relaxation(name: str, summary: str, terms) -> Identity:
     return Identity(name=name, summary=summary, surrogate=logits.mean_of_terms(terms, 1),
-                    exact_moments=logits.bernoulli_moments(name, terms, 1), check=_check,
+                    exact_moments=logits.bernoulli_moments(name, terms, 1),
+                    check=logits.check_relaxed,
                     unbiased=False, declared_biased=True, pathwise=True, settings=TEMPERATURE,
                     discrete_latents=True)
 

@@ -20,6 +20,7 @@ numbers in [0, 255].
 from __future__ import annotations
 
 import functools
+
 import numpy as np
 
 from estimators.problems.datasets import DataError, data_file
