@@ -214,7 +214,7 @@ class Program:
         vector = self.problem.theta_vector(theta)
         if not self.estimator.uses_window:
             return (0.0, 0.0)
-        key = tuple(vector.tolist())
+        key = vector.tobytes()
         if key not in self._windows:
             self._windows[key] = self.problem.integration_window(vector)
         return self._windows[key]
@@ -222,13 +222,15 @@ class Program:
     def _arguments(self, theta, seed) -> tuple:
         """(θ, key, window) as the program's input tensors."""
         vector = self.problem.theta_vector(theta)
-        key = tuple(vector.tolist())
+        # A read-only array (validated_theta's) is known by identity, held by the cache so
+        # that its id is not reused; others by value (hashing θ's bytes is O(D)).
+        key = id(vector) if not vector.flags.writeable else vector.tobytes()
         if key not in self._inputs:
             if len(self._inputs) >= _CACHED_INPUTS:
                 del self._inputs[next(iter(self._inputs))]
             self._inputs[key] = (tf.constant(vector, tf.float32),
-                                 tf.constant(self.window(vector), tf.float32))
-        theta_tensor, window = self._inputs[key]
+                                 tf.constant(self.window(vector), tf.float32), vector)
+        theta_tensor, window, _ = self._inputs[key]
         return theta_tensor, tf.constant(_rng.seed_pair(seed), tf.int32), window
 
     def __call__(self, theta, seed=0, state=None) -> np.ndarray:
@@ -497,9 +499,9 @@ def program(estimator, problem: Problem, theta, n_samples: int, n_replicates: in
     # again under its name after unregister_control_variate is a new program.
     parts = (estimator.label, estimator.identity, estimator.control)
     applies = _applicable.setdefault(problem, set())
-    if (parts, tuple(vector.tolist()), batch_size, n_samples) not in applies:
+    if (parts, vector.tobytes(), batch_size, n_samples) not in applies:
         estimator.check(problem, vector, batch_size, n_samples)  # builds p(x|θ): milliseconds
-        applies.add((parts, tuple(vector.tolist()), batch_size, n_samples))
+        applies.add((parts, vector.tobytes(), batch_size, n_samples))
     cache = _programs.setdefault(problem, {})
     key = (parts, n_samples, n_replicates, batch_size, backend)
     if key not in cache:
@@ -600,7 +602,7 @@ def _warn_if_f_jumps(estimator: Estimator, problem: Problem, vector) -> None:
                           stacklevel=3)
         return
     seen = _smooth.setdefault(problem, {})
-    key = tuple(vector.tolist())
+    key = vector.tobytes()
     if key not in seen and len(seen) < SMOOTHNESS_THETAS:
         try:
             seen[key] = (truth.smoothness(problem, vector, quick=True), vector)

@@ -124,11 +124,14 @@ class Parameters:
                              f"(first non-finite: '{bad}').")
         for block in self.blocks:
             low, high = (bounds or {}).get(block.name, (None, None))
-            for label, value in zip(block.labels, vector[block.start:block.stop]):
-                if low is not None and not value > low:
-                    raise ValueError(f"theta '{label}' must be > {low}{where}, got {value}.")
-                if high is not None and not value < high:
-                    raise ValueError(f"theta '{label}' must be < {high}{where}, got {value}.")
+            values = vector[block.start:block.stop]
+            for limit, inside, word in ((low, values > low if low is not None else None, ">"),
+                                        (high, values < high if high is not None else None,
+                                         "<")):
+                if inside is not None and not np.all(inside):
+                    first = int(np.flatnonzero(~inside)[0])  # in NumPy: θ may have 10⁵ values
+                    raise ValueError(f"theta '{block.labels[first]}' must be {word} {limit}"
+                                     f"{where}, got {values[first]}.")
         return vector
 
     def _from_mapping(self, theta: Mapping, where: str) -> np.ndarray:

@@ -31,6 +31,7 @@ from estimators import measure, truth
 from estimators._runtime import tf, tfd
 from estimators.errors import (DTYPE_WORDS, SHAPE_WORDS, cause, sentence, speaks_for,
                                tensorflow_check)
+from estimators.minibatches import Minibatches
 from estimators.multisample import MultiSample
 from estimators.params import Parameters
 
@@ -41,6 +42,8 @@ class CostShapeError(ValueError):
     """``cost(x, θ)`` did not return one value per draw."""
 
 
+_VALIDATED = 8
+"""Arrays of :meth:`Problem.validated_theta` a problem knows by identity (the latest)."""
 _VALID_THETAS = 64
 """θ values a problem remembers as validated (the latest), so re-validating the same θ
 (O(d) in Python: bounds per component) is skipped and a sweep stays bounded."""
@@ -93,6 +96,10 @@ class Problem:
       start: Optional ``() -> θ``: the problem's own starting point, which θ given as the
         text ``"start"`` means (in grids: ``theta = ["start"]``), for θ that cannot be
         written out, such as a network's weights initialized at random from a fixed seed.
+      minibatches: For a model on data, the :class:`estimators.minibatches.Minibatches`
+        its functions read (one minibatch current at a time), which a training run moves
+        to a fresh minibatch at every update; the truth is computed on the problem's own
+        minibatch only. None for other problems.
 
     Example:
 
@@ -130,6 +137,7 @@ class Problem:
     diagnostics: Callable | None = None
     multi_sample: MultiSample | None = None
     start: Callable | None = None
+    minibatches: Minibatches | None = None
 
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
@@ -167,6 +175,9 @@ class Problem:
         if self.multi_sample is not None and not isinstance(self.multi_sample, MultiSample):
             raise TypeError("multi_sample must be an estimators.multisample.MultiSample or "
                             f"None, got {self.multi_sample!r}.")
+        if self.minibatches is not None and not isinstance(self.minibatches, Minibatches):
+            raise TypeError("minibatches must be an estimators.minibatches.Minibatches or "
+                            f"None, got {self.minibatches!r}.")
         if self.reference not in truth.REFERENCES:
             raise ValueError(f"reference must be one of {', '.join(truth.REFERENCES)}, got "
                              f"{self.reference!r}.")
@@ -199,6 +210,9 @@ class Problem:
           ValueError: wrong length or keys, non-finite values or values outside ``bounds``.
           TypeError: θ is not numeric.
         """
+        if isinstance(theta, np.ndarray) and not theta.flags.writeable \
+                and any(theta is known for known in self.__dict__.get("_validated_arrays", ())):
+            return theta  # validated_theta's own array: no O(D) work (a training step's θ)
         seen = self.__dict__.setdefault("_valid_thetas", collections.OrderedDict())
         if isinstance(theta, np.ndarray) and theta.dtype == np.float64 \
                 and theta.shape == (self.dim,) and theta.tobytes() in seen:
@@ -224,9 +238,12 @@ class Problem:
 
     def validated_theta(self, theta) -> np.ndarray:
         """θ validated (:meth:`theta_vector`) as a read-only float64 array ``[d]``, which
-        this problem and the engine then take without validating it again."""
+        this problem and the engine then take without validating it again: the latest
+        few such arrays are known by identity, so passing one on costs nothing."""
         vector = np.array(self.theta_vector(theta), dtype=np.float64)
         vector.flags.writeable = False
+        known = self.__dict__.setdefault("_validated_arrays", collections.deque(maxlen=_VALIDATED))
+        known.append(vector)
         return vector
 
     def unpack(self, theta):
@@ -251,7 +268,7 @@ class Problem:
             other than ``[]``), or its events are not scalars or vectors.
         """
         vector = self.theta_vector(theta)
-        key = (tuple(vector.tolist()), dtype)
+        key = (vector.tobytes(), dtype)
         cache = self._cache("distribution")
         if key not in cache:
             theta = tf.constant(vector, dtype=dtype)
@@ -458,9 +475,9 @@ class Problem:
         if self.window is not None:
             return self.window
         cache = self._cache("window")
-        if tuple(vector.tolist()) not in cache:
-            cache[tuple(vector.tolist())] = self._default_window(vector)
-        return cache[tuple(vector.tolist())]
+        if vector.tobytes() not in cache:
+            cache[vector.tobytes()] = self._default_window(vector)
+        return cache[vector.tobytes()]
 
     def _default_window(self, vector) -> tuple[float, float]:
         dist = self.distribution(vector)

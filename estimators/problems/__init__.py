@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import threading
 from collections.abc import Callable
 
 from estimators.problem import Problem
@@ -92,8 +93,12 @@ def get(name: str, **kwargs) -> Problem:
     return build(name, factory(name), kwargs)
 
 
-def build(name: str, make, kwargs: dict) -> Problem:
-    """``make(**kwargs)`` with arguments checked against its signature, cached."""
+def build(name: str, make, kwargs: dict, private: bool = False) -> Problem:
+    """``make(**kwargs)`` with arguments checked against its signature, cached.
+
+    ``private``: another instance, this thread's own (one per thread), for a training run
+    that moves the problem's minibatch (:mod:`estimators.minibatches`) while the shared
+    instance is measured elsewhere."""
     allowed = signature_defaults(make)
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
@@ -104,7 +109,8 @@ def build(name: str, make, kwargs: dict) -> Problem:
     if missing:
         raise ValueError(f"problem '{name}' needs argument(s) {missing}.")
     # The factory itself (not its id, which a reloaded module's new factory may reuse).
-    key = (name, make, tuple(sorted(arguments.items())))
+    key = (name, make, tuple(sorted(arguments.items())),
+           threading.get_ident() if private else None)
     if key not in _INSTANCES:
         problem = make(**arguments)
         if not isinstance(problem, Problem):
@@ -164,6 +170,7 @@ def label(name, kwargs):
 
 
 from estimators.problems import bounds, discrete, gaussian, lab, models, vae  # noqa: E402,F401  (register)
+from estimators.problems import categorical_vae  # noqa: E402,F401  (register)
 
 __all__ = ["build", "coerce", "factory", "get", "label", "names", "parameters", "register",
            "signature_defaults", "summary"]

@@ -151,9 +151,11 @@ def reference(problem, theta, method: str = "auto", check: bool = True) -> Refer
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}.")
     vector = problem.theta_vector(theta)
+    if problem.minibatches is not None:  # a cached truth belongs to one minibatch
+        problem.minibatches.check_home(f"the truth of problem '{problem.name}'")
     problem.validate(vector)  # a broken dist or cost: one sentence, not a trace
     cache = _references.setdefault(problem, {})
-    key = (tuple(vector.tolist()), method, check)
+    key = (vector.tobytes(), method, check)
     if key not in cache:
         try:
             cache[key] = _reference(problem, vector, method, check)

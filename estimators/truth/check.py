@@ -178,7 +178,7 @@ def smoothness(problem, vector, quick: bool = False) -> Smoothness:
     ``quick``: at most ``QUICK_SAMPLES`` draws (a warning's test; the truth's full test is
     used when it has already run)."""
     cache = _smoothness.setdefault(problem, {})
-    key = tuple(np.asarray(vector, dtype=np.float64).tolist())
+    key = np.asarray(vector, dtype=np.float64).tobytes()
     if (key, False) in cache:
         return cache[key, False]
     if (key, quick) not in cache:
@@ -192,7 +192,7 @@ def smoothness(problem, vector, quick: bool = False) -> Smoothness:
 def cached_smoothness(problem, vector) -> Smoothness | None:
     """The smoothness test at θ if one has run (the truth's or a quick one), else None."""
     cache = _smoothness.get(problem, {})
-    key = tuple(np.asarray(vector, dtype=np.float64).tolist())
+    key = np.asarray(vector, dtype=np.float64).tobytes()
     return cache.get((key, False)) or cache.get((key, True))
 
 

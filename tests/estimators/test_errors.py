@@ -77,7 +77,7 @@ def test_unknown_estimator_lists_valid_names():
 def test_unknown_problem_lists_valid_names():
     with pytest.raises(ValueError, match="unknown problem 'gauss'; choose one of: "
                                          "bernoulli_quadratic, bernoulli_toy, bernoulli_vae, "
-                                         "categorical_toy, "
+                                         "categorical_toy, categorical_vae, "
                                          "gaussian_cos, "):
         E.problems.get("gauss")
 
