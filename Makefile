@@ -59,8 +59,9 @@ discrete: $(STAMP)
 	$(BIN)/gradvar run --grid discrete --out results
 	$(BIN)/gradvar report $$(ls -t results/*-discrete.parquet | head -1) --out reports/discrete
 
-## vae: rerun bench/grids/vae.toml (a Bernoulli VAE on digits, D = 16, exact gradient: every
-## discrete estimator along a DisARM training run; ~2 min on 2 cores) and rebuild reports/vae/
+## vae: rerun bench/grids/vae.toml (Bernoulli VAEs on digits: every discrete estimator along a
+## DisARM training run against the exact gradient at D = 16, and 7 estimators x 3 seeds each
+## training D = 64, linear and nonlinear; ~12 min on 2 cores) and rebuild reports/vae/
 vae: $(STAMP)
 	$(BIN)/gradvar run --grid vae --out results
 	$(BIN)/gradvar report $$(ls -t results/*-vae.parquet | head -1) --out reports/vae

@@ -86,9 +86,12 @@ def cmd_run(args) -> int:
             path = runner.resume(args.resume, Path(args.out), on_start=describe, **where)
         else:
             grid = grids.load(args.grid or "default")
+            runs = (f", {len(grid.train_runs)} training runs ({grid.train_each.settings.steps} "
+                    "steps each)" if grid.train_runs else "")
             print(f"grid {grid.name} ({grid.path}): {len(grid.cells)} cells, "
-                  f"{grid.n_replicates} replicates each, backend {grid.backend}", file=sys.stderr)
-            if not grid.cells:
+                  f"{grid.n_replicates} replicates each, backend {grid.backend}{runs}",
+                  file=sys.stderr)
+            if not grid.cells and not grid.train_runs:
                 _print_skipped(grid.skipped, every=True)
                 raise grids.GridError(
                     f"{grid.path}: no cells to run: all {len(grid.skipped)} combinations were "
@@ -134,8 +137,12 @@ def cmd_run(args) -> int:
     print(f"\nresults: {path}  ({len(frame)} rows)")
     if meta.get("training"):
         print(f"training: {_describe_training(meta)}")
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(summary(frame).to_string(index=False, float_format="{:.3g}".format))
+    if meta.get("training_runs"):
+        print(f"training runs: {len(meta['training_runs'])} (their logs are in the table's "
+              "metadata; the report draws them)")
+    if len(frame):
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            print(summary(frame).to_string(index=False, float_format="{:.3g}".format))
     note = mixed_timing(frame)
     if note:
         print(note)

@@ -45,6 +45,7 @@ as the run reaches it.
 from __future__ import annotations
 
 import contextlib
+import time
 import hashlib
 import importlib.metadata
 import logging
@@ -150,6 +151,47 @@ def statistics_task(spec: tuple, cells: list, thetas: list, counts: dict,
                               on_phase=_phase_events(worker, cell))
             for cell, theta in _until_halted(cells, thetas, halt)}
     return {"worker": worker.address, "rows": rows}
+
+
+def training_task(spec: tuple, runs: list, states: list, counts: dict, halt: str) -> dict:
+    """Training runs of a ``[train_each]`` grid on a worker (one per task):
+    {run key: its state}, at the last step or where ``halt`` stopped it. ``spec``: the
+    grid's :class:`bench.train_each.EachTraining`, run seed, backend and user files'
+    digests; ``states``: each run's stored state (None: from its start)."""
+    from distributed import Event
+
+    host = _this_host()
+    _configure_threads(counts.get(host, 1))
+    from bench import train_each  # imports TensorFlow: after its threads are set
+
+    each, seed, backend, user_files = spec
+    _check_user_files(user_files)
+    stop = _Polled(Event(halt))
+    found = {}
+    for run, state in zip(runs, states):
+        if stop.is_set():
+            break
+        try:
+            found[run.key] = train_each.train(run, each, seed, backend, state,
+                                              lambda state, key=run.key: found.update(
+                                                  {key: state}), stop)
+        except KeyboardInterrupt:  # halted: the state saved where it stopped is returned
+            break
+    return found
+
+
+class _Polled:
+    """A Dask event read at most once a second (each read asks the scheduler), for a
+    training loop that asks before every update."""
+
+    def __init__(self, event):
+        self.event, self.read_at, self.value = event, -1.0, False
+
+    def is_set(self) -> bool:
+        now = time.monotonic()
+        if not self.value and now - self.read_at > 1.0:
+            self.value, self.read_at = self.event.is_set(), now
+        return self.value
 
 
 PHASE_TOPIC = "gradvar-phase"

@@ -35,6 +35,14 @@ A grid is a TOML file (``bench/grids/*.toml``)::
     n_samples = 50
     checkpoints = [0, 1000, 5000]
 
+    [train_each]                # optional: a training run per problem, start, estimator
+    estimators = ["disarm", "arm"]      # and seed, each logged along the way
+    seeds = 3                   # (bench/train_each.py has every key)
+    direction = "maximize"
+    learning_rate = 0.001
+    steps = 2000
+    n_samples = 1
+
     [[problems]]
     name = "gaussian_cos"       # a built-in, or "my_problems.py:factory",
                                 # or "my_package.module:factory" (bench/problem_specs.py)
@@ -42,6 +50,8 @@ A grid is a TOML file (``bench/grids/*.toml``)::
     theta = [[1.0, 1.0], [0.0, 1.0]]   # θ values: numbers, flat lists, or tables:
                                        # {mean = 1.0, std = 1.0} (a number fills a block)
     estimators = ["score_function"]     # optional override of the top-level list
+                                        # ([] with [train_each]: training runs only)
+    train_each = false                  # optional: leave this problem out of [train_each]
 
 Everything is validated before anything runs (:class:`GridError` names the file, the key
 and what is allowed). Combinations that do not apply (an estimator on a problem it does
@@ -61,14 +71,14 @@ from pathlib import Path
 import numpy as np
 
 import estimators as E
-from bench import cellkey, problem_specs, training as trainings
+from bench import cellkey, problem_specs, train_each as each_training, training as trainings
 
 GRID_DIR = Path(__file__).parent / "grids"
 TOP_KEYS = {"name": str, "seed": int, "backend": str, "n_replicates": int,
             "timing_repeats": int, "estimators": list, "n_samples": list,
             "batch_sizes": list, "problems": list, "description": str, "lab_setups": bool,
-            "training": dict, "warmup_batches": int}
-PROBLEM_KEYS = {"name", "theta", "estimators"}
+            "training": dict, "warmup_batches": int, "train_each": dict}
+PROBLEM_KEYS = {"name", "theta", "estimators", "train_each"}
 REQUIRED = ("n_samples", "problems")
 SAMPLE_KEYS = ("n_samples", "batch_sizes")
 """Keys of an estimator table that set its own n_samples and batch sizes, not options."""
@@ -89,7 +99,7 @@ class GridError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class Cell:
+class Cell(problem_specs.OnProblem):
     """One (problem, estimator, θ, n_samples, batch_size) combination of a grid; in a
     training grid also a checkpoint ``step``, θ then being the trajectory's start.
 
@@ -116,27 +126,9 @@ class Cell:
     _PROCESS_LOCAL = ("problem_obj", "estimator_obj")
     """Cached attributes not sent to another process (rebuilt there from the spec)."""
 
-    def __getstate__(self):
-        return {name: value for name, value in self.__dict__.items()
-                if name not in self._PROCESS_LOCAL}
-
-    @functools.cached_property
-    def problem_obj(self) -> E.Problem:
-        return problem_specs.get(self.problem, dict(self.kwargs), self.base_dir or None)
-
     @functools.cached_property
     def estimator_obj(self) -> E.Estimator:
         return E.get_estimator(self.estimator)
-
-    @functools.cached_property
-    def theta_array(self) -> np.ndarray:
-        """θ as a validated float64 array ``[d]`` (read-only); set by :func:`parse`."""
-        return self.problem_obj.validated_theta(self.theta)
-
-    @functools.cached_property
-    def theta_label(self) -> str:
-        """θ as short text (``mean=1, std=0.5``): the table's ``theta_label``."""
-        return self.problem_obj.parameters.describe(self.theta_array)
 
     @property
     def program_key(self) -> tuple:
@@ -217,6 +209,8 @@ class Grid:
     lab_setups: bool = False
     base_dir: str = ""      # the folder user problem files are looked up in
     training: trainings.Training | None = None  # a training grid's [training] table
+    train_each: each_training.EachTraining | None = None  # its [train_each] table
+    train_runs: tuple = ()  # bench.train_each.TrainRun: one per problem, start, estimator, seed
 
     @property
     def settings(self) -> Settings:
@@ -311,6 +305,11 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
         training = trainings.parse(data["training"], fail,
                                    lambda entry, key: _one_estimator(entry, key, fail))
     steps = training.checkpoints if training is not None else (None,)
+    each = None
+    if "train_each" in data:
+        each = each_training.parse(data["train_each"], fail,
+                                   lambda entry, key: _one_estimator(entry, key, fail))
+    train_runs = []
 
     cells, seen = [], set()
     named = {}  # problem name -> (the entry's name, the arguments that gave it)
@@ -344,8 +343,15 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
         missing = [k for k, v in arguments.items() if v is None and k not in sweeps]
         if missing:
             fail(where_p, f"problem '{name}' needs the argument(s) {', '.join(missing)}.")
-        chosen = _estimators(entry["estimators"], f"{where_p}.estimators", fail, skipped) \
-            if "estimators" in entry else top_estimators
+        trains = entry.get("train_each", each is not None)
+        if not isinstance(trains, bool) or (trains and each is None):
+            fail(f"{where_p}.train_each", "must be true or false, and true only in a grid with a "
+                                          f"[train_each] table; got {trains!r}.")
+        if entry.get("estimators") == [] and trains:  # training runs only, no cells
+            chosen = []
+        else:
+            chosen = _estimators(entry["estimators"], f"{where_p}.estimators", fail, skipped) \
+                if "estimators" in entry else top_estimators
         # A learned estimator's own warmup_batches (in its label) wins over the grid's.
         warmups = {choice.label: _own_or(warmup, choice.label) for choice in chosen}
         for combo in itertools.product(*sweeps.values()):
@@ -376,6 +382,13 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
                 fail(where_p, str(error))
             if training is not None:
                 _check_training(training, problem, thetas, where_p, fail)
+            if trains:
+                for index, label in enumerate(each.estimators):
+                    _check_training(dataclasses.replace(each.settings, estimator=label),
+                                    problem, thetas, where_p, fail,
+                                    f"train_each.estimators[{index}]")
+                train_runs += each_training.runs_of(each, name, kwargs, thetas,
+                                                    base_dir, problem, vectors)
             # A training grid runs trajectory by trajectory, checkpoint by checkpoint.
             verdicts = {}  # applicability and memory do not depend on the checkpoint
             for theta, step, estimator, n, b in _combinations(thetas, steps, chosen,
@@ -395,7 +408,8 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
     return Grid(name=data.get("name", Path(where).stem), source=text, path=where, seed=seed,
                 backend=backend, n_replicates=n_replicates, timing_repeats=repeats,
                 cells=tuple(cells), skipped=tuple(skipped),
-                lab_setups=data.get("lab_setups", False), base_dir=base_dir, training=training)
+                lab_setups=data.get("lab_setups", False), base_dir=base_dir, training=training,
+                train_each=each, train_runs=tuple(train_runs))
 
 
 def _own_or(warmup: int, label: str) -> int:
@@ -443,7 +457,8 @@ def _one_estimator(entry, key, fail) -> str:
     return chosen[0].label
 
 
-def _check_training(training, problem: E.Problem, thetas, where_p: str, fail) -> None:
+def _check_training(training, problem: E.Problem, thetas, where_p: str, fail,
+                    key: str = "training.estimator") -> None:
     """Before anything runs: the training estimator applies at every start (and is not
     biased there by ignoring ∇θ p), no start repeats, and the problem's penalty and
     diagnostics work, are finite, deterministic and do not reuse the log's names."""
@@ -454,13 +469,13 @@ def _check_training(training, problem: E.Problem, thetas, where_p: str, fail) ->
         try:
             estimator.check(problem, theta, training.n_samples, training.n_samples)
         except E.NotApplicableError as error:
-            fail("training.estimator", f"cannot train problem '{problem.name}': {error}")
+            fail(key, f"cannot train problem '{problem.name}': {error}")
         except ValueError as error:
             fail(where_p, str(error))
         if estimator.ignores_measure_gradient and problem.measure_depends_on_theta(theta):
-            fail("training.estimator", f"{estimator.label} ignores how p(x|θ) depends on θ, so "
-                                       f"it is biased on problem '{problem.name}' and cannot "
-                                       "train it; choose an unbiased estimator.")
+            fail(key, f"{estimator.label} ignores how p(x|θ) depends on θ, so it is biased on "
+                      f"problem '{problem.name}' and cannot train it; choose an unbiased "
+                      "estimator.")
     try:
         value, gradient = E.objective.penalty(problem, thetas[0])
         first = E.objective.diagnostics(problem, thetas[0])

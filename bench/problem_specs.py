@@ -15,11 +15,14 @@ from their path, so their problems can be pickled by reference and reused by rep
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.util
 import sys
 from pathlib import Path
+
+import numpy as np
 
 import estimators as E
 
@@ -70,8 +73,9 @@ def parameters(spec: str, base_dir=None) -> dict:
     return E.problems.signature_defaults(factory(spec, base_dir))
 
 
-def get(spec: str, kwargs: dict, base_dir=None) -> E.Problem:
-    """The problem ``spec`` built with ``kwargs`` (cached: the same object each time).
+def get(spec: str, kwargs: dict, base_dir=None, private: bool = False) -> E.Problem:
+    """The problem ``spec`` built with ``kwargs`` (cached: the same object each time;
+    ``private``: this thread's own instance, as :func:`estimators.problems.build`).
 
     Raises:
       ProblemSpecError: as :func:`factory`; ValueError/TypeError: bad arguments, or a
@@ -79,7 +83,7 @@ def get(spec: str, kwargs: dict, base_dir=None) -> E.Problem:
     """
     build = factory(spec, base_dir)
     try:
-        return E.problems.build(spec, build, dict(kwargs))
+        return E.problems.build(spec, build, dict(kwargs), private)
     except (ValueError, TypeError) as error:
         raise ProblemSpecError(str(error)) from None
     except Exception as error:  # noqa: BLE001 - a user's factory may raise anything
@@ -174,3 +178,32 @@ def _current(module):
 def _first_line(error) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+class OnProblem:
+    """A mixin for records of work on a problem (a grid's cells, its training runs): from
+    their fields ``problem`` (a spec), ``kwargs``, ``theta`` and ``base_dir``, the problem
+    object and θ as a validated array, computed once per process and not sent to another
+    (a Dask worker rebuilds them from the fields)."""
+
+    _PROCESS_LOCAL: tuple[str, ...] = ("problem_obj",)
+    """Cached attributes not sent to another process."""
+
+    def __getstate__(self):
+        return {name: value for name, value in self.__dict__.items()
+                if name not in self._PROCESS_LOCAL}
+
+    @functools.cached_property
+    def problem_obj(self) -> E.Problem:
+        return get(self.problem, dict(self.kwargs), self.base_dir or None)
+
+    @functools.cached_property
+    def theta_array(self) -> np.ndarray:
+        """θ as a validated float64 array ``[d]`` (read-only); set by the grid's parser."""
+        return self.problem_obj.validated_theta(self.theta)
+
+    @functools.cached_property
+    def theta_label(self) -> str:
+        """θ as short text (``mean=1, std=0.5``): the table's ``theta_label``."""
+        return self.problem_obj.parameters.describe(self.theta_array)
+

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import itertools
 import platform
 import signal
@@ -28,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 import estimators as E
-from bench import distributed, lab_setups
+from bench import distributed, lab_setups, train_each
 from bench.grid import Grid, parse
 from bench.measuring import CellError, measure, time_cell
 from bench.store import ResultsError, RunStore
@@ -98,6 +99,7 @@ def run_metadata(grid: Grid, run_id: str) -> dict:
         "python": platform.python_version(), "platform": platform.platform(),
         "device": E.DEVICE, "git_commit": _git_commit(), "started": _now(),
         **({"training": dataclasses.asdict(grid.training)} if grid.training else {}),
+        **({"train_each": dataclasses.asdict(grid.train_each)} if grid.train_each else {}),
     }
 
 
@@ -162,6 +164,11 @@ def _run(grid: Grid, store: RunStore, dask_client, progress: bool) -> Path:
                 _run_serial(grid, store, trajectories, stop, progress)
             else:
                 _run_on_cluster(grid, store, trajectories, stop, progress, dask_client)
+            if grid.train_each is not None:  # after the cells: their timings run alone
+                if dask_client is None:
+                    _train_serial(grid, store, stop, progress)
+                else:
+                    _train_on_cluster(grid, store, stop, progress, dask_client)
         except KeyboardInterrupt:
             timings = store.timings()
             done = [store.done(cell.key) or cell.key in timings for cell in grid.cells]
@@ -175,6 +182,8 @@ def _run(grid: Grid, store: RunStore, dask_client, progress: bool) -> Path:
         metadata["cluster"] = store.read_json("cluster")
     if grid.training is not None:
         metadata["trajectories"] = trajectories.records()
+    if grid.train_each is not None:
+        metadata["training_runs"] = train_each.records(grid, store)
     return store.finish([cell.key for cell in grid.cells], metadata)
 
 
@@ -218,6 +227,59 @@ def _run_serial(grid: Grid, store: RunStore, trajectories, stop, progress: bool)
             bar.update()
         trajectories.finish(stop, bar)
         _lab(grid, store, stop, bar)
+
+
+def _training_bar(grid: Grid, todo: list, progress: bool) -> tqdm:
+    runs = len(grid.train_runs)
+    return tqdm(total=runs, initial=runs - len(todo), unit="run", desc="training",
+                disable=not progress, dynamic_ncols=True, file=sys.stderr)
+
+
+def _unfinished_runs(grid: Grid, store: RunStore) -> list:
+    return [run for run in grid.train_runs
+            if not train_each.finished(store.read_json(run.name), grid.train_each)]
+
+
+def _train_serial(grid: Grid, store: RunStore, stop, progress: bool) -> None:
+    """Every unfinished run of the grid's ``[train_each]``, one after another in this
+    process (bench/train_each.py)."""
+    each, todo = grid.train_each, _unfinished_runs(grid, store)
+    with _training_bar(grid, todo, progress) as bar:
+        for run in todo:
+            if stop.is_set():
+                raise KeyboardInterrupt
+
+            def show(step, run=run):
+                bar.set_postfix_str(f"{run.label}: step {step} of {each.settings.steps}",
+                                    refresh=True)
+
+            show(0)
+            try:
+                train_each.train(run, each, grid.seed, grid.backend, store.read_json(run.name),
+                                 functools.partial(store.write_json, run.name), stop, show)
+            except ValueError as error:
+                raise CellError(f"training {run.label}: {error}", store) from None
+            bar.update()
+
+
+def _train_on_cluster(grid: Grid, store: RunStore, stop, progress: bool, dask_client) -> None:
+    """Every unfinished run of the grid's ``[train_each]`` on the cluster, one task each;
+    this process alone stores their states (a halted task returns where its run stopped)."""
+    each, todo = grid.train_each, _unfinished_runs(grid, store)
+    counts = distributed.hosts(dask_client)
+    spec = (each, grid.seed, grid.backend, grid.user_files())
+    with _training_bar(grid, todo, progress) as bar:
+
+        def stored(group, result):
+            for run in group.cells:
+                if run.key in result:
+                    store.write_json(run.name, result[run.key])
+                    bar.update(train_each.finished(result[run.key], each))
+
+        distributed.run_phase(dask_client, distributed.training_task, spec,
+                              (distributed.Group([run], [store.read_json(run.name)])
+                               for run in todo),
+                              counts, stored, stop, sum(counts.values()))
 
 
 def _lab(grid: Grid, store: RunStore, stop, bar) -> None:

@@ -44,10 +44,12 @@ import dataclasses
 import hashlib
 import math
 import time
+import weakref
 
 import numpy as np
 
 import estimators as E
+from bench import problem_specs
 
 KEYS = ("direction", "optimizer", "learning_rate", "schedule", "steps", "estimator",
         "n_samples", "checkpoints", "log_every", "eval_samples")
@@ -68,6 +70,19 @@ LOG_KEYS = ("step", "learning_rate", "objective", "objective_se", "expected_f", 
 """The training log's own columns: diagnostics may not reuse these names."""
 ADAM = (0.9, 0.999, 1e-8)  # β₁, β₂, ε (Kingma & Ba 2015)
 LOG_ROWS = 200
+
+
+def training_problem(shared: E.Problem, spec: str, kwargs: tuple, base_dir: str) -> E.Problem:
+    """The problem instance a training run moves: ``shared`` itself, or for a problem on
+    data this thread's own instance, whose minibatch a training run can move while the
+    shared one is measured (a Dask worker may be a thread of this process)."""
+    if shared.minibatches is None:
+        return shared
+    return problem_specs.get(spec, dict(kwargs), base_dir or None, private=True)
+
+
+_COMPILED: "weakref.WeakSet[E.Program]" = weakref.WeakSet()
+"""Programs whose training call has run once (compiled), so no update's time includes it."""
 
 
 class TrainingError(ValueError):
@@ -186,18 +201,29 @@ class Trajectory:
       key: :func:`trajectory_key` of the run.
       backend: The estimator program's backend.
       state: A stored state to continue from (default: step 0 at ``start``).
+      estimator: The estimator that trains (default: ``training.estimator``).
+      variance_replicates: R > 1: each log row also holds the variance of the training
+        estimator at θ then, from R estimates on the problem's own minibatch, summed over
+        each block (``variance:<block>``) and over all of θ (``variance``); 0: none.
     """
 
     def __init__(self, problem: E.Problem, start, training: Training, seed: int, key: str,
-                 backend: str = "xla", state: dict | None = None):
+                 backend: str = "xla", state: dict | None = None, estimator: str | None = None,
+                 variance_replicates: int = 0):
         self.problem, self.training, self.key = problem, training, key
+        self.estimator = estimator or training.estimator
+        self.backend, self.variance_replicates = backend, variance_replicates
+        self._variance_program = None
         digest = hashlib.sha256(f"{seed}|train|{key}".encode()).digest()
         self.train_seed = int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
         self.log_seed = int.from_bytes(digest[4:8], "little") & 0x7FFFFFFF
+        self.variance_seed = int.from_bytes(digest[8:12], "little") & 0x7FFFFFFF
         # A grid's cells bring θ validated once, as an array (bench.grid.Cell.theta_array).
         vector = start if isinstance(start, np.ndarray) else problem.theta_vector(start)
-        self.program = E.program(training.estimator, problem, vector, training.n_samples,
+        self.program = E.program(self.estimator, problem, vector, training.n_samples,
                                  n_replicates=1, backend=backend)
+        self.f_evals_per_step = self.program.estimator.f_evals_per_estimate(
+            problem, vector, training.n_samples, training.n_samples)
         self.state = state if state is not None else {
             "key": key, "step": 0, "theta": vector.tolist(), "moments": None, "log": [],
             "checkpoints": {}, "train_seconds": 0.0,
@@ -233,59 +259,91 @@ class Trajectory:
         estimator_state = _restored(state.get("estimator_state"))
         if self.program.stateful and estimator_state is None:  # stored by an older version
             estimator_state = self.program.init_state(theta)
-        if self.program.compile_time_s is None and state["step"] < to_step:
-            self.program(theta, (self.train_seed, state["step"]),  # compiles: not timed
-                         state=estimator_state)
-        while state["step"] < to_step:
-            step = state["step"]
-            self._log(step, theta)
-            if stop is not None and stop.is_set():
-                return False
-            started = time.perf_counter()
-            if self.program.stateful:  # the estimate, and the state updated on its batch
-                estimates, estimator_state = self.program.step(
-                    theta, (self.train_seed, step), estimator_state)
-                estimate = estimates[0]  # [d]
+        if state["step"] < to_step and self.program not in _COMPILED:  # compiles: not timed
+            key = (self.train_seed, state["step"])
+            if self.program.stateful:
+                self.program.step(theta, key, estimator_state)
             else:
-                estimate = self.program(theta, (self.train_seed, step))[0]  # [d]
-            if not np.all(np.isfinite(estimate)):
-                raise TrainingError(
-                    f"the training estimate at step {step} is not finite ({training.estimator} "
-                    f"at n_samples = {training.n_samples}); lower training.learning_rate or "
-                    "raise training.n_samples, and start a new run.")
-            _, penalty_gradient = E.objective.penalty(self.problem, theta)
-            if not np.all(np.isfinite(penalty_gradient)):
-                raise TrainingError(
-                    f"the gradient of problem '{self.problem.name}''s penalty(theta) is not "
-                    f"finite at step {step}; fix the penalty, and start a new run.")
-            ascent = training.sign * estimate - penalty_gradient  # improves J
-            theta, moments = _update(training, theta, ascent, moments, step)
-            try:
-                self.problem.theta_vector(theta)
-            except (ValueError, TypeError) as error:
-                raise TrainingError(
-                    f"training left the allowed θ at step {step + 1} "
-                    f"({str(error).rstrip('.')}); the objective may improve all the way to "
-                    "the edge of θ's range (a scale → 0 when minimizing (x − k)²): lower "
-                    "training.learning_rate or the steps, and start a new run.") from None
-            state["train_seconds"] += time.perf_counter() - started
-            state["step"] = step + 1
+                self.program(theta, key)
+            _COMPILED.add(self.program)
+        try:
+            return self._advance(to_step, stop, progress, theta, moments, estimator_state)
+        finally:
+            if self.problem.minibatches is not None:
+                self.problem.minibatches.select_home()
+
+    def _advance(self, to_step, stop, progress, theta, moments, estimator_state) -> bool:
+        training, state = self.training, self.state
+        data = self.problem.minibatches
+
+        def keep():  # θ as JSON lists when stopping, not per step: θ may have 10⁵ values
             state["theta"] = theta.tolist()
             state["moments"] = None if moments is None else [m.tolist() for m in moments]
             if estimator_state is not None:
                 state["estimator_state"] = _stored(estimator_state)
-            if progress is not None and (step + 1) % 100 == 0:
-                progress(step + 1)
+
+        try:
+            while state["step"] < to_step:
+                step = state["step"]
+                self._log(step, theta, estimator_state=estimator_state)
+                if stop is not None and stop.is_set():
+                    return False
+                theta, moments, estimator_state = self._one_update(step, theta, moments,
+                                                                   estimator_state, data)
+                if progress is not None and (step + 1) % 100 == 0:
+                    progress(step + 1)
+        finally:
+            keep()
         if to_step in training.checkpoints:
             state["checkpoints"][str(to_step)] = state["theta"]
         if to_step in training.checkpoints or to_step == training.steps:
-            self._log(to_step, theta, force=True)
+            self._log(to_step, theta, force=True, estimator_state=estimator_state)
         return True
 
-    def _log(self, step: int, theta: np.ndarray, force: bool = False) -> None:
+    def _one_update(self, step, theta, moments, estimator_state, data):
+        """One timed update: (θ, optimizer moments, estimator state) after it."""
+        training, state = self.training, self.state
+        started = time.perf_counter()
+        if data is not None:  # a fresh minibatch, keyed by the step (resumes agree)
+            data.select(data.for_step(self.train_seed, step), key=(self.train_seed, step))
+        if self.program.stateful:  # the estimate, and the state updated on its batch
+            estimates, new_state = self.program.step(theta, (self.train_seed, step),
+                                                     estimator_state)
+            estimate = estimates[0]  # [d]
+        else:
+            estimate, new_state = self.program(theta, (self.train_seed, step))[0], None  # [d]
+        if not np.all(np.isfinite(estimate)):
+            raise TrainingError(
+                f"the training estimate at step {step} is not finite ({self.estimator} "
+                f"at n_samples = {training.n_samples}); lower training.learning_rate or "
+                "raise training.n_samples, and start a new run.")
+        _, penalty_gradient = E.objective.penalty(self.problem, theta)
+        if not np.all(np.isfinite(penalty_gradient)):
+            raise TrainingError(
+                f"the gradient of problem '{self.problem.name}''s penalty(theta) is not "
+                f"finite at step {step}; fix the penalty, and start a new run.")
+        ascent = training.sign * estimate - penalty_gradient  # improves J
+        new_theta, new_moments = _update(training, theta, ascent, moments, step)
+        try:  # read-only and known to the problem: the next step's calls do not check it again
+            new_theta = self.problem.validated_theta(new_theta)
+        except (ValueError, TypeError) as error:
+            raise TrainingError(
+                f"training left the allowed θ at step {step + 1} "
+                f"({str(error).rstrip('.')}); the objective may improve all the way to "
+                "the edge of θ's range (a scale → 0 when minimizing (x − k)²): lower "
+                "training.learning_rate or the steps, and start a new run.") from None
+        state["train_seconds"] += time.perf_counter() - started
+        state["step"] = step + 1
+        return new_theta, new_moments, (new_state if self.program.stateful
+                                         else estimator_state)
+
+    def _log(self, step: int, theta: np.ndarray, force: bool = False,
+             estimator_state=None) -> None:
         log = self.state["log"]
         if (log and log[-1]["step"] >= step) or (step % self.training.log_every and not force):
             return
+        if self.problem.minibatches is not None:  # logged on the problem's own minibatch
+            self.problem.minibatches.select_home()
         values = E.objective.cost_at_draws(self.problem, theta, self.training.eval_samples,
                                            (self.log_seed, step))
         penalty, _ = E.objective.penalty(self.problem, theta)
@@ -296,7 +354,39 @@ class Trajectory:
             "objective_se": float(values.std(ddof=1) / math.sqrt(values.size)),
             "expected_f": expected, "penalty": penalty,
             **E.objective.diagnostics(self.problem, theta),
+            **self._variance(step, theta, estimator_state),
             "train_seconds": self.state["train_seconds"]})
+
+    def _variance(self, step: int, theta: np.ndarray, estimator_state) -> dict[str, float]:
+        """The training estimator's variance at θ, summed per block and in all (class
+        docstring); {} without ``variance_replicates``."""
+        if self.variance_replicates < 2:
+            return {}
+        if self._variance_program is None:  # checked once: E.program checks each new θ
+            self._variance_program = E.program(
+                self.estimator, self.problem, theta, self.training.n_samples,
+                n_replicates=self.variance_replicates, backend=self.backend)
+        program = self._variance_program
+        seed = (self.variance_seed, step)
+        if program.stateful:  # every replicate holds the training run's one state
+            replicated = _tree_map(lambda leaf: np.repeat(leaf, self.variance_replicates, 0),
+                                   estimator_state)
+            estimates = program(theta, seed, state=replicated)  # [R, d]
+        else:
+            estimates = program(theta, seed)  # [R, d]
+        variance = estimates.var(axis=0, ddof=1)  # [d]
+        blocks = np.asarray(self.problem.param_blocks)
+        found = {"variance": float(variance.sum())}
+        for block in dict.fromkeys(self.problem.param_blocks):
+            found[f"variance:{block}"] = float(variance[blocks == block].sum())
+        return found
+
+
+def _tree_map(function, value):
+    """``function`` on every array of a nested dict."""
+    if isinstance(value, dict):
+        return {name: _tree_map(function, item) for name, item in value.items()}
+    return function(np.asarray(value))
 
 
 def _stored(value):

@@ -32,8 +32,9 @@ class Trajectories:
             state = self.store.read_json(training.trajectory_name(key))
             try:
                 self.runs[key] = training.Trajectory(
-                    cell.problem_obj, cell.theta_array, self.grid.training, self.grid.seed,
-                    key, self.grid.backend, state)
+                    training.training_problem(cell.problem_obj, cell.problem, cell.kwargs,
+                                     cell.base_dir), cell.theta_array, self.grid.training,
+                    self.grid.seed, key, self.grid.backend, state)
             except ValueError as error:
                 raise CellError(f"training {cell.problem_obj.name}: {error}", self.store) \
                     from None

@@ -110,6 +110,31 @@ def statistics_of(path):
     return frame.drop(columns=TIMING).sort_values(["cell", "param"]).reset_index(drop=True)
 
 
+def with_keys(text: str, keep: tuple[str, ...], **changes) -> str:
+    """A grid's TOML ``text`` with the lines of keys in ``changes`` replaced (a value of
+    None removes the line); lines starting with ``keep`` are never touched."""
+    lines = []
+    for line in text.splitlines():
+        name = line.split("=")[0].strip()
+        if name in changes and not line.startswith(keep):
+            if changes[name] is not None:
+                lines.append(f"{name} = {changes[name]}")
+            continue
+        lines.append(line)
+    return "\n".join(lines)
+
+
+class StopAfter:
+    """A stop flag that is set after ``count`` checks (one check per training update)."""
+
+    def __init__(self, count):
+        self.count = count
+
+    def is_set(self):
+        self.count -= 1
+        return self.count < 0
+
+
 def killed_after_parts(command: list[str], out, parts: int, patience_s: float) -> str:
     """Runs ``command`` (a ``gradvar run`` writing into ``out``), kills it with SIGKILL
     once ``parts`` cell parts are stored (or after ``patience_s``), and returns the run id

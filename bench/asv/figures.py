@@ -201,6 +201,40 @@ def peak_memory() -> list[Target]:
                    f"{batch:.0e}", peak_gb, 1.5, unit=" GB", below=True)]
 
 
+def vae_training_step(rounds: int) -> list[Target]:
+    """A training step of the digits VAE with DisARM (D = 64, two antithetic pairs, Adam) as
+    a ``[train_each]`` run takes it, against the same step written in JAX (target ≥ 1.2x),
+    JAX timed alternating and alone as in :func:`core_against_floor`."""
+    jax = jax_reference.available()
+    steps = workloads.VAE_STEPS_PER_CALL
+    print(f"\n| digits VAE, DisARM, D = 64, n = 2, batch 50 ({steps} steps a call) | gradvar ms "
+          "/ step | JAX ms / step, alternating | JAX ms / step, alone | gradvar speed vs JAX |")
+    print("|---|---|---|---|---|")
+    targets = []
+    for decoder in ("linear", "nonlinear"):
+        runs = [workloads.vae_steps(decoder)]
+        if jax:
+            runs.append(jax_reference.vae_disarm_steps(decoder))
+        times = workloads.alternating_medians(runs, rounds)
+        ours = times[0] / steps * 1e3
+        if jax:
+            code = ("from bench.asv import jax_reference, workloads; print(workloads."
+                    f"alternating_medians([jax_reference.vae_disarm_steps({decoder!r})], "
+                    f"{rounds})[0])")
+            child = subprocess.run([sys.executable, "-c", code], check=True,
+                                   capture_output=True, text=True)
+            alone = float(child.stdout.split()[-1]) / steps * 1e3
+            theirs = min(times[1] / steps * 1e3, alone)
+            text = f"{times[1] / steps * 1e3:.2f} | {alone:.2f} | {theirs / ours:.2f}x"
+            targets.append(Target(f"digits VAE step, DisARM, {decoder}, vs JAX",
+                                  theirs / ours, 1.2))
+        else:
+            text = "not installed (make compare) | - | -"
+        print(f"| {decoder} | {ours:.2f} | {text} |", flush=True)
+    print(f"({SPEEDS})")
+    return targets
+
+
 SECTIONS = {
     "core": core_against_floor,
     "per_f": per_evaluation_of_f,
@@ -208,6 +242,7 @@ SECTIONS = {
     "normals": normal_samplers,
     "lab": lambda rounds: lab_speedup(),
     "memory": lambda rounds: peak_memory(),
+    "vae": vae_training_step,
 }
 
 

@@ -76,3 +76,103 @@ def core(estimator: str, n_samples: int, n_replicates: int):
         return np.asarray(gradient(theta, key))
 
     return run
+
+
+def vae_disarm_steps(decoder: str, latents: int = 64, n_samples: int = 2, batch: int = 50):
+    """``workloads.VAE_STEPS_PER_CALL`` training steps of the digits VAE
+    (``bernoulli_vae``) in JAX, as gradvar's training runs take them: the step's minibatch
+    in, :func:`vae_disarm_gradient`, then an Adam update (lr 1e-3): ``() -> None``; θ and
+    Adam's moments stay on the device between calls, float32, ``jit`` of the whole step
+    (dispatched asynchronously; the call waits for the last).
+
+    Raises:
+      NotImplementedError: JAX is not installed.
+    """
+    if not available():
+        raise NotImplementedError("JAX is not installed (pip install -e .[compare])")
+    import jax
+    import jax.numpy as jnp
+
+    import estimators as E
+    from estimators.problems import vae
+
+    problem = E.problems.get("bernoulli_vae", latents=latents, decoder=decoder, batch=batch)
+    theta = {name: jnp.asarray(value, jnp.float32)
+             for name, value in vae.initial_theta(problem).items()}
+    gradient_of = vae_disarm_gradient(problem, n_samples)
+    minibatches = problem.minibatches
+
+    @jax.jit
+    def step(params, first, second, count, x, key):
+        gradient = gradient_of(params, x, key)  # ascent: the ELBO is maximized
+        count = count + 1
+        first = jax.tree.map(lambda m, g: 0.9 * m + 0.1 * g, first, gradient)
+        second = jax.tree.map(lambda v, g: 0.999 * v + 0.001 * g * g, second, gradient)
+        scale = 1e-3 * jnp.sqrt(1 - 0.999 ** count) / (1 - 0.9 ** count)
+        params = jax.tree.map(lambda p, m, v: p + scale * m / (jnp.sqrt(v) + 1e-8), params,
+                              first, second)
+        return params, first, second, count
+
+    zeros = jax.tree.map(jnp.zeros_like, theta)
+    state = {"params": theta, "first": zeros, "second": zeros, "count": jnp.int32(0),
+             "step": 0, "key": jax.random.key(workloads.SEED)}
+
+    def run():  # as many steps a call as workloads.vae_steps
+        for _ in range(workloads.VAE_STEPS_PER_CALL):
+            index = minibatches.for_step(workloads.SEED, state["step"])
+            x = jnp.asarray(minibatches.rows[index * batch:(index + 1) * batch], jnp.float32)
+            key = jax.random.fold_in(state["key"], state["step"])
+            params, first, second, count = step(state["params"], state["first"],
+                                                state["second"], state["count"], x, key)
+            state.update(params=params, first=first, second=second, count=count,
+                         step=state["step"] + 1)
+        jax.block_until_ready(state["params"])
+
+    return run
+
+
+def vae_disarm_gradient(problem, n_samples: int):
+    """DisARM's estimate of the gradient of a ``bernoulli_vae``'s minibatch ELBO in JAX,
+    ``(params {block: [size]}, x [M, P], key) -> {block: [size]}``, from ``n_samples``
+    antithetic pairs (Dong et al. 2020): on each latent's logit α, ½ (f(b) − f(b̃))
+    (−1)^b̃ 1[b ≠ b̃] σ(|α|), and ½ ∇θ (f(b) + f(b̃)) through the decoder, prior and
+    log q, as a surrogate whose ``jax.grad`` is the estimate."""
+    import jax
+    import jax.numpy as jnp
+
+    from estimators.problems import vae
+
+    layers = vae._LAYERS[problem]
+
+    def network(params, side, inputs):
+        names = [name for name in layers if name.startswith(f"{side}_w")]
+        values = inputs
+        for index, name in enumerate(names):
+            fan_in, fan_out = layers[name]
+            values = values @ params[name].reshape(fan_in, fan_out) \
+                + params[name.replace("_w", "_b")]
+            if index < len(names) - 1:
+                values = jnp.maximum(values, vae.LEAKY_SLOPE * values)
+        return values
+
+    def log_bernoulli(values, logits):
+        return jnp.sum(values * logits - jax.nn.softplus(logits), axis=-1)
+
+    def elbo(params, x, codes):  # codes [n, M, D] -> [n]: the minibatch's mean integrand
+        return jnp.mean(log_bernoulli(x, network(params, "dec", codes))
+                        + log_bernoulli(codes, params["prior_logits"])
+                        - log_bernoulli(codes, network(params, "enc", x)), axis=-1)
+
+    def surrogate(params, x, key):
+        logits = network(params, "enc", x)  # [M, D]
+        u = jax.random.uniform(key, (n_samples,) + logits.shape)
+        probs = jax.lax.stop_gradient(jax.nn.sigmoid(logits))
+        b = (u < probs).astype(logits.dtype)
+        flipped = (1.0 - u < probs).astype(logits.dtype)
+        f, f_flipped = elbo(params, x, b), elbo(params, x, flipped)  # [n]
+        weight = 0.5 * (f - f_flipped)[:, None, None] * jnp.where(flipped > 0, -1.0, 1.0) \
+            * (b != flipped) * jax.nn.sigmoid(jnp.abs(jax.lax.stop_gradient(logits)))
+        return jnp.mean(jnp.sum(jax.lax.stop_gradient(weight) * logits, axis=(-2, -1))
+                        + 0.5 * (f + f_flipped))
+
+    return jax.grad(surrogate)

@@ -261,3 +261,28 @@ def per_sample_variance(estimator: str, n_samples: int = 1000, n_replicates: int
         estimates = E.estimate(estimator, timed, at, n_samples, n_replicates, seed=SEED,
                                backend=backend)
     return float(np.var(estimates[:, 0], ddof=1) * n_samples)
+
+
+VAE_STEPS_PER_CALL = 20
+"""Training steps per timed call of :func:`vae_steps` and its JAX counterpart: a
+run's updates go by in a loop, so per-call overhead is shared as in training."""
+
+
+def vae_steps(decoder: str, latents: int = 64, n_samples: int = 2, batch: int = 50):
+    """``VAE_STEPS_PER_CALL`` training steps of the digits VAE (``bernoulli_vae``) as a
+    ``[train_each]`` run takes them (:class:`bench.training.Trajectory`: a fresh minibatch,
+    DisARM's estimate from ``n_samples`` antithetic pairs, Adam at 1e-3, θ checked), from
+    the Glorot start: ``() -> None``; the first call compiles."""
+    from bench import training
+
+    problem = E.problems.get("bernoulli_vae", latents=latents, decoder=decoder, batch=batch)
+    settings = training.Training(
+        direction="maximize", optimizer="adam", learning_rate=1e-3, schedule="constant",
+        steps=10**9, estimator="disarm", n_samples=n_samples, checkpoints=(),
+        log_every=10**9, eval_samples=2)
+    run = training.Trajectory(problem, "start", settings, SEED, f"vae-{decoder}")
+
+    def steps():
+        run.advance(run.step + VAE_STEPS_PER_CALL)
+
+    return steps

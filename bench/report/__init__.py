@@ -25,7 +25,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from bench.report import data, discrete, exact, figures, page, tables, training
+from bench.report import data, discrete, each, exact, figures, page, tables, training
 from bench.report.catalog import EXACT_FIGURE, FIGURES, Figure, figure_names
 from bench.report.data import ReportError
 from bench.store import current_umask, read_results
@@ -83,11 +83,15 @@ def build(results, out_dir=None, progress: bool = True, only=None) -> Report:
     started = time.perf_counter()
     only = chosen_figures(only) if only is not None else None  # before any work
     frame, meta = read_results(results)
-    prepared = data.per_problem_sweeps(data.prepare(frame, str(results)))
     run_id = meta.get("run_id", Path(results).stem)
     out = Path(out_dir) if out_dir is not None else Path("reports") / run_id
-    with _staging(out) as staging:
-        files, gaps = _write(staging, prepared, frame, meta, run_id, progress, only)
+    if frame.empty and meta.get("training_runs"):  # a grid of training runs only
+        with _staging(out) as staging:
+            files, gaps = _write_runs_only(staging, frame, meta, run_id, only), None
+    else:
+        prepared = data.per_problem_sweeps(data.prepare(frame, str(results)))
+        with _staging(out) as staging:
+            files, gaps = _write(staging, prepared, frame, meta, run_id, progress, only)
     files = [dataclasses.replace(f, png=out / f.png.name, svg=out / f.svg.name) for f in files]
     return Report(out / "index.html", files, time.perf_counter() - started, gaps)
 
@@ -119,6 +123,25 @@ def _write(out: Path, prepared, frame, meta: dict, run_id: str, progress: bool, 
     page.write_html(out / "index.html", title, lede, files, report_tables, notes)
     page.write_markdown(out / "summary.md", title, lede, files, report_tables, notes)
     return files, gaps
+
+
+def _write_runs_only(out: Path, frame, meta: dict, run_id: str, only) -> list:
+    """The report of a run with training runs and no cells: their figures and tables."""
+    figures.theme()
+    names = [f.name for f in FIGURES if f.draw in (each.objective_by_estimator,
+                                                      each.variance_by_estimator)]
+    notes = [f"figure {name} not drawn: the run has training runs only, no cells."
+             for name in only or () if name not in names]
+    files = _draw(out, frame, None, meta, notes, [n for n in names if only is None
+                                                  or n in only])
+    report_tables = [page.Table(*entry) for entry in each.tables(meta)]
+    report_tables.append(page.Table("metadata", "Run metadata", "Where and how the table was "
+                                    "measured.", tables.metadata(meta, frame)))
+    title = f"gradvar report: {run_id}"
+    lede = f"Grid '{meta.get('grid_name')}': no cells." + each.lede(meta)
+    page.write_html(out / "index.html", title, lede, files, report_tables, notes)
+    page.write_markdown(out / "summary.md", title, lede, files, report_tables, notes)
+    return files
 
 
 def _unchecked_truths(frame) -> str | None:
@@ -164,7 +187,8 @@ def _draw(out: Path, prepared, exact_rows, meta: dict, notes: list[str], only=No
     """Draws every figure the table has data for into ``out`` (those in ``only``, unless it
     is None); notes the others (with ``only``, every one asked for and not drawn)."""
     figures.theme()
-    colours = figures.palette(data.estimator_order(prepared))
+    cells = data.estimator_order(prepared) if "estimator" in prepared else []
+    colours = figures.palette(sorted(set(cells) | set(each.estimators(meta))))
     trained = training.is_training(prepared)
     wanted = (lambda name: True) if only is None else only.__contains__
     not_here = {}
@@ -203,6 +227,7 @@ TABLES_NOT_IN_TRAINING = {"variance_at_p", "bias_at_temperature"}
 
 def _tables(prepared, frame, meta: dict, gaps) -> list:
     report_tables = [page.Table(*entry) for entry in training.tables(prepared, meta)]
+    report_tables += [page.Table(*entry) for entry in each.tables(meta)]
     listed = tables.nonfinite(prepared)
     if len(listed):
         cells = prepared.cell.nunique()
@@ -267,7 +292,7 @@ def _lede(prepared, meta: dict) -> str:
     elif bad:
         lede += (f" {bad} of {cells} cells have non-finite estimates: they are listed under "
                  "'Cells with non-finite estimates' and left out of every figure and ranking.")
-    return lede + training.lede(meta)
+    return lede + training.lede(meta) + each.lede(meta)
 
 
 REPORT_FILES = (".png", ".svg", ".html", ".md")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from bench.report import bounds, discrete, figures, lab_figures, training
+from bench.report import bounds, discrete, each, figures, lab_figures, training
 
 INPUTS = ("table", "table+meta", "exact", "lab")
 """What a figure is drawn from: the prepared table (``draw(prepared, colours)``), the
@@ -251,6 +251,29 @@ FIGURES: tuple[Figure, ...] = (
                   'DisARM pay 2 per sample, REBAR 3), ranked like `efficiency`; biased ones (the '
                   'relaxations, always) hatched and unranked'),
         particular=True),
+    Figure(
+        "train_each_objective", "Training with each estimator",
+        "One training run per estimator and seed (the grid's [train_each]): the training-set "
+        "objective (for the VAEs the ELBO over every training image, from fixed draws) against "
+        "the step, the seconds spent in updates (logging excluded) and the evaluations of f; "
+        "the line is the mean over seeds, the band their range. Dashed: biased estimators "
+        "(relaxations), which follow another objective's gradient. Per second and per "
+        "evaluation of f, an estimator that costs more per step must do more per step to win.",
+        each.objective_by_estimator,
+        look_for=("training with each estimator (`[train_each]`): the objective against step, "
+                  "seconds and evaluations of f, mean over seeds with their range; dashed: "
+                  "biased estimators"),
+        inputs="table+meta", particular=True),
+    Figure(
+        "train_each_variance", "Variance along each estimator's own training",
+        "The variance of each training estimator at θ along its own run (log scale), from "
+        "independent estimates on the problem's own minibatch at each logged step: summed "
+        "over the encoder's blocks (the parameters the estimators' noise flows through), and "
+        "per block; mean over seeds, band: their range.",
+        each.variance_by_estimator,
+        look_for=("training with each estimator: the encoder gradient's variance along each "
+                  "estimator's own run (total and per block), mean over seeds"),
+        inputs="table+meta", particular=True),
     Figure(
         EXACT_FIGURE, "Per-sample variance: exact and measured",
         "Exact variance of one sample's estimate, by quadrature (lines), and the measured "

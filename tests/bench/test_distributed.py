@@ -389,3 +389,18 @@ def test_a_cluster_run_reports_each_cells_phases(cluster, tmp_path):
     for cell in g.cells:
         phases = [event["phase"] for event in events if event["cell"] == cell.label]
         assert phases[-3:] == ["estimates", "truth", "statistics"], cell.label
+
+
+def test_training_runs_are_one_task_each_and_give_the_serial_numbers(cluster, tmp_path):
+    from tests.bench.test_train_each import EACH
+
+    g = grid.parse(EACH, "each.toml")
+    serial_path = runner.run(g, tmp_path / "serial", progress=False)
+    path = runner.run(g, tmp_path / "cluster", progress=False,
+                      scheduler=cluster.scheduler_address)
+
+    def logs(p):
+        return [[{k: v for k, v in row.items() if k != "train_seconds"} for row in run["log"]]
+                for run in read_results(p)[1]["training_runs"]]
+
+    assert logs(path) == logs(serial_path)

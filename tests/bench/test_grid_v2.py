@@ -325,7 +325,7 @@ def test_user_factory_keys_are_checked_against_its_signature(tmp_path):
     path = write_user_folder(tmp_path, USER_GRID.replace("scale = [1, 2]", "slope = 1"))
     with pytest.raises(grid.GridError, match=r"problems\[0\]\.slope: unknown key for problem "
                                              r"'my_problems.py:logistic'; allowed keys are "
-                                             r"estimators, name, scale, theta\.$"):
+                                             r"estimators, name, scale, theta, train_each\.$"):
         grid.load(path)
 
 

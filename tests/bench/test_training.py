@@ -14,7 +14,8 @@ import estimators as E
 from bench import cli, grid, runner, training
 from bench.summary import summary as best_of
 from bench.store import read_results
-from tests.conftest import assert_within_reference, killed_after_parts, statistics_of
+from tests.conftest import (StopAfter, assert_within_reference, killed_after_parts,
+                            statistics_of, with_keys)
 
 TINY = """
 name = "tiny_training"
@@ -44,15 +45,7 @@ theta = [{mean = 0.0, std = 1.0}]
 
 def tiny(**changes) -> str:
     """TINY with [training] keys replaced (None removes one)."""
-    lines = []
-    for line in TINY.splitlines():
-        name = line.split("=")[0].strip()
-        if name in changes and not line.startswith(("name", "seed")):
-            if changes[name] is not None:
-                lines.append(f"{name} = {changes[name]}")
-            continue
-        lines.append(line)
-    return "\n".join(lines)
+    return with_keys(TINY, ("name", "seed"), **changes)
 
 
 def test_a_training_grid_has_a_cell_per_checkpoint_in_training_order():
@@ -227,17 +220,6 @@ def test_minimizing_descends_the_estimate_and_the_penalty():
     assert row["objective"] == pytest.approx(row["expected_f"] + 3.0 * 1.25, rel=1e-12)
     with pytest.raises(ValueError, match="asked for step 0, but its state is already at step 1"):
         run.advance(0)
-
-
-class StopAfter:
-    """A stop flag that is set after ``count`` checks (one check per update)."""
-
-    def __init__(self, count):
-        self.count = count
-
-    def is_set(self):
-        self.count -= 1
-        return self.count < 0
 
 
 def test_a_stopped_trajectory_resumes_from_its_stored_state_with_the_same_numbers():
