@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run lab report report-check paper dimension discrete blr vae test clean asv-quick asv-publish benchmarks compare figures
+.PHONY: install run lab report report-check paper dimension discrete blr vae leaderboard test clean asv-quick asv-publish benchmarks compare figures
 
 ASV_STAMP := $(VENV)/.asv-installed
 
@@ -65,6 +65,11 @@ discrete: $(STAMP)
 vae: $(STAMP)
 	$(BIN)/gradvar run --grid vae --out results
 	$(BIN)/gradvar report $$(ls -t results/*-vae.parquet | head -1) --out reports/vae
+
+## leaderboard: gather the committed studies' reports (reports/*/leaderboard.json) into
+## reports/leaderboard/ (after make paper, dimension, discrete, blr or vae)
+leaderboard: $(STAMP)
+	$(BIN)/gradvar leaderboard
 
 ## blr: rerun bench/grids/blr.toml (Bayesian logistic regression trained by SGD, every
 ## estimator measured at 8 checkpoints; Mohamed et al. 2020 §8) and rebuild reports/blr/

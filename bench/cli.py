@@ -234,6 +234,21 @@ def _report(results, out, progress: bool, only: str | None = None) -> int:
     return 0
 
 
+def cmd_leaderboard(args) -> int:
+    from bench.report import leaderboard
+
+    try:
+        index = leaderboard.write(Path(args.reports), args.out and Path(args.out))
+    except ValueError as error:
+        print(f"gradvar: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"gradvar: error: cannot write the leaderboard: {error}", file=sys.stderr)
+        return 2
+    print(f"leaderboard: {index}  (summary.md and leaderboard.json beside it)")
+    return 0
+
+
 def cmd_report(args) -> int:
     return _report(args.results, args.out, progress=not args.no_progress, only=args.only)
 
@@ -471,6 +486,14 @@ def build_parser() -> argparse.ArgumentParser:
     lab.set_defaults(handler=cmd_lab)
     listing = commands.add_parser("list", help="list problems and estimators")
     listing.set_defaults(handler=cmd_list)
+    board = commands.add_parser(
+        "leaderboard", help="gather the studies' reports into one leaderboard page")
+    board.add_argument("--reports", default="reports", metavar="DIR",
+                       help="where the studies' reports are (default: reports); each report "
+                            "with a leaderboard.json is a study")
+    board.add_argument("--out", metavar="DIR",
+                       help="directory to write into (default: DIR/leaderboard)")
+    board.set_defaults(handler=cmd_leaderboard)
     return parser
 
 

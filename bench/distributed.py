@@ -177,6 +177,10 @@ def training_task(spec: tuple, runs: list, states: list, counts: dict, halt: str
                                                   {key: state}), stop)
         except KeyboardInterrupt:  # halted: the state saved where it stopped is returned
             break
+        except ValueError as error:  # the problem's own functions: one sentence, as serially
+            from bench.measuring import CellError
+
+            raise CellError(f"training {run.label}: {error}") from None
     return found
 
 

@@ -309,7 +309,7 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
     if "train_each" in data:
         each = each_training.parse(data["train_each"], fail,
                                    lambda entry, key: _one_estimator(entry, key, fail))
-    train_runs = []
+    train_runs, seen_runs = [], set()
 
     cells, seen = [], set()
     named = {}  # problem name -> (the entry's name, the arguments that gave it)
@@ -384,11 +384,16 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
                 _check_training(training, problem, thetas, where_p, fail)
             if trains:
                 for index, label in enumerate(each.estimators):
+                    # The penalty and diagnostics once per problem: a VAE's take seconds.
                     _check_training(dataclasses.replace(each.settings, estimator=label),
                                     problem, thetas, where_p, fail,
-                                    f"train_each.estimators[{index}]")
-                train_runs += each_training.runs_of(each, name, kwargs, thetas,
-                                                    base_dir, problem, vectors)
+                                    f"train_each.estimators[{index}]",
+                                    objective=index == 0 and training is None)
+                for run in each_training.runs_of(each, name, kwargs, thetas, base_dir,
+                                                 problem, vectors):
+                    if run.key not in seen_runs:  # an entry repeated: one run, not two
+                        seen_runs.add(run.key)
+                        train_runs.append(run)
             # A training grid runs trajectory by trajectory, checkpoint by checkpoint.
             verdicts = {}  # applicability and memory do not depend on the checkpoint
             for theta, step, estimator, n, b in _combinations(thetas, steps, chosen,
@@ -458,10 +463,11 @@ def _one_estimator(entry, key, fail) -> str:
 
 
 def _check_training(training, problem: E.Problem, thetas, where_p: str, fail,
-                    key: str = "training.estimator") -> None:
+                    key: str = "training.estimator", objective: bool = True) -> None:
     """Before anything runs: the training estimator applies at every start (and is not
-    biased there by ignoring ∇θ p), no start repeats, and the problem's penalty and
-    diagnostics work, are finite, deterministic and do not reuse the log's names."""
+    biased there by ignoring ∇θ p), no start repeats, and (``objective``) the problem's
+    penalty and diagnostics work, are finite, deterministic and do not reuse the log's
+    names."""
     if len(set(thetas)) != len(thetas):
         fail(f"{where_p}.theta", "lists a starting θ twice; each is one training run.")
     estimator = E.get_estimator(training.estimator)
@@ -476,6 +482,8 @@ def _check_training(training, problem: E.Problem, thetas, where_p: str, fail,
             fail(key, f"{estimator.label} ignores how p(x|θ) depends on θ, so it is biased on "
                       f"problem '{problem.name}' and cannot train it; choose an unbiased "
                       "estimator.")
+    if not objective:
+        return
     try:
         value, gradient = E.objective.penalty(problem, thetas[0])
         first = E.objective.diagnostics(problem, thetas[0])

@@ -276,10 +276,13 @@ def _train_on_cluster(grid: Grid, store: RunStore, stop, progress: bool, dask_cl
                     store.write_json(run.name, result[run.key])
                     bar.update(train_each.finished(result[run.key], each))
 
-        distributed.run_phase(dask_client, distributed.training_task, spec,
-                              (distributed.Group([run], [store.read_json(run.name)])
-                               for run in todo),
-                              counts, stored, stop, sum(counts.values()))
+        try:
+            distributed.run_phase(dask_client, distributed.training_task, spec,
+                                  (distributed.Group([run], [store.read_json(run.name)])
+                                   for run in todo),
+                                  counts, stored, stop, sum(counts.values()))
+        except CellError as error:  # the resume hint needs the store
+            raise CellError(str(error), store) from None
 
 
 def _lab(grid: Grid, store: RunStore, stop, bar) -> None:

@@ -30,7 +30,9 @@ updates so far (logging excluded). Each run also records ``f_evals_per_step``.
 (problem, arguments, start, estimator, seed), so a run is a function of the grid alone; its
 state is stored every ``SAVE_EVERY_S`` seconds of training and when it stops, and a
 resumed run continues from it with the same numbers (only the seconds differ). On a Dask
-cluster each run is one task (bench/runner.py runs them, serial or on a cluster). A run whose estimates stop being finite (an estimator that
+cluster each run is one task, and the driver stores a run's state when its task returns
+(at its end, or where Ctrl-C halted it): a worker or driver lost mid-task loses that run's
+work since its task began, never the numbers (bench/runner.py runs them, serial or on a cluster). A run whose estimates stop being finite (an estimator that
 diverges) ends there, and its table says so (``stopped``): a result, not a failed grid.
 """
 
@@ -53,7 +55,8 @@ REQUIRED = tuple(k for k in training.REQUIRED if k not in ("estimator", "checkpo
 SEEDS = 3
 VARIANCE_REPLICATES = 100
 SAVE_EVERY_S = 30.0
-"""Seconds of training between stored states: a kill -9 loses at most this much."""
+"""Seconds of training between stored states (checked at each log row): a kill -9 loses at
+most this much, and the log interval in progress."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -222,9 +222,9 @@ class Program:
     def _arguments(self, theta, seed) -> tuple:
         """(θ, key, window) as the program's input tensors."""
         vector = self.problem.theta_vector(theta)
-        # A read-only array (validated_theta's) is known by identity, held by the cache so
-        # that its id is not reused; others by value (hashing θ's bytes is O(D)).
-        key = id(vector) if not vector.flags.writeable else vector.tobytes()
+        # validated_theta's arrays are known by identity (held by the cache, so that their
+        # id is not reused); others by value (hashing θ's bytes is O(D)).
+        key = id(vector) if self.problem.is_validated_array(vector) else vector.tobytes()
         if key not in self._inputs:
             if len(self._inputs) >= _CACHED_INPUTS:
                 del self._inputs[next(iter(self._inputs))]

@@ -210,8 +210,7 @@ class Problem:
           ValueError: wrong length or keys, non-finite values or values outside ``bounds``.
           TypeError: θ is not numeric.
         """
-        if isinstance(theta, np.ndarray) and not theta.flags.writeable \
-                and any(theta is known for known in self.__dict__.get("_validated_arrays", ())):
+        if self.is_validated_array(theta):
             return theta  # validated_theta's own array: no O(D) work (a training step's θ)
         seen = self.__dict__.setdefault("_valid_thetas", collections.OrderedDict())
         if isinstance(theta, np.ndarray) and theta.dtype == np.float64 \
@@ -229,6 +228,16 @@ class Problem:
             except KeyError:  # another thread emptied it first
                 break
         return vector
+
+    def is_validated_array(self, theta) -> bool:
+        """Whether ``theta`` is one of the latest arrays :meth:`validated_theta` returned
+        (known by identity; read-only copies of their own, so their values are the ones
+        checked)."""
+        if not isinstance(theta, np.ndarray) or theta.flags.writeable:
+            return False
+        # A copy of the list: another thread's validated_theta may append meanwhile.
+        return any(theta is known for known in tuple(self.__dict__.get("_validated_arrays",
+                                                                         ())))
 
     def _start(self):
         if self.start is None:

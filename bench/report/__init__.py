@@ -25,6 +25,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from bench.report import leaderboard
 from bench.report import data, discrete, each, exact, figures, page, tables, training
 from bench.report.catalog import EXACT_FIGURE, FIGURES, Figure, figure_names
 from bench.report.data import ReportError
@@ -122,6 +123,7 @@ def _write(out: Path, prepared, frame, meta: dict, run_id: str, progress: bool, 
     title, lede = f"gradvar report: {run_id}", _lede(prepared, meta)
     page.write_html(out / "index.html", title, lede, files, report_tables, notes)
     page.write_markdown(out / "summary.md", title, lede, files, report_tables, notes)
+    leaderboard.write_study(out, prepared, meta)
     return files, gaps
 
 
@@ -141,6 +143,7 @@ def _write_runs_only(out: Path, frame, meta: dict, run_id: str, only) -> list:
     lede = f"Grid '{meta.get('grid_name')}': no cells." + each.lede(meta)
     page.write_html(out / "index.html", title, lede, files, report_tables, notes)
     page.write_markdown(out / "summary.md", title, lede, files, report_tables, notes)
+    leaderboard.write_study(out, frame, meta)
     return files
 
 
@@ -295,7 +298,7 @@ def _lede(prepared, meta: dict) -> str:
     return lede + training.lede(meta) + each.lede(meta)
 
 
-REPORT_FILES = (".png", ".svg", ".html", ".md")
+REPORT_FILES = (".png", ".svg", ".html", ".md", ".json")
 """What a folder may hold for a new report to replace it: a report's own files."""
 
 

@@ -46,7 +46,7 @@ def runs_frame(meta: dict) -> pd.DataFrame:
             rows.append({"problem": run["problem"], "estimator": run["estimator"],
                          "seed": run["seed"], "f_evals": entry["step"] * (run.get(
                              "f_evals_per_step") or np.nan), "stopped": run.get("stopped") or "",
-                         **entry})
+                         "steps_done": run.get("steps", np.nan), **entry})
     return pd.DataFrame(rows)
 
 
@@ -100,19 +100,19 @@ def objective_by_estimator(frame, colours, meta=None):
     """The training objective against step, seconds and evaluations of f (module
     docstring); None without training runs."""
     runs = runs_frame(meta or {})
-    column = _objective(runs) if len(runs) else None
-    if column is None:
+    if not len(runs) or _objective(runs) is None:
         return None
     colours = _colours(colours, runs)
     problems = list(dict.fromkeys(runs.problem))
     fig, axes = plt.subplots(len(problems), 3, squeeze=False, layout="constrained",
                              figsize=(3 * figures.PANEL_WIDTH, figures.PANEL_HEIGHT
                                       * len(problems) + 1.0))
-    fig.suptitle(_wrap(f"Training with each estimator: {column} (mean over seeds; band: "
-                       "their range) against the step, the seconds spent in updates and the "
-                       "evaluations of f", fig), fontsize="large")
+    fig.suptitle(_wrap("Training with each estimator: the training objective (mean over "
+                       "seeds; band: their range) against the step, the seconds spent in "
+                       "updates and the evaluations of f", fig), fontsize="large")
     for row, problem in enumerate(problems):
         rows = runs[runs.problem == problem]
+        column = _objective(rows.dropna(axis=1, how="all")) or "objective"
         for col, (x, label) in enumerate((("step", "training step"),
                                           ("train_seconds", "seconds in updates"),
                                           ("f_evals", "evaluations of f"))):
@@ -154,7 +154,7 @@ def variance_by_estimator(frame, colours, meta=None):
         for col, (name, members) in enumerate(panels[problem]):
             ax = axes[row, col]
             values = rows.assign(value=rows[[f"variance:{b}" for b in members]].sum(
-                axis=1, min_count=1))
+                axis=1, min_count=len(members)))
             _lines(ax, values[values.value > 0], "step", "value", colours, log=True)
             what = ("encoder: " + ", ".join(members)) if name == "total" else name
             ax.set(xlabel="training step", ylabel="variance (summed)")
@@ -199,23 +199,24 @@ def final_table(meta: dict) -> pd.DataFrame:
     runs = runs_frame(meta)
     if not len(runs):
         return pd.DataFrame()
-    column = _objective(runs)
-    blocks = _encoder_blocks(runs)
     out = []
     for (problem, estimator), rows in runs.groupby(["problem", "estimator"], sort=False):
+        own = rows.dropna(axis=1, how="all")  # a problem's own columns (grids may mix kinds)
+        column, blocks = _objective(own), _encoder_blocks(own)
         last = rows.sort_values("step").groupby("seed").tail(1)
         row = {"problem": problem, "estimator": estimator,
                "biased": "yes" if _biased(estimator) else "", "runs": len(last),
                "stopped": int((last.stopped != "").sum()),
-               "last step": int(last.step.min())}
+               "last step": int(last.steps_done.min())}
         for name, label in ((column, column), ("test_bound", "test_bound")):
-            if name in last and last[name].notna().any():
+            if name is not None and name in last and last[name].notna().any():
                 mean, half = _interval(last[name].to_numpy(float))
                 row[label] = mean
                 row[f"{label} ±95%"] = half
         if blocks and "variance" in last:
             row["encoder variance"], row["encoder variance ±95%"] = _interval(
-                last[[f"variance:{b}" for b in blocks]].sum(axis=1).to_numpy(float))
+                last[[f"variance:{b}" for b in blocks]].sum(
+                    axis=1, min_count=len(blocks)).to_numpy(float))
         steps = last.step.replace(0, np.nan)
         row["ms per step"] = float(np.nanmedian(1e3 * last.train_seconds / steps))
         row["f evals per step"] = float((last.f_evals / steps).median())

@@ -116,7 +116,7 @@ def _markdown_cell(value) -> str:
 
 def write_markdown(path: Path, title: str, lede: str, figures: list[FigureFile],
                    tables: list[Table], notes: list[str]) -> None:
-    lines = [f"# {title}", "", lede, "", "## Figures", ""]
+    lines = [f"# {title}", "", lede, ""] + (["## Figures", ""] if figures else [])
     for figure in figures:
         lines += [f"### {figure.title}", "", figure.caption, "",
                   f"![{figure.title}]({figure.png.name})", ""]

@@ -163,6 +163,9 @@ def training_data(where: str, data: str, batch, batch_index, binarize: str, hidd
         raise ValueError(f"{where}: {error}") from None
     except ValueError as error:
         raise ValueError(f"{where} argument {error}") from None
+    if batch > len(train):
+        raise ValueError(f"{where} argument batch must be at most the {len(train)} training "
+                         f"images, got {batch}.")
     batches = len(train) // batch
     if batch_index >= batches:
         raise ValueError(f"{where}: batch_index {batch_index} is past the data: {len(train)} "
