@@ -138,8 +138,10 @@ def cmd_run(args) -> int:
     if meta.get("training"):
         print(f"training: {_describe_training(meta)}")
     if meta.get("training_runs"):
-        print(f"training runs: {len(meta['training_runs'])} (their logs are in the table's "
-              "metadata; the report draws them)")
+        count = len(meta["training_runs"])
+        print(f"training runs: {count} (their logs are in the table's metadata; the report "
+              "draws them)" if count != 1 else "training runs: 1 (its log is in the table's "
+              "metadata; the report draws it)")
     if len(frame):
         with pd.option_context("display.width", 200, "display.max_columns", 20):
             print(summary(frame).to_string(index=False, float_format="{:.3g}".format))

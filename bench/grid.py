@@ -278,9 +278,12 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
             kind = {int: "an integer", bool: "true or false", str: "a string",
                     list: "a list", dict: f"a table ([{key}])"}[expected]
             fail(key, f"must be {kind}, got {value!r}.")
+    runs_only = "train_each" in data and data.get("estimators") == []  # no cells at all
     for key in REQUIRED:
-        if key not in data:
-            fail(key, "is required.")
+        if key not in data and not (key == "n_samples" and runs_only):
+            fail(key, "is required." if key != "n_samples" or "train_each" not in data else
+                 "is required for the grid's cells (a grid of training runs only sets "
+                 "estimators = [] instead).")
     seed = data.get("seed", 0)
     if seed < 0:
         fail("seed", f"must be a non-negative integer, got {seed}.")
@@ -289,15 +292,16 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
         fail("backend", f"must be one of {', '.join(E.BACKENDS)}, got {backend!r}.")
     n_replicates = _positive(data.get("n_replicates", 1000), "n_replicates", fail)
     repeats = _positive(data.get("timing_repeats", 3), "timing_repeats", fail)
-    n_samples = _n_samples(data["n_samples"], "n_samples", fail)
+    n_samples = _n_samples(data["n_samples"], "n_samples", fail) if "n_samples" in data \
+        else (1,)  # runs_only: no cell reads it
     warmup = data.get("warmup_batches", 0)
     if warmup < 0:
         fail("warmup_batches", f"must be an integer >= 0 (batches that update a stateful "
                                f"estimator's state before its estimates), got {warmup}.")
     batch_sizes = _batch_sizes(data.get("batch_sizes", ["all"]), "batch_sizes", fail)
     skipped = []
-    top_estimators = _estimators(data.get("estimators", sorted(E.ESTIMATORS)), "estimators",
-                                 fail, skipped)
+    top_estimators = [] if runs_only else _estimators(
+        data.get("estimators", sorted(E.ESTIMATORS)), "estimators", fail, skipped)
     if base_dir is None:
         base_dir = str(Path(where).resolve().parent) if where != "<grid>" else ""
     training = None
@@ -352,6 +356,8 @@ def parse(text: str, where: str = "<grid>", base_dir: str | None = None) -> Grid
         else:
             chosen = _estimators(entry["estimators"], f"{where_p}.estimators", fail, skipped) \
                 if "estimators" in entry else top_estimators
+        if chosen and "n_samples" not in data:
+            fail("n_samples", f"is required for the cells of {where_p} (its estimators).")
         # A learned estimator's own warmup_batches (in its label) wins over the grid's.
         warmups = {choice.label: _own_or(warmup, choice.label) for choice in chosen}
         for combo in itertools.product(*sweeps.values()):

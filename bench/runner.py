@@ -43,9 +43,12 @@ __all__ = ["CellError", "RunInterrupted", "run", "resume", "new_run_id", "run_me
 class RunInterrupted(Exception):
     """Ctrl-C during a run; every finished cell is already stored."""
 
-    def __init__(self, store: RunStore, done: int, total: int, untimed: int = 0):
+    def __init__(self, store: RunStore, done: int, total: int, untimed: int = 0,
+                 runs: tuple[int | None, int] = (None, 0)):
         waiting = f" ({untimed} more have their statistics, awaiting timing)" if untimed else ""
-        super().__init__(f"interrupted after {done} of {total} cells{waiting}")
+        trained = (f" and {runs[0]} of {runs[1]} training runs (the one in progress stored "
+                   "where it stopped)" if runs[0] is not None else "")
+        super().__init__(f"interrupted after {done} of {total} cells{trained}{waiting}")
         self.store, self.done, self.total = store, done, total
 
 
@@ -174,7 +177,10 @@ def _run(grid: Grid, store: RunStore, dask_client, progress: bool) -> Path:
             done = [store.done(cell.key) or cell.key in timings for cell in grid.cells]
             untimed = sum(store.untimed(cell.key) and not finished
                           for cell, finished in zip(grid.cells, done))
-            raise RunInterrupted(store, sum(done), len(grid.cells), untimed) from None
+            runs = len(grid.train_runs) - len(_unfinished_runs(grid, store)) \
+                if grid.train_runs else None
+            raise RunInterrupted(store, sum(done), len(grid.cells), untimed,
+                                 (runs, len(grid.train_runs))) from None
     metadata = {**store.metadata(), "finished": _now()}
     if grid.lab_setups:
         metadata["lab"] = store.read_json("lab")

@@ -57,8 +57,8 @@ class ReportError(ValueError):
 
 def check_columns(frame: pd.DataFrame, where: str) -> None:
     if frame.empty:
-        raise ReportError(f"{where}: the results table has no rows (every cell of its grid was "
-                          "skipped); nothing to report.")
+        raise ReportError(f"{where}: the results table has no rows (its grid has no cells, or "
+                          "every one was skipped); nothing to report.")
     missing = [column for column in schema.REPORT if column not in frame.columns]
     if missing:
         raise ReportError(f"{where}: the results table lacks the columns {missing} that the "

@@ -156,7 +156,8 @@ def variance_by_estimator(frame, colours, meta=None):
             values = rows.assign(value=rows[[f"variance:{b}" for b in members]].sum(
                 axis=1, min_count=len(members)))
             _lines(ax, values[values.value > 0], "step", "value", colours, log=True)
-            what = ("encoder: " + ", ".join(members)) if name == "total" else name
+            whole = "encoder" if members[0].startswith(ENCODER_PREFIX) else "all of θ"
+            what = (f"{whole}: " + ", ".join(members)) if name == "total" else name
             ax.set(xlabel="training step", ylabel="variance (summed)")
             ax.set_title(_title(f"{problem} · {what}", ax), fontsize="medium")
     _legend(fig, colours, [n for n in colours if n in set(runs.estimator)])
@@ -244,7 +245,8 @@ def tables(meta: dict) -> list[tuple[str, str, str, pd.DataFrame]]:
              f"Per problem and estimator, over its {settings.get('seeds', '?')} seeds at the "
              "last logged step: the training-set objective and the test bound, means with "
              "the half-width of their 95% t interval; the encoder's variance (summed over "
-             "its blocks' components; mean over seeds and its interval); median milliseconds "
+             "its blocks' components, all of θ's for a problem without encoder blocks; mean "
+             "over seeds and its interval); median milliseconds "
              "and evaluations "
              "of f per update. Biased estimators (relaxations) are marked: they optimize "
              "another objective than the one logged. 'stopped': runs whose estimates stopped "

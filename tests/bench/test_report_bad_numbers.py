@@ -183,13 +183,13 @@ def test_figures_skip_nonfinite_cells(tmp_path):
 
 # -- 3. an empty table -----------------------------------------------------------------------
 
-def test_empty_table_says_every_cell_was_skipped(tmp_path, capsys):
+def test_empty_table_says_the_grid_has_no_cells(tmp_path, capsys):
     path = write(tmp_path, pd.DataFrame([row("score_function", -1.0)]).iloc[:0])
     out = tmp_path / "r"
     assert cli.main(["report", str(path), "--out", str(out), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err == (f"gradvar: error: {path}: the results table has no rows (every cell of its "
-                   "grid was skipped); nothing to report.")
+    assert err == (f"gradvar: error: {path}: the results table has no rows (its grid has no "
+                   "cells, or every one was skipped); nothing to report.")
     assert not out.exists()
 
 

@@ -107,9 +107,15 @@ def test_variance_table_holds_the_block_means_of_the_raw_frame(table, prepared):
     _, best = tables["best_along_training"]
     assert list(best.columns) == ["step", "∂/∂mean", "∂/∂std"]
     assert list(best.step) == [f"{s:,}" for s in CHECKPOINTS]
-    # Pathwise gradients of Σ(x−k)² have a tenth of the score function's variance.
-    assert all(cell.startswith("reparameterization") for cell in best["∂/∂mean"])
-    assert all(cell.startswith("reparameterization") for cell in best["∂/∂std"])
+    # Pathwise gradients of Σ(x−k)² have a tenth of the score function's variance: best by
+    # variance × time (or tied with the best) at every checkpoint. Times on a loaded machine
+    # vary, so this reads the tie as well as the winner.
+    for column in ("∂/∂mean", "∂/∂std"):
+        assert all("reparameterization" in cell for cell in best[column]), best[column]
+    variances = tables["variance_along_training"][1].set_index("estimator")
+    for step in CHECKPOINTS:
+        assert float(variances.loc["reparameterization", f"step {step}"]) < \
+            float(variances.loc["score_function", f"step {step}"]) / 3
 
 
 def test_variance_vs_step_draws_every_checkpoint(prepared, colours):

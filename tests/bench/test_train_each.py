@@ -230,3 +230,20 @@ def test_ctrl_c_stores_the_run_in_progress_and_the_resume_finishes_it(reference,
     _, reference_meta = read_results(reference)
     assert [strip(r["log"]) for r in meta["training_runs"]] == \
         [strip(r["log"]) for r in reference_meta["training_runs"]]
+
+
+def test_a_grid_of_training_runs_only_needs_no_n_samples():
+    # The grid's own estimators = [] (no cells), instead of its n_samples and the entry's.
+    text = EACH.replace("n_samples = [2]\n", "estimators = []\n", 1).replace(
+        'theta = ["start"]\nestimators = []', 'theta = ["start"]')
+    g = grid.parse(text, "each.toml")
+    assert g.cells == () and len(g.train_runs) == 4
+    with pytest.raises(grid.GridError, match=r"n_samples: is required for the cells of "
+                                             r"problems\[0\] \(its estimators\)"):
+        grid.parse(text.replace('theta = ["start"]', 'theta = ["start"]\nestimators = ["arm"]'),
+                   "each.toml")
+    without = EACH.replace("n_samples = [2]\n", "", 1).replace("estimators = []\n", "")
+    with pytest.raises(grid.GridError, match="n_samples: is required for the grid's cells "
+                                             r"\(a grid of training runs only sets "
+                                             r"estimators = \[\] instead\)"):
+        grid.parse(without, "each.toml")
