@@ -107,7 +107,7 @@ def categorical_vae(data: str = "digits", variables: int = 8, categories: int = 
 
     exact_value = None
     if categories**variables <= EXACT_MAX_CODES:
-        exact_value = _exact_elbo(minibatches, variables, categories, layers, log_weights)
+        exact_value = _exact_elbo(minibatches, variables, categories, layers)
     arguments = {"data": data, "variables": variables, "categories": categories,
                  "decoder": decoder, "batch": batch, **images.extra(decoder)}
     problem = Problem(
@@ -122,7 +122,7 @@ def categorical_vae(data: str = "digits", variables: int = 8, categories: int = 
     return problem
 
 
-def _exact_elbo(minibatches, variables: int, categories: int, layers: dict, log_weights):
+def _exact_elbo(minibatches, variables: int, categories: int, layers: dict):
     """E_q[f] summed over the C^V codes of each image, in TensorFlow ops."""
     indices = np.array(list(itertools.product(range(categories), repeat=variables)))
     codes = np.eye(categories)[indices].reshape(len(indices), -1)  # [C^V, V·C] one-hot
@@ -142,5 +142,4 @@ def _exact_elbo(minibatches, variables: int, categories: int, layers: dict, log_
         elbo = tf.reduce_sum(tf.exp(log_q) * (likelihood + prior - log_q), axis=-1)  # [M]
         return tf.reduce_mean(elbo)
 
-    del log_weights  # the same terms, in matrix products over all codes at once
     return exact_value
