@@ -402,10 +402,12 @@ def cmd_list(args) -> int:
                 yield f"{option}={value}", f"{summary} [{', '.join(takers)}]"
         settings = {}
         for name, identity in E.IDENTITIES.items():
-            for setting, default, meaning, low in identity.settings:
-                settings.setdefault((setting, default, meaning, low), []).append(name)
-        for (setting, default, meaning, low), takers in settings.items():
+            for setting, default, meaning, low, *kind in identity.settings:
+                settings.setdefault((setting, default, meaning, low, tuple(kind)),
+                                    []).append(name)
+        for (setting, default, meaning, low, kind), takers in settings.items():
             allowed = f"a number > {low:g}" if low is not None else "a number"
+            allowed = allowed.replace("a number", "a whole number") if kind else allowed
             yield (f"{setting}=<number>", f"{meaning}: {allowed}, default {default:g} "
                                           f"[{', '.join(takers)}]")
 

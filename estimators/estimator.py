@@ -305,6 +305,9 @@ class Estimator:
             self.control.check(label, problem, dist)
         if self.identity.check is not None:
             self.identity.check(label, problem, dist, vector, batch_size)
+        if self.identity.check_settings is not None:
+            self.identity.check_settings(label, problem, dist, batch_size,
+                                         **dict(self.settings))
 
     def f_evals_per_estimate(self, problem, theta, n_samples: int, batch_size: int) -> int:
         """Evaluations of f behind one estimate (derivatives of f are not counted; the
@@ -312,6 +315,9 @@ class Estimator:
         vector = problem.theta_vector(theta)
         count = self.identity.f_evals(problem, vector, n_samples)
         count += self.control.f_evals_per_batch * (n_samples // batch_size)
+        if self.identity.f_evals_per_batch is not None:
+            count += self.identity.f_evals_per_batch(problem, vector, **dict(self.settings)) \
+                * (n_samples // batch_size)
         return int(count)
 
     # -- exact moments ---------------------------------------------------------------------
@@ -506,7 +512,7 @@ def _unknown_option(identity: Identity, option: str) -> str:
 
 def _setting_value(identity: Identity, name: str, value) -> float:
     """A setting as a float, checked against its range (one sentence otherwise)."""
-    _, _, meaning, low = next(entry for entry in identity.settings if entry[0] == name)
+    _, _, meaning, low, *kind = next(entry for entry in identity.settings if entry[0] == name)
     number = value
     if isinstance(value, np.ndarray) and value.ndim == 0:
         number = value.item()
@@ -519,6 +525,9 @@ def _setting_value(identity: Identity, name: str, value) -> float:
             or not np.isfinite(number) or (low is not None and number <= low):
         allowed = f"a number above {low:g}" if low is not None else "a finite number"
         raise ValueError(f"{name} ({meaning}) of {identity.name} must be {allowed}, got "
+                         f"{value!r}.")
+    if kind == ["whole"] and not float(number).is_integer():
+        raise ValueError(f"{name} ({meaning}) of {identity.name} must be a whole number, got "
                          f"{value!r}.")
     return float(number)
 

@@ -105,9 +105,12 @@ def check_call(estimator, problem, theta, n_replicates: int, batch_size: int,
     ``Estimator.memory_values``); ``label`` names the call in the error (default: the
     estimator and the problem)."""
     event_size = int(np.prod(problem.event_shape(theta), dtype=int))
+    per_value = estimator.memory_per_value or PER_VALUE
+    if callable(per_value):  # temporaries that grow with the problem (IndeCateR's V·C draws)
+        per_value = per_value(problem, problem.theta_vector(theta))
     check(label or f"{estimator.label} on problem '{problem.name}'", n_replicates, batch_size,
           event_size, problem.dim, extra_values=estimator.memory_values(n_replicates, event_size),
-          available=available, per_value=estimator.memory_per_value or PER_VALUE)
+          available=available, per_value=per_value)
 
 
 def _gb(count: float) -> str:

@@ -317,13 +317,16 @@ class Problem:
         if measure.event_rank(dist) > 1:
             inner = dist.distribution if isinstance(dist, tfd.Independent) else dist
             several = isinstance(inner, tfd.OneHotCategorical)
+            if several and measure.event_rank(dist) == 2 \
+                    and measure.event_rank(inner) == 1:
+                return  # V one-hot categorical variables, draws [V, C]
             raise ValueError(
                 f"problem '{self.name}': dist(theta) has event shape "
-                f"{dist.event_shape.as_list()}; events must be scalars or vectors" + (
-                    ": for several categorical variables draw their indices, "
-                    "tfd.Independent(tfd.Categorical(logits), 1) (event [V], for the score "
-                    "function and its control variates); the one-hot relaxations and REBAR "
-                    "take one categorical variable." if several else "."))
+                f"{dist.event_shape.as_list()}; events must be scalars or vectors, or V "
+                "one-hot categorical variables (tfd.Independent(tfd.OneHotCategorical("
+                "logits [V, C]), 1), draws [V, C])" + (
+                    ": wrap the one-hot categorical in tfd.Independent(..., "
+                    "reinterpreted_batch_ndims=1) once." if several else "."))
 
     def validate(self, theta) -> None:
         """Evaluates ``dist`` and ``cost`` once on a small batch of replicates at θ, so that a

@@ -19,12 +19,19 @@
                           doubly reparameterized (DReG), sticking the landing
 ``gumbel_softmax``        ∇θ f at a relaxed draw (Concrete): biased
 ``straight_through``      f at the discrete draw, gradient through the relaxed one: biased
+``indecater``             categorical: each variable's categories summed, the others sampled
+``rao_blackwell``         categorical: the k most probable states summed, REINFORCE on the rest
+``unordered_set``         categorical: k states without replacement, built-in baseline
+``reinmax``               categorical: second-order straight-through (ReinMax): biased
+``gumbel_rao``            categorical: straight-through averaged over Gumbels given the draw:
+                          biased
 ========================  ===============================================================
 """
 
-from estimators.gradients import (arm, arms, double_cv, measure_valued, multisample, naive,
-                                  pathwise, quadrature, rebar, rebar_learned, relax, relaxed,
-                                  score_function)
+from estimators.gradients import (arm, arms, double_cv, gumbel_rao, indecater,
+                                  measure_valued, multisample, naive, pathwise, quadrature,
+                                  rao_blackwell, rebar, rebar_learned, reinmax, relax, relaxed,
+                                  score_function, unordered_set)
 from estimators.gradients.base import Identity
 
 IDENTITIES = {identity.name: identity for identity in (
@@ -32,7 +39,8 @@ IDENTITIES = {identity.name: identity for identity in (
     pathwise.IDENTITY, measure_valued.IDENTITY, arm.ARM, arm.DISARM, arms.ARMS,
     arms.ARMS_GAUSSIAN, double_cv.IDENTITY, double_cv.LEARNED, rebar.IDENTITY,
     rebar_learned.IDENTITY, relax.IDENTITY, relaxed.GUMBEL_SOFTMAX, relaxed.STRAIGHT_THROUGH,
-    multisample.VIMCO, multisample.DREG, multisample.STL)}
+    multisample.VIMCO, multisample.DREG, multisample.STL, indecater.IDENTITY,
+    rao_blackwell.IDENTITY, unordered_set.IDENTITY, reinmax.IDENTITY, gumbel_rao.IDENTITY)}
 """Identity name -> :class:`Identity`."""
 
 __all__ = ["IDENTITIES", "Identity"]

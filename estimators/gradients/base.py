@@ -64,12 +64,18 @@ class Identity:
       samplings: The sampling schemes it combines with (control variates say which
         identities they combine with: ``ControlVariate.forms``).
       f_evals: ``(problem, θ [d], n_samples) -> int``, evaluations of f per estimate.
+      f_evals_per_batch: ``(problem, θ [d], **settings) -> int``, evaluations of f made
+        once per batch besides (Rao-Blackwellized SG's summed categories); None for none.
       exact_moments: ``(problem, θ [d], batch_size) -> (mean, per-sample variance)`` for
         identities with their own exact form; None to integrate ``per_sample``.
       check: ``(label, problem, dist, θ [d], batch_size) -> None`` raising
         NotApplicableError, for conditions of its own.
+      check_settings: ``(label, problem, dist, batch_size, **settings) -> None`` raising
+        NotApplicableError, for conditions on its settings (a count that must fit the
+        problem).
       memory_per_value: Float32 temporaries per value of a batch, where more than the
-        engine's default (:data:`estimators.memory.PER_VALUE`); None for the default.
+        engine's default (:data:`estimators.memory.PER_VALUE`); None for the default; a
+        callable ``(problem, θ [d]) -> float`` where they grow with the problem.
       discrete_latents: Made for binary or categorical latents (drawn through their
         logits): reports of the discrete track compare it per evaluation of f.
       forward_mode: Its programs for one parameter may differentiate in forward mode
@@ -80,7 +86,8 @@ class Identity:
         draws with ``key``, on its own part of the state (:mod:`estimators.protocol`).
       settings: Numeric options of this identity alone, ``((name, default, meaning, low),
         ...)`` with ``low`` an exclusive lower bound or None, e.g. a relaxation's
-        temperature; ``exact_moments`` receives them as keyword arguments, a surrogate in
+        temperature, and a fifth entry ``"whole"`` for counts (a number of noise draws);
+        ``exact_moments`` receives them as keyword arguments, a surrogate in
         ``context.settings`` (``protocol.joint_draws`` passes them to ``terms`` as keywords).
     """
 
@@ -102,12 +109,14 @@ class Identity:
     grid_rule: str = ""
     samplings: tuple[str, ...] = ("iid",)
     f_evals: Callable = per_draw
+    f_evals_per_batch: Callable | None = None
     exact_moments: Callable | None = None
     check: Callable | None = None
-    memory_per_value: float | None = None
+    check_settings: Callable | None = None
+    memory_per_value: float | Callable | None = None
     forward_mode: bool = False
     discrete_latents: bool = False
-    settings: tuple[tuple[str, float, str, float | None], ...] = ()
+    settings: tuple[tuple, ...] = ()
     init: Callable | None = None
     update: Callable | None = None
 

@@ -47,10 +47,18 @@ def is_one_hot(dist) -> bool:
     return isinstance(dist, tfd.OneHotCategorical)
 
 
+def is_one_hot_vector(dist) -> bool:
+    """V one-hot categorical variables: ``tfd.Independent(tfd.OneHotCategorical, 1)``,
+    draws ``[V, C]``."""
+    return (isinstance(dist, tfd.Independent) and is_one_hot(dist.distribution)
+            and measure.event_rank(dist) == 2)
+
+
 def logits(dist, theta):
     """The logits of p(b|θ) with their path to θ, ``[R, *event]`` (a measure written
     without θ gets the replicate axis)."""
-    alpha = tf.convert_to_tensor(measure.base(dist).logits_parameter())
+    inner = dist.distribution if is_one_hot_vector(dist) else measure.base(dist)
+    alpha = tf.convert_to_tensor(inner.logits_parameter())
     if dist.batch_shape.rank == 0:
         alpha = tf.broadcast_to(alpha, tf.concat([tf.shape(theta)[:1], tf.shape(alpha)], 0))
     return alpha
@@ -80,10 +88,13 @@ def _kind(dist) -> str:
             else type(dist).__name__)
 
 
-def require_relaxable(label: str, problem, dist) -> None:
-    """NotApplicableError unless p(b|θ) is a Bernoulli vector or a one-hot categorical,
-    and f has a gradient in b (a relaxation evaluates f between the discrete values)."""
-    if isinstance(dist, tfd.Categorical):
+def require_relaxable(label: str, problem, dist, variables: bool = False) -> None:
+    """NotApplicableError unless p(b|θ) is a Bernoulli vector or a one-hot categorical (or,
+    with ``variables``, V of them), and f has a gradient in b (a relaxation evaluates f
+    between the discrete values)."""
+    if variables and is_one_hot_vector(dist):
+        return
+    if isinstance(dist, tfd.Categorical) or isinstance(measure.base(dist), tfd.Categorical):
         raise NotApplicableError(
             f"{label} relaxes one-hot vectors, but problem '{problem.name}' draws category "
             "indices (tfd.Categorical); write the measure as tfd.OneHotCategorical(logits) "
@@ -114,9 +125,10 @@ def require_cost_gradient(label: str, problem, vector, relaxed: bool = True) -> 
             f"{label} {uses}, but the cost of problem '{problem.name}' has no gradient in x "
             "(it casts, rounds or indexes x); write f with differentiable operations or use "
             "score_function.")
-    if not relaxed or not (is_binary(dist) or is_one_hot(dist)):
+    one_hot = is_one_hot(dist) or is_one_hot_vector(dist)
+    if not relaxed or not (is_binary(dist) or one_hot):
         return
-    if is_one_hot(dist):
+    if one_hot:
         continuous = _continuous_on_the_simplex(problem, dist, theta)
         where = ("inside the simplex of one-hot values", "along a segment from the centre to a "
                  "vertex does not integrate to the change of f")
@@ -133,11 +145,19 @@ def require_cost_gradient(label: str, problem, vector, relaxed: bool = True) -> 
 
 
 def check_relaxed(label, problem, dist, vector, batch_size) -> None:
-    """An identity's ``check`` for estimators that evaluate f at relaxed draws (the
-    relaxations, REBAR, RELAX): a Bernoulli vector or one one-hot categorical, and f with a
-    gradient in b and no jump between the discrete values."""
+    """An identity's ``check`` for estimators that evaluate f at relaxed draws (REBAR,
+    RELAX): a Bernoulli vector or one one-hot categorical, and f with a gradient in b and
+    no jump between the discrete values."""
     del batch_size
     require_relaxable(label, problem, dist)
+    require_cost_gradient(label, problem, vector)
+
+
+def check_relaxed_variables(label, problem, dist, vector, batch_size) -> None:
+    """:func:`check_relaxed` that also takes V one-hot categorical variables (the
+    relaxations, straight-through, ReinMax, Gumbel-Rao: each variable relaxed alone)."""
+    del batch_size
+    require_relaxable(label, problem, dist, variables=True)
     require_cost_gradient(label, problem, vector)
 
 
@@ -150,9 +170,13 @@ def _continuous_between_0_and_1(problem, dist, theta) -> bool:
 
 def _continuous_on_the_simplex(problem, dist, theta) -> bool:
     """The same along the C segments from the simplex's centre to each vertex (one-hot
-    draws; a relaxation evaluates f inside the simplex)."""
-    size = measure.event_size(dist)
-    return _continuous_along(problem, dist, theta, np.full(size, 1.0 / size), np.eye(size))
+    draws; a relaxation evaluates f inside the simplex); for V variables, from the centre
+    of each to the vertex where all take category c, c = 1..C."""
+    categories = int(dist.event_shape[-1])
+    variables = measure.event_size(dist) // categories
+    return _continuous_along(problem, dist, theta, np.full(variables * categories,
+                                                           1.0 / categories),
+                             np.tile(np.eye(categories), variables))
 
 
 def _continuous_along(problem, dist, theta, start: np.ndarray, ends: np.ndarray) -> bool:

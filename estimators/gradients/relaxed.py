@@ -5,7 +5,8 @@ are **biased** (``unbiased=False``): the bias vanishes as the temperature λ →
 the variance grows, and f must accept values between the discrete ones.
 
 * ``gumbel_softmax`` (Jang, Gu & Poole 2017; Maddison, Mnih & Teh 2017): y = softmax((α +
-  g) / λ) with Gumbel noise g, for a one-hot categorical; for a Bernoulli, the binary
+  g) / λ) with Gumbel noise g, for a one-hot categorical (each of V variables alone for
+  ``tfd.Independent(tfd.OneHotCategorical, 1)``); for a Bernoulli, the binary
   Concrete y = σ((α + log(u/(1-u))) / λ). The estimate is ∇θ f(y(θ), θ): f is evaluated
   at the relaxed y only.
 * ``straight_through`` (Bengio et al. 2013; the straight-through Gumbel estimator of
@@ -27,7 +28,7 @@ def _relaxed_and_hard(dist, theta, u, temperature):
     """The relaxed draw y (θ path) and the discrete draw it rounds to: ``[n, R, *event]``."""
     alpha = logits.logits(dist, theta)  # [R, *event]
     u = u[..., 0]  # [n, R, *event]
-    if logits.is_one_hot(dist):
+    if logits.is_one_hot(dist) or logits.is_one_hot_vector(dist):
         z = alpha - tf.math.log(-tf.math.log(u))  # Gumbel perturbation
         hard = tf.one_hot(tf.argmax(z, axis=-1), tf.shape(z)[-1], dtype=z.dtype)
         return tf.nn.softmax(z / temperature, axis=-1), hard
@@ -52,7 +53,7 @@ TEMPERATURE = (("temperature", 0.5, "the relaxation's temperature λ", 0.0),)
 def _relaxation(name: str, summary: str, terms) -> Identity:
     return Identity(name=name, summary=summary, surrogate=logits.mean_of_terms(terms, 1),
                     exact_moments=logits.bernoulli_moments(name, terms, 1),
-                    check=logits.check_relaxed,
+                    check=logits.check_relaxed_variables,
                     unbiased=False, declared_biased=True, pathwise=True, settings=TEMPERATURE,
                     discrete_latents=True)
 

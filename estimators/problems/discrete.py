@@ -3,7 +3,10 @@ a Poisson cost, and the binary and categorical toys of the discrete-estimator li
 
 from __future__ import annotations
 
+import itertools
 import math
+
+import numpy as np
 
 from estimators._runtime import tf, tfd
 from estimators.problem import Problem
@@ -69,15 +72,38 @@ def bernoulli_quadratic(D: int = 200, t: float = 0.499) -> Problem:
     )
 
 
+def _peaked_start(where: str, peak, variables: int, categories: int):
+    """The ``start`` of a categorical problem: logits [V·C] with category 0 of every
+    variable holding the mass ``peak`` and the others equal (``peak=0``: flat, 1/C
+    each), and the arguments for the problem's name."""
+    if peak == 0.0:
+        return (lambda: {"logits": [0.0] * (variables * categories)}), {}
+    if isinstance(peak, bool) or not isinstance(peak, (int, float)) or not 0.0 < peak < 1.0:
+        raise ValueError(f"problem '{where}' argument peak (the start's probability of "
+                         f"category 0) must be a number strictly between 0 and 1 (0 "
+                         f"for flat logits), got {peak!r}.")
+    top = math.log(peak * (categories - 1) / (1.0 - peak))
+    logits = ([top] + [0.0] * (categories - 1)) * variables
+    return (lambda: {"logits": list(logits)}), {"peak": peak}
+
+
+def _whole_at_least(where: str, name: str, value, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"problem '{where}' argument {name} must be an integer >= {least}, "
+                         f"got {value!r}.")
+    return value
+
+
 @register("categorical_toy",
           "f = 0.5 + (z+1)/C², z ~ Categorical(logits θ ∈ R^C) drawn one-hot (the ARSM toy)")
-def categorical_toy(C: int = 30) -> Problem:
+def categorical_toy(C: int = 30, peak: float = 0.0) -> Problem:
     """The toy of Yin, Yue & Zhou 2019 (ARSM). z is drawn as a one-hot vector y
     (``tfd.OneHotCategorical``), so f(y) = 0.5 + (Σ_k k y_k + 1)/C² is defined between
-    the vertices too, where the relaxed estimators evaluate it."""
-    if C < 2:
-        raise ValueError(f"problem 'categorical_toy' argument C must be an integer >= 2, "
-                         f"got {C}.")
+    the vertices too, where the relaxed estimators evaluate it. θ ``"start"`` is flat, or
+    with ``peak`` category 0 holding that mass (0.99: where sampling without replacement
+    and Rao-Blackwellization pay)."""
+    C = _whole_at_least("categorical_toy", "C", C, 2)
+    start, extra = _peaked_start("categorical_toy", peak, 1, C)
     index = tf.range(C, dtype=tf.float32)
 
     def cost(y, theta):
@@ -88,12 +114,71 @@ def categorical_toy(C: int = 30) -> Problem:
         return 0.5 + (tf.reduce_sum(p * tf.cast(index, p.dtype), axis=-1) + 1.0) / C**2
 
     return Problem(
-        name=label("categorical_toy", {"C": C}),
+        name=label("categorical_toy", {"C": C, **extra}),
         dist=lambda theta: tfd.OneHotCategorical(logits=theta["logits"], dtype=tf.float32),
         cost=cost,
         params={"logits": C},
         exact_value=exact_value,
+        start=start,
         description=f"f = 0.5 + (z+1)/{C}², z ~ OneHotCategorical(logits), C = {C}",
+    )
+
+
+@register("categorical_mean_power",
+          "f = |mean_v z_v/(C-1) - t|^power, V categorical variables of C categories drawn "
+          "one-hot: a cost that is not a sum over variables")
+def categorical_mean_power(V: int = 3, C: int = 3, t: float = 0.45, power: float = 2.0,
+                           peak: float = 0.0) -> Problem:
+    """V independent categorical variables z_v ∈ {0, ..., C-1} with logits θ ``[V·C]``
+    (variable v's C logits side by side), drawn one-hot (``tfd.Independent(
+    tfd.OneHotCategorical, 1)``, draws ``[V, C]``), and
+
+        f(y) = |m(y) − t|^power,   m(y) = (1/V) Σ_v Σ_c c/(C−1) · y_vc,
+
+    a power of the mean: not a sum over variables, so per-variable estimators (IndeCateR,
+    the relaxations) are not exact. ``power`` = 2 is quadratic in y (ReinMax at
+    temperature 1 is exact there, a second-order method); 3 is not. Truth: E f summed over
+    the C^V joint states (at most 2¹⁶) in closed form, its gradient by autodiff. θ
+    ``"start"``: flat, or category 0 of every variable holding the mass ``peak``."""
+    where = "categorical_mean_power"
+    V = _whole_at_least(where, "V", V, 1)
+    C = _whole_at_least(where, "C", C, 2)
+    _t_in_unit_interval(where, t)
+    if not power >= 1.0:
+        raise ValueError(f"problem '{where}' argument power must be a number >= 1 (f must "
+                         f"have a gradient in y), got {power!r}.")
+    if C**V > 2**16:
+        raise ValueError(f"problem '{where}' sums its truth over the C^V = {C}^{V} joint "
+                         "states, at most 65536; lower V or C.")
+    start, extra = _peaked_start(where, peak, V, C)
+    weights = [c / (C - 1) for c in range(C)]
+    states = np.eye(C)[np.array(list(itertools.product(range(C), repeat=V)))]  # [S, V, C]
+
+    def grouped(values):  # [..., V·C] -> [..., V, C]
+        return tf.reshape(values, tf.concat([tf.shape(values)[:-1], [V, C]], 0))
+
+    def cost(y, theta):  # y [..., V, C]
+        mean = tf.reduce_sum(y * tf.constant(weights, y.dtype), axis=[-2, -1]) / V
+        return tf.abs(mean - t) ** power if power != 2.0 else (mean - t) ** 2
+
+    def exact_value(theta):
+        log_p = tf.nn.log_softmax(grouped(theta["logits"]), axis=-1)  # [..., V, C]
+        y = tf.constant(states, log_p.dtype)
+        joint = tf.einsum("...vc,svc->...s", log_p, y)  # [..., S]
+        return tf.reduce_sum(tf.exp(joint) * cost(y, theta), axis=-1)
+
+    arguments = {"V": V, "C": C, "t": t, **({"power": power} if power != 2.0 else {}), **extra}
+    return Problem(
+        name=label(where, arguments),
+        dist=lambda theta: tfd.Independent(
+            tfd.OneHotCategorical(logits=grouped(theta["logits"]), dtype=theta["logits"].dtype),
+            1),
+        cost=cost,
+        params={"logits": V * C},
+        exact_value=exact_value,
+        start=start,
+        description=f"f = |mean_v z_v/{C - 1} − {t:g}|^{power:g}, {V} one-hot categorical "
+                    f"variables of {C} categories",
     )
 
 

@@ -369,9 +369,10 @@ def test_a_cost_that_fails_only_when_traced_for_the_truth_is_one_sentence():
         _traced_only_problem(python_if, "python_if").truth(0.5)
 
 
-def test_several_one_hot_variables_are_refused_with_a_way_forward():
-    # Independent(OneHotCategorical) has a matrix event: refused, pointing at category
-    # indices (which the score function takes) rather than at a dead end.
+def test_matrix_events_other_than_one_hot_variables_are_refused_in_one_sentence():
+    # V one-hot categorical variables (draws [V, C]) are the one matrix event gradvar
+    # takes; a matrix of Normals is refused, saying what is allowed.
+    import tensorflow_probability as tfp
     tfd = tfp.distributions
 
     def two_categoricals(theta):
@@ -381,8 +382,16 @@ def test_several_one_hot_variables_are_refused_with_a_way_forward():
 
     problem = E.Problem(name="two_one_hots", params={"logits": 6}, dist=two_categoricals,
                         cost=lambda y, theta: tf.reduce_sum(y[..., 0], -1))
+    values = E.estimate("score_function", problem, {"logits": [0.0] * 6}, n_samples=4)
+    assert values.shape == (1, 6)
+
+    def normal_matrix(theta):
+        loc = tf.reshape(theta["loc"], tf.concat([tf.shape(theta["loc"])[:-1], [2, 3]], 0))
+        return tfd.Independent(tfd.Normal(loc, 1.0), 2)
+
+    matrix = E.Problem(name="normal_matrix", params={"loc": 6}, dist=normal_matrix,
+                       cost=lambda x, theta: tf.reduce_sum(x, [-2, -1]))
     with pytest.raises(ValueError) as error:
-        E.estimate("score_function", problem, {"logits": [0.0] * 6}, n_samples=4)
-    assert "event shape [2, 3]; events must be scalars or vectors: for several categorical " \
-        "variables draw their indices, tfd.Independent(tfd.Categorical(logits), 1)" \
-        in str(error.value) and "\n" not in str(error.value)
+        E.estimate("score_function", matrix, {"loc": [0.0] * 6}, n_samples=4)
+    assert "event shape [2, 3]; events must be scalars or vectors, or V one-hot categorical " \
+        "variables" in str(error.value) and "\n" not in str(error.value)
