@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run lab report report-check paper dimension discrete blr vae leaderboard test clean asv-quick asv-publish benchmarks compare figures
+.PHONY: install run lab report report-check paper dimension discrete blr categorical vae leaderboard test clean asv-quick asv-publish benchmarks compare figures
 
 ASV_STAMP := $(VENV)/.asv-installed
 
@@ -58,6 +58,13 @@ dimension: $(STAMP)
 discrete: $(STAMP)
 	$(BIN)/gradvar run --grid discrete --out results
 	$(BIN)/gradvar report $$(ls -t results/*-discrete.parquet | head -1) --out reports/discrete
+
+## categorical: rerun bench/grids/categorical.toml (categorical latents: IndeCateR,
+## Rao-Blackwellized SG, unordered set, ReinMax, Gumbel-Rao against REINFORCE/RLOO and the
+## relaxations at flat and peaked logits; ~5 min on 2 cores) and rebuild reports/categorical/
+categorical: $(STAMP)
+	$(BIN)/gradvar run --grid categorical --out results
+	$(BIN)/gradvar report $$(ls -t results/*-categorical.parquet | head -1) --out reports/categorical
 
 ## vae: rerun bench/grids/vae.toml (Bernoulli VAEs on digits: every discrete estimator along a
 ## DisARM training run against the exact gradient at D = 16, and 7 estimators x 3 seeds each

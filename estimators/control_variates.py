@@ -331,6 +331,11 @@ def _delta_memory(n_replicates: int, event_size: int) -> float:
 
 
 def _delta_check(label, problem, dist):
+    if measure.event_rank(dist) > 1:
+        raise NotApplicableError(
+            f"{label} expands f around the mean of a scalar or vector event, but problem "
+            f"'{problem.name}' draws {dist.event_shape.as_list()} (one-hot categorical "
+            "variables); use control_variate=loo.")
     if measure.event_rank(dist) == 1 and measure.base(dist) is dist \
             and not measure.is_normal_family(dist):
         raise NotApplicableError(

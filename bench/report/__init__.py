@@ -26,7 +26,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from bench.report import leaderboard
-from bench.report import data, discrete, each, exact, figures, page, tables, training
+from bench.report import (categorical, data, discrete, each, exact, figures, page, tables,
+                          training)
 from bench.report.catalog import EXACT_FIGURE, FIGURES, Figure, figure_names
 from bench.report.data import ReportError
 from bench.store import current_umask, read_results
@@ -224,7 +225,7 @@ def _draw(out: Path, prepared, exact_rows, meta: dict, notes: list[str], only=No
     return files
 
 
-TABLES_NOT_IN_TRAINING = {"variance_at_p", "bias_at_temperature"}
+TABLES_NOT_IN_TRAINING = {"variance_at_p", "bias_at_temperature", "which_categorical_estimator"}
 """Tables of the figures not drawn for a training run (``Figure.training == "never"``)."""
 
 
@@ -258,6 +259,8 @@ def _tables(prepared, frame, meta: dict, gaps) -> list:
         tables.ranking(prepared)))
     skipped = TABLES_NOT_IN_TRAINING if training.is_training(prepared) else set()
     report_tables += [page.Table(*entry) for entry in discrete.tables(prepared)
+                      if entry[0] not in skipped]
+    report_tables += [page.Table(*entry) for entry in categorical.tables(prepared)
                       if entry[0] not in skipped]
     summary = tables.gap_summary(gaps)
     if summary:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from bench.report import bounds, discrete, each, figures, lab_figures, training
+from bench.report import bounds, categorical, discrete, each, figures, lab_figures, training
 
 INPUTS = ("table", "table+meta", "exact", "lab")
 """What a figure is drawn from: the prepared table (``draw(prepared, colours)``), the
@@ -251,6 +251,49 @@ FIGURES: tuple[Figure, ...] = (
                   'DisARM pay 2 per sample, REBAR 3), ranked like `efficiency`; biased ones (the '
                   'relaxations, always) hatched and unranked'),
         particular=True),
+    Figure(
+        "categorical_variance_vs_peak", "Categorical: variance per f evaluation against peakedness",
+        "Problems of categorical latents started at logits that give category 0 a mass "
+        "(argument peak; flat logits: 1/C), at their largest n_samples: variance × "
+        "evaluations of f per estimate (the variance of an estimate costing one evaluation of "
+        "f; IndeCateR pays V·C per draw, Rao-Blackwellized SG its summed states per batch) "
+        "against that mass (logit scale), with 95% CIs; one panel per problem. Dashed: biased "
+        "by construction (relaxations, ReinMax, Gumbel-Rao), whose variance is not the whole "
+        "error (next figures). As the mass concentrates, summing the likely states "
+        "(Rao-Blackwellized SG) and sampling without replacement (the unordered set "
+        "estimator) leave little to sample.",
+        categorical.variance_vs_peak,
+        look_for=('categorical latents started at peaked logits (`peak`): variance × f '
+                  'evaluations against category 0\'s mass, per estimator'),
+        particular=True, training="never"),
+    Figure(
+        "categorical_variance_vs_categories", "Categorical: variance per f evaluation against C",
+        "The same measure against the number of categories C (one panel per start: flat, or "
+        "category 0 holding the peak's mass). IndeCateR's cost grows with C.",
+        categorical.variance_vs_categories,
+        look_for=('categorical toys at several C: variance × f evaluations against C'),
+        particular=True, training="never"),
+    Figure(
+        "categorical_bias_vs_peak", "Categorical: bias against peakedness",
+        "‖bias‖ / ‖true gradient‖ (bias over the whole parameter block, truth exact by "
+        "enumeration or closed form) against category 0's mass. The grey band is the size "
+        "noise alone gives the measured ‖bias‖ (√ΣSE², the largest among the estimators): "
+        "unbiased estimators sit in it, biased ones above it where their bias is measurable.",
+        categorical.bias_vs_peak,
+        look_for=('categorical latents: relative bias against the peak, with the noise floor '
+                  '(grey)'),
+        particular=True, training="never"),
+    Figure(
+        "categorical_bias_vs_temperature", "Categorical: bias against temperature",
+        "‖bias‖ / ‖true gradient‖ of the estimators with a temperature (Gumbel-softmax, "
+        "straight-through, Gumbel-Rao, ReinMax) against it, per problem: measured (points, "
+        "grey band: noise floor) and, where the estimate is a function of the discrete draw "
+        "(ReinMax), exact by summing over every state (crosses). ReinMax at temperature 1 is "
+        "exact on costs quadratic in the one-hot draw (a second-order method), not on others.",
+        categorical.bias_vs_temperature,
+        look_for=('relaxed categorical estimators swept in `temperature`: relative bias, '
+                  'measured and exact (ReinMax)'),
+        particular=True, training="never"),
     Figure(
         "train_each_objective", "Training with each estimator",
         "One training run per estimator and seed (the grid's [train_each]): the training-set "

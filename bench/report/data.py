@@ -8,7 +8,9 @@ blocks (``mean[0]`` … ``mean[999]``) would need a panel per component. As Moha
 components**, ``variance_max`` their largest, and the bias is that of the component
 farthest from its truth in standard errors (``bias``/``bias_se`` of the worst component,
 its |bias|/SE in ``max_abs_z``). Scalar parameters are their own block of one. A block's
-``n_nonfinite`` is that of its component with the most non-finite estimates.
+``n_nonfinite`` is that of its component with the most non-finite estimates. For a bias of
+the whole block, ``bias_norm`` = ‖bias‖ and ``truth_norm`` = ‖truth‖ (Euclidean over its
+components), with ``bias_norm_floor`` = √Σ SE², the size ‖bias‖ takes from noise alone.
 
 **Non-finite estimates.** A row with ``n_nonfinite`` > 0 has no trustworthy statistics
 (``gradvar run`` writes NaN for them; older tables hold statistics of the finite rest,
@@ -75,10 +77,14 @@ def aggregate_blocks(frame: pd.DataFrame) -> pd.DataFrame:
                                                      np.where(frame.bias == 0, 0.0, np.inf)))
     frame["components"] = 1
     frame["variance_max"] = frame.variance
+    frame["bias_norm"], frame["truth_norm"] = frame.bias**2, frame.truth**2
+    frame["bias_norm_floor"] = frame.bias_se**2
+    norms = ["bias_norm", "truth_norm", "bias_norm_floor"]
     frame["max_abs_z"] = frame.abs_z
     sizes = frame.groupby(["cell", "param_block"], sort=False).param.transform("size")
     single, blocks = frame[sizes == 1].copy(), frame[sizes > 1]
     single["param"] = single.param_block  # "mean[0]" of a block of one is the block "mean"
+    single[norms] = np.sqrt(single[norms])
     if blocks.empty:
         return single.drop(columns="abs_z")
     means = ["truth", "mean", "variance", "variance_ci_low", "variance_ci_high",
@@ -92,10 +98,12 @@ def aggregate_blocks(frame: pd.DataFrame) -> pd.DataFrame:
                        keys + ["bias", "bias_se"]]
     summary = grouped.agg(**{c: (c, "mean") for c in means},
                           variance_max=("variance", "max"), max_abs_z=("abs_z", "max"),
-                          components=("param", "size"), n_nonfinite=("n_nonfinite", "max"))
-    first = grouped.first().drop(columns=means + ["variance_max", "max_abs_z", "components",
-                                                  "n_nonfinite", "bias", "bias_se", "abs_z",
-                                                  "param"], errors="ignore")
+                          components=("param", "size"), n_nonfinite=("n_nonfinite", "max"),
+                          **{c: (c, lambda v: float(np.sqrt(v.sum(min_count=1))))
+                             for c in norms})
+    first = grouped.first().drop(columns=means + norms + [
+        "variance_max", "max_abs_z", "components", "n_nonfinite", "bias", "bias_se", "abs_z",
+        "param"], errors="ignore")
     merged = first.join(summary).reset_index().merge(worst, on=keys)
     merged["param"] = merged.param_block
     merged["variance_ci_rel"] = (merged.variance_ci_high - merged.variance_ci_low) \

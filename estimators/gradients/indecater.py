@@ -21,6 +21,7 @@ variables of Σ_c stop_gradient(p_vc) · f(z_{-v}, c, θ), unbiased for E[∇θ 
 same evaluations.
 """
 
+from estimators import measure, memory
 from estimators._runtime import tf
 from estimators.gradients import categorical
 from estimators.gradients.base import Identity
@@ -76,9 +77,12 @@ def f_evals(problem, vector, n_samples: int) -> int:
 
 
 def _memory(problem, vector) -> float:
-    """The batch's temporaries grow with the V·C variants of each draw."""
-    _, variables, categories = categorical.view(problem.distribution(vector))
-    return 1.5 * variables * categories
+    """Temporaries per value of a batch (:mod:`estimators.memory`): each draw's event is
+    held V·C times (its variants), the gradient's d components once."""
+    dist = problem.distribution(vector)
+    _, variables, categories = categorical.view(dist)
+    event, dim = measure.event_size(dist), problem.dim
+    return memory.PER_VALUE * (event * variables * categories + dim) / (event + dim)
 
 
 IDENTITY = Identity(

@@ -19,9 +19,12 @@ over the C^V codes of each image in matrix products, its gradient by autodiff
 (``closed_form``); beyond, a Monte Carlo reference (score function), labelled. Minibatches,
 ``start`` and the logged ``train_elbo`` and ``test_bound`` as :mod:`.vae`'s.
 
-Which estimators apply: those for category indices, the score function and its control
-variates (RLOO: ``score_function(control_variate=loo)``); the one-hot relaxations and
-REBAR take one categorical variable, not V per image.
+Which estimators apply: with ``draws="indices"`` (the default) those for category indices,
+the score function and its control variates (RLOO: ``score_function(control_variate=loo)``)
+and IndeCateR; with ``draws="one_hot"`` also the relaxations, straight-through, ReinMax and
+Gumbel-Rao, which differentiate f through relaxed one-hot codes (the decoder reads them as
+it reads the one-hot codes). REBAR, RELAX and the estimators that sample the joint of the
+variables (Rao-Blackwellized SG, the unordered set estimator) do not apply: M·V variables.
 
 >>> import estimators as E
 >>> p = E.problems.get("categorical_vae", variables=3, categories=4, batch=5)
@@ -38,6 +41,11 @@ import numpy as np
 from estimators._runtime import RNG_ALG, tf, tfd
 from estimators.problem import Problem
 from estimators.problems import label, register, vae
+
+DRAWS = ("indices", "one_hot")
+"""How the latents are drawn: category indices (``tfd.Categorical``, event [M·V]) or
+one-hot vectors (``tfd.OneHotCategorical``, event [M·V, C]) that the relaxed estimators
+(ReinMax, Gumbel-Rao, straight-through, Gumbel-softmax) differentiate through."""
 
 EXACT_MAX_CODES = 2**16
 """Largest C^V whose ELBO is summed exactly over the codes of each image."""
@@ -57,9 +65,12 @@ def _log_softmax_terms(logits, variables: int, categories: int):
 def categorical_vae(data: str = "digits", variables: int = 8, categories: int = 4,
                     decoder: str = "linear", batch: int = 50, batch_index: int = 0,
                     binarize: str = "threshold", hidden: int = 200,
-                    test_samples: int = 100) -> Problem:
+                    test_samples: int = 100, draws: str = "indices") -> Problem:
     """The minibatch ELBO of a categorical-latent VAE (module docstring)."""
     where = "problem 'categorical_vae'"
+    if draws not in DRAWS:
+        raise ValueError(f"{where} argument draws must be one of "
+                         f"{', '.join(map(repr, DRAWS))}, got {draws!r}.")
     variables = vae.whole(where, "variables", variables)
     categories = vae.whole(where, "categories", categories, least=2)
     if decoder not in vae.DECODERS:
@@ -87,9 +98,13 @@ def categorical_vae(data: str = "digits", variables: int = 8, categories: int = 
         logits = vae._network(theta, "enc", layers, x)  # [*batch, M, V·C]
         flat = tf.reshape(logits, tf.concat([tf.shape(logits)[:-2],
                                              [batch * variables, categories]], 0))
+        if draws == "one_hot":
+            return tfd.Independent(tfd.OneHotCategorical(logits=flat, dtype=flat.dtype), 1)
         return tfd.Independent(tfd.Categorical(logits=flat, dtype=flat.dtype), 1)
 
-    def one_hot(z, dtype):  # z [..., M·V] indices -> [..., M, V·C]
+    def one_hot(z, dtype):  # z [..., M·V] indices (or [..., M·V, C] one-hot) -> [..., M, V·C]
+        if draws == "one_hot":
+            return tf.reshape(z, tf.concat([tf.shape(z)[:-2], [batch, width]], 0))
         codes = tf.one_hot(tf.cast(z, tf.int32), categories, dtype=dtype)
         return tf.reshape(codes, tf.concat([tf.shape(z)[:-1], [batch, width]], 0))
 
@@ -109,7 +124,8 @@ def categorical_vae(data: str = "digits", variables: int = 8, categories: int = 
     if categories**variables <= EXACT_MAX_CODES:
         exact_value = _exact_elbo(minibatches, variables, categories, layers)
     arguments = {"data": data, "variables": variables, "categories": categories,
-                 "decoder": decoder, "batch": batch, **images.extra(decoder)}
+                 "decoder": decoder, "batch": batch, **images.extra(decoder),
+                 **({"draws": draws} if draws != "indices" else {})}
     problem = Problem(
         name=label("categorical_vae", arguments), dist=dist, cost=cost,
         params={name: (fan_in or 1) * fan_out for name, (fan_in, fan_out) in layers.items()},
