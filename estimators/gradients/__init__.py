@@ -25,10 +25,11 @@
 ``reinmax``               categorical: second-order straight-through (ReinMax): biased
 ``gumbel_rao``            categorical: straight-through averaged over Gumbels given the draw:
                           biased
+``arsm``                  categorical: Dirichlet-augmented REINFORCE, swapped and merged
 ========================  ===============================================================
 """
 
-from estimators.gradients import (arm, arms, double_cv, gumbel_rao, indecater,
+from estimators.gradients import (arm, arms, arsm, double_cv, gumbel_rao, indecater,
                                   measure_valued, multisample, naive, pathwise, quadrature,
                                   rao_blackwell, rebar, rebar_learned, reinmax, relax, relaxed,
                                   score_function, unordered_set)
@@ -40,7 +41,8 @@ IDENTITIES = {identity.name: identity for identity in (
     arms.ARMS_GAUSSIAN, double_cv.IDENTITY, double_cv.LEARNED, rebar.IDENTITY,
     rebar_learned.IDENTITY, relax.IDENTITY, relaxed.GUMBEL_SOFTMAX, relaxed.STRAIGHT_THROUGH,
     multisample.VIMCO, multisample.DREG, multisample.STL, indecater.IDENTITY,
-    rao_blackwell.IDENTITY, unordered_set.IDENTITY, reinmax.IDENTITY, gumbel_rao.IDENTITY)}
+    rao_blackwell.IDENTITY, unordered_set.IDENTITY, reinmax.IDENTITY, gumbel_rao.IDENTITY,
+    arsm.IDENTITY)}
 """Identity name -> :class:`Identity`."""
 
 __all__ = ["IDENTITIES", "Identity"]

@@ -72,7 +72,7 @@ ARM = Identity(
     summary="ARM (Yin & Zhou 2019): (f(b⁺) - f(b⁻))(u - ½); unbiased, binary b, 2 f per draw.",
     surrogate=logits.mean_of_terms(arm_terms, 1),
     exact_moments=logits.bernoulli_moments("arm", arm_terms, 1),
-    check=_check(" (ARSM, its categorical extension, is not implemented here)"),
+    check=_check(" (its categorical extension is arsm)"),
     f_evals=evaluations_per_draw(2),
     discrete_latents=True,
 )
