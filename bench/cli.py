@@ -407,7 +407,10 @@ def cmd_list(args) -> int:
                                     []).append(name)
         for (setting, default, meaning, low, kind), takers in settings.items():
             allowed = f"a number > {low:g}" if low is not None else "a number"
-            allowed = allowed.replace("a number", "a whole number") if kind else allowed
+            if kind == ("flag",):
+                allowed = "0 or 1"
+            elif kind:
+                allowed = allowed.replace("a number", "a whole number")
             yield (f"{setting}=<number>", f"{meaning}: {allowed}, default {default:g} "
                                           f"[{', '.join(takers)}]")
 

@@ -529,6 +529,9 @@ def _setting_value(identity: Identity, name: str, value) -> float:
     if kind == ["whole"] and not float(number).is_integer():
         raise ValueError(f"{name} ({meaning}) of {identity.name} must be a whole number, got "
                          f"{value!r}.")
+    if kind == ["flag"] and number not in (0, 1):
+        raise ValueError(f"{name} ({meaning}) of {identity.name} must be 0 or 1, got "
+                         f"{value!r}.")
     return float(number)
 
 

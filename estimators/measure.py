@@ -102,6 +102,8 @@ def base(dist):
 def is_discrete(dist) -> bool:
     """Whether draws are integers (or integer vectors): no density to integrate."""
     inner = base(dist)
+    if isinstance(inner, tfd.Independent):  # V one-hot categorical variables, draws [V, C]
+        inner = inner.distribution
     return isinstance(inner, _DISCRETE) or dist.dtype.is_integer or inner.dtype.is_integer
 
 

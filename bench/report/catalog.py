@@ -276,9 +276,13 @@ FIGURES: tuple[Figure, ...] = (
     Figure(
         "categorical_bias_vs_peak", "Categorical: bias against peakedness",
         "‖bias‖ / ‖true gradient‖ (bias over the whole parameter block, truth exact by "
-        "enumeration or closed form) against category 0's mass. The grey band is the size "
-        "noise alone gives the measured ‖bias‖ (√ΣSE², the largest among the estimators): "
-        "unbiased estimators sit in it, biased ones above it where their bias is measurable.",
+        "enumeration or closed form) against category 0's mass. A point is hollow when ‖bias‖ "
+        "is within 3 × √ΣSE² of its cell (for an unbiased estimator E‖bias‖² = ΣSE²): no bias "
+        "measurable there; filled points are measured biases. Caveat at peaked logits: a "
+        "category other than 0 may appear only a few times in a cell's draws, so the sample "
+        "standard errors of REINFORCE-type estimators understate their noise there (their "
+        "unbiasedness is tested exactly, by enumeration, in tests/estimators/"
+        "test_categorical.py).",
         categorical.bias_vs_peak,
         look_for=('categorical latents: relative bias against the peak, with the noise floor '
                   '(grey)'),
@@ -286,8 +290,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure(
         "categorical_bias_vs_temperature", "Categorical: bias against temperature",
         "‖bias‖ / ‖true gradient‖ of the estimators with a temperature (Gumbel-softmax, "
-        "straight-through, Gumbel-Rao, ReinMax) against it, per problem: measured (points, "
-        "grey band: noise floor) and, where the estimate is a function of the discrete draw "
+        "straight-through, Gumbel-Rao, ReinMax) against it, per problem: measured (points; "
+        "hollow: within 3 × √ΣSE², no bias measurable) and, where the estimate is a function of the discrete draw "
         "(ReinMax), exact by summing over every state (crosses). ReinMax at temperature 1 is "
         "exact on costs quadratic in the one-hot draw (a second-order method), not on others.",
         categorical.bias_vs_temperature,

@@ -99,8 +99,8 @@ def aggregate_blocks(frame: pd.DataFrame) -> pd.DataFrame:
     summary = grouped.agg(**{c: (c, "mean") for c in means},
                           variance_max=("variance", "max"), max_abs_z=("abs_z", "max"),
                           components=("param", "size"), n_nonfinite=("n_nonfinite", "max"),
-                          **{c: (c, lambda v: float(np.sqrt(v.sum(min_count=1))))
-                             for c in norms})
+                          **{c: (c, lambda v: float(np.sqrt(v.sum()))
+                                 if v.notna().all() else np.nan) for c in norms})
     first = grouped.first().drop(columns=means + norms + [
         "variance_max", "max_abs_z", "components", "n_nonfinite", "bias", "bias_se", "abs_z",
         "param"], errors="ignore")

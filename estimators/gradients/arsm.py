@@ -24,7 +24,7 @@ import itertools
 
 import numpy as np
 
-from estimators import truth
+from estimators import measure, memory, truth
 from estimators._runtime import tf
 from estimators.gradients import categorical, logits
 from estimators.gradients.base import Identity
@@ -79,6 +79,15 @@ def f_evals(problem, vector, n_samples: int) -> int:
     return n_samples * (categories * (categories - 1) // 2 + 1)
 
 
+def _memory(problem, vector) -> float:
+    """Temporaries per value of a batch: each draw's event is held once per swap."""
+    dist = problem.distribution(vector)
+    _, _, categories = categorical.view(dist)
+    swaps = categories * (categories - 1) // 2 + 1
+    event, dim = measure.event_size(dist), problem.dim
+    return memory.PER_VALUE * (event * swaps + dim) / (event + dim)
+
+
 IDENTITY = Identity(
     name="arsm",
     summary="ARSM (Yin et al. 2019): REINFORCE on Dirichlet-augmented draws, swapped and "
@@ -88,5 +97,6 @@ IDENTITY = Identity(
                                       "per-sample variance here"),
     check=check,
     f_evals=f_evals,
+    memory_per_value=_memory,
     discrete_latents=True,
 )

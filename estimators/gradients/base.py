@@ -86,7 +86,8 @@ class Identity:
         draws with ``key``, on its own part of the state (:mod:`estimators.protocol`).
       settings: Numeric options of this identity alone, ``((name, default, meaning, low),
         ...)`` with ``low`` an exclusive lower bound or None, e.g. a relaxation's
-        temperature, and a fifth entry ``"whole"`` for counts (a number of noise draws);
+        temperature, and a fifth entry ``"whole"`` for counts (a number of noise draws) or
+        ``"flag"`` for a switch (0 or 1);
         ``exact_moments`` receives them as keyword arguments, a surrogate in
         ``context.settings`` (``protocol.joint_draws`` passes them to ``terms`` as keywords).
     """

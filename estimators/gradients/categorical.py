@@ -71,16 +71,20 @@ def require_categorical(label: str, problem, dist, one_hot: bool = False) -> tup
     draws only when ``one_hot``: the estimator evaluates f at relaxed vectors)."""
     found = view(dist)
     if found is None:
+        inner = dist.distribution if isinstance(dist, tfd.Independent) else dist
+        instead = ("disarm, or gumbel_softmax / straight_through (biased)"
+                   if isinstance(inner, tfd.Bernoulli) else "score_function")
         raise NotApplicableError(
             f"{label} is defined for categorical latent variables (tfd.Categorical or "
             "tfd.OneHotCategorical, or tfd.Independent of either over variables), but the "
-            f"measure of problem '{problem.name}' is {kind(dist)}; use score_function.")
+            f"measure of problem '{problem.name}' is {kind(dist)}; use {instead}.")
     if one_hot and not found[0]:
         raise NotApplicableError(
             f"{label} differentiates f through relaxed one-hot vectors, but problem "
-            f"'{problem.name}' draws category indices ({kind(dist)}); write the measure as "
-            "tfd.OneHotCategorical(logits) (or an Independent of it) and f on one-hot "
-            "vectors, or use indecater or score_function.")
+            f"'{problem.name}' draws category indices ({kind(dist)}); draw one-hot vectors "
+            "(categorical_vae: draws=\"one_hot\"; your own problem: "
+            "tfd.OneHotCategorical(logits), or an Independent of it, and f on one-hot "
+            "vectors), or use indecater or score_function.")
     return found
 
 

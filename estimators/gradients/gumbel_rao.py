@@ -18,7 +18,9 @@ draw; the k relaxed vectors cost softmaxes only. Option ``noise_samples`` = k (1
 default, the paper's range is 10-100).
 """
 
+from estimators import measure, memory
 from estimators._runtime import tf
+from estimators.errors import NotApplicableError
 from estimators.gradients import categorical, logits
 from estimators.gradients.base import Identity
 
@@ -58,12 +60,33 @@ def surrogate(problem, theta, n, key, context, state):
                           axis=0)  # [R]
 
 
+MAX_NOISE_SAMPLES = 1000
+"""Most Gumbel draws per discrete draw (the batch holds k relaxed copies of each draw)."""
+
+
+def check_noise_samples(label, problem, dist, batch_size, temperature, noise_samples):
+    del problem, dist, batch_size, temperature
+    if noise_samples > MAX_NOISE_SAMPLES:
+        raise NotApplicableError(
+            f"noise_samples of {label} holds that many relaxed copies of each draw at once, "
+            f"so it must be at most {MAX_NOISE_SAMPLES}, got {noise_samples:g}.")
+
+
+def _memory(problem, vector) -> float:
+    """The default noise_samples' 1 + k copies of the event (a larger k is checked apart)."""
+    dist = problem.distribution(vector)
+    event, dim = measure.event_size(dist), problem.dim
+    return memory.PER_VALUE * (event * 11 + dim) / (event + dim)
+
+
 IDENTITY = Identity(
     name="gumbel_rao",
     summary="Gumbel-Rao (Paulus et al. 2021): straight-through Gumbel averaged over k "
             "Gumbel draws given the discrete one; biased, options temperature, noise_samples.",
     surrogate=surrogate,
     check=categorical.check_relaxed,
+    check_settings=check_noise_samples,
+    memory_per_value=_memory,
     unbiased=False, declared_biased=True, pathwise=True,
     settings=(("temperature", 0.5, "the relaxation's temperature λ", 0.0),
               ("noise_samples", 10.0, "Gumbel draws k given each discrete draw", 0.0,

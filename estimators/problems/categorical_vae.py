@@ -23,8 +23,9 @@ Which estimators apply: with ``draws="indices"`` (the default) those for categor
 the score function and its control variates (RLOO: ``score_function(control_variate=loo)``)
 and IndeCateR; with ``draws="one_hot"`` also the relaxations, straight-through, ReinMax and
 Gumbel-Rao, which differentiate f through relaxed one-hot codes (the decoder reads them as
-it reads the one-hot codes). REBAR, RELAX and the estimators that sample the joint of the
-variables (Rao-Blackwellized SG, the unordered set estimator) do not apply: M·V variables.
+it reads the one-hot codes), and ARSM. REBAR and RELAX take one variable; the estimators
+that sample the joint of the M·V variables (Rao-Blackwellized SG, the unordered set
+estimator) apply only while C^(M·V) ≤ 4,096 (a toy minibatch).
 
 >>> import estimators as E
 >>> p = E.problems.get("categorical_vae", variables=3, categories=4, batch=5)

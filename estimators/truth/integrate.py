@@ -75,7 +75,7 @@ def method(problem, vector) -> str:
                               f"of the mass beyond {measure.WIDEST:g} spreads; give a "
                               "window=(low, high) to integrate over anyway")
         return "quadrature"
-    if measure.event_rank(dist) == 1 and measure.is_discrete(dist):
+    if (measure.event_rank(dist) == 1 and measure.is_discrete(dist)) or _one_hots(dist):
         _joint_points(problem, dist)  # raises NoExactForm when too many
         return "enumeration"
     raise NoExactForm(f"problem '{problem.name}' has {_event_text(dist)} events, which "
@@ -130,10 +130,25 @@ def scalar_points(problem, vector) -> np.ndarray:
     return points
 
 
+def _one_hots(dist) -> bool:
+    """V one-hot categorical variables, draws [V, C]."""
+    return (measure.event_rank(dist) == 2 and isinstance(dist, tfd.Independent)
+            and isinstance(dist.distribution, tfd.OneHotCategorical))
+
+
 def _joint_points(problem, dist) -> np.ndarray:
-    """Every configuration of a vector of independent discrete coordinates, or every
-    outcome of a one-hot categorical (the rows of the identity): [M, D]."""
+    """Every configuration of a vector of independent discrete coordinates, every
+    outcome of a one-hot categorical (the rows of the identity): [M, D], or every joint
+    state of V one-hot categorical variables: [C^V, V, C]."""
     size = measure.event_size(dist)
+    if _one_hots(dist):
+        variables, categories = dist.event_shape.as_list()
+        if categories**variables > measure.MAX_ENUMERATION:
+            raise NoExactForm(f"problem '{problem.name}': {categories}^{variables} joint "
+                              "states are too many to enumerate (limit "
+                              f"{measure.MAX_ENUMERATION:,})")
+        states = list(itertools.product(range(categories), repeat=variables))
+        return np.eye(categories)[np.array(states, dtype=np.int64)]
     if isinstance(dist, tfd.OneHotCategorical):
         if size > measure.MAX_ENUMERATION:
             raise NoExactForm(f"problem '{problem.name}': {size:,} categories are too many "

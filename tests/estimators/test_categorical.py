@@ -211,7 +211,7 @@ def test_variance_per_evaluation_against_rloo_at_equal_cost():
      "sums 5 categories exactly, but problem 'categorical_toy(C=5)' has only 5 states"),
     ("unordered_set", "categorical_toy", {"C": 5}, 6,
      "draws batch_size = 6 distinct states without replacement"),
-    ("unordered_set", "categorical_toy", {"C": 5}, 1, "needs batch_size >= 2"),
+    ("unordered_set", "categorical_toy", {"C": 5}, 1, "needs at least 2 samples per batch"),
     ("unordered_set", "categorical_mean_power", {"V": 8, "C": 3}, 2,
      "which has 3^8 states, more than the 4096 it enumerates; use indecater"),
     ("indecater", "bernoulli_toy", {}, 1,
@@ -248,3 +248,50 @@ def test_arsm_evaluates_the_distinct_swaps_and_matches_the_authors_variance():
     # SE of a sum of component variances: from the per-replicate sum of squared deviations.
     squares = ((values - values.mean(axis=0)) ** 2).sum(axis=1)
     assert abs(total - 7.317e-4) < 5 * squares.std(ddof=1) / np.sqrt(len(values))
+
+
+@pytest.mark.parametrize("states, k", [(1000, 16), (300, 16), (4096, 8)])
+def test_set_probabilities_of_many_improbable_states(states, k):
+    """k of N equally likely states: by symmetry every p(s) R(S, s) is the same and their
+    sum, the unordered set estimate of E[1], is 1, so p(s) R(S, s) = 1/k exactly. The
+    integrand then peaks near t = k + 1, which a rule cut at t = 60 missed (k ≥ 35)."""
+    log_p = np.full((1, k), -np.log(states))
+    log_rest = np.log([(states - k) / states])
+    log_set = unordered_set.log_set_probabilities(log_p, log_rest).numpy()[0]
+    ratio = np.exp(log_p[0] + log_set[1:1 + k] - log_set[0])  # p(s) R(S, s)
+    np.testing.assert_allclose(ratio * k, 1.0, rtol=1e-10)
+
+
+def test_conditional_gumbels_match_rejection_sampling():
+    """Gumbel-Rao's perturbed logits given the draw D against unconditional Gumbel
+    perturbations kept when their argmax is D: each coordinate's mean within 5 SE. (Plain
+    Gumbel noise, ignoring D, misses by hundreds of SE.)"""
+    import tensorflow as tf
+
+    from estimators.gradients import gumbel_rao
+
+    alpha = tf.constant([[[0.5, -1.0, 1.5, 0.0]]], tf.float64)  # [R=1, V=1, C=4]
+    d = tf.constant([[[0.0, 1.0, 0.0, 0.0]]], tf.float64)  # the unlikely category 1
+    u = tf.random.stateless_uniform([200_000, 1, 1, 4], seed=[3, 4], dtype=tf.float64,
+                                    minval=1e-12, maxval=1.0)
+    conditional = gumbel_rao.conditional_gumbel(alpha, d, u).numpy()[:, 0, 0]
+    assert np.all(np.argmax(conditional, axis=-1) == 1)
+    free = alpha.numpy()[0, 0] - np.log(-np.log(tf.random.stateless_uniform(
+        [2_000_000, 4], seed=[5, 6], dtype=tf.float64, minval=1e-12, maxval=1.0).numpy()))
+    kept = free[np.argmax(free, axis=-1) == 1]
+    se = np.hypot(conditional.std(0) / np.sqrt(len(conditional)),
+                  kept.std(0) / np.sqrt(len(kept)))
+    assert len(kept) > 50_000
+    assert np.all(np.abs(conditional.mean(0) - kept.mean(0)) < 5 * se)
+
+
+def test_unordered_set_takes_sets_of_at_most_16_and_baseline_is_0_or_1():
+    p = E.problems.get("categorical_toy", C=30)
+    with pytest.raises(E.NotApplicableError, match="sets of at most 16 draws, got "
+                                                   "batch_size = 20"):
+        E.get_estimator("unordered_set").check(p, "start", 20)
+    with pytest.raises(ValueError, match=r"baseline \(1: the built-in baseline, 0: none\) of "
+                                         r"unordered_set must be 0 or 1, got 2"):
+        E.get_estimator("unordered_set", baseline=2)
+    with pytest.raises(E.NotApplicableError, match="must be at most 1000, got 5000"):
+        E.get_estimator("gumbel_rao", noise_samples=5000).check(p, "start", 1)

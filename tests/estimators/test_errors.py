@@ -69,7 +69,7 @@ def test_theta_not_numeric():
 
 def test_unknown_estimator_lists_valid_names():
     with pytest.raises(ValueError, match="unknown estimator 'reinforce'; choose one of: "
-                                         "arm, arms, arms_gaussian, dependence, ") as error:
+                                         "arm, arms, arms_gaussian, arsm, dependence, ") as error:
         call(name="reinforce")
     assert all(name in str(error.value) for name in E.ESTIMATORS)  # sorted, all of them
 
@@ -77,7 +77,8 @@ def test_unknown_estimator_lists_valid_names():
 def test_unknown_problem_lists_valid_names():
     with pytest.raises(ValueError, match="unknown problem 'gauss'; choose one of: "
                                          "bernoulli_quadratic, bernoulli_toy, bernoulli_vae, "
-                                         "categorical_toy, categorical_vae, "
+                                         "categorical_mean_power, categorical_toy, "
+                                         "categorical_vae, "
                                          "gaussian_cos, "):
         E.problems.get("gauss")
 
