@@ -1,6 +1,7 @@
 """Shared test helpers: statistics of replicate estimates against exact values, and results
 tables without their timings (the part of a run that must repeat exactly)."""
 
+import gc
 import os
 import signal
 import subprocess
@@ -157,6 +158,19 @@ def _quiet_expected_bias_warning(request):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", E.BiasedEstimatorWarning)
         yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_problems_after_each_module():
+    """Problems built by name are kept for reuse (``estimators.problems.build``), and with
+    them every program compiled for them: a pytest-xdist worker that runs dozens of test
+    files grew past 10 GB. Dropping them after each module lets the next one start light
+    (a module that needs a problem again rebuilds it)."""
+    yield
+    from estimators import problems
+
+    problems._INSTANCES.clear()
+    gc.collect()
 
 
 def pytest_collection_modifyitems(items):

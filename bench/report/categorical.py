@@ -84,6 +84,8 @@ def points(frame: pd.DataFrame, default_temperatures: bool = True) -> pd.DataFra
     data, shapes, arguments = data[keep], shapes[keep], arguments[keep]
     if data.empty:
         return data.assign(**{c: [] for c in columns})
+    data = _whole_cells(data)
+    shapes, arguments = shapes[data.index], arguments[data.index]
     C = shapes.map(lambda s: s[1])
     # NaN: a problem without a peak argument (categorical_vae), in tables only.
     peak = arguments.map(lambda a: float(a["peak"]) if "peak" in a else np.nan)
@@ -96,6 +98,31 @@ def points(frame: pd.DataFrame, default_temperatures: bool = True) -> pd.DataFra
         efficiency_high=data.variance_ci_high * cost,
         relative_bias=data.bias_norm / data.truth_norm,
         relative_floor=data.bias_norm_floor / data.truth_norm)
+
+
+def _whole_cells(data: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell: a problem of several parameter blocks (the VAE's encoder, decoder,
+    prior) has one row per block; the cell's variance and MSE are then the means over all
+    its components, its bias, truth and noise norms over all of them, its flags any
+    block's."""
+    if not data.cell.duplicated().any():
+        return data
+    weights = data.components.astype(float)
+    weighted = ["variance", "variance_ci_low", "variance_ci_high", "mse"]
+    squared = ["bias_norm", "truth_norm", "bias_norm_floor"]
+    parts = data.assign(**{c: data[c] * weights for c in weighted},
+                        **{c: data[c] ** 2 for c in squared}, weight=weights)
+    grouped = parts.groupby("cell", sort=False)
+    sums = grouped[weighted + squared + ["weight"]].sum(min_count=1)
+    first = grouped.first()
+    for column in weighted:
+        first[column] = sums[column] / sums.weight
+    for column in squared:
+        first[column] = np.sqrt(sums[column])
+    first["biased"] = grouped.biased.any()
+    rows = first.reset_index()
+    rows.index = data.drop_duplicates("cell").index  # keep the first block's row labels
+    return rows
 
 
 def _without(family: str, arguments: dict, *names: str) -> str:
