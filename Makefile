@@ -61,7 +61,7 @@ discrete: $(STAMP)
 
 ## categorical: rerun bench/grids/categorical.toml (categorical latents: IndeCateR,
 ## Rao-Blackwellized SG, unordered set, ReinMax, Gumbel-Rao against REINFORCE/RLOO and the
-## relaxations at flat and peaked logits; ~5 min on 2 cores) and rebuild reports/categorical/
+## relaxations at flat and peaked logits; ~4 min on 2 cores) and rebuild reports/categorical/
 categorical: $(STAMP)
 	$(BIN)/gradvar run --grid categorical --out results
 	$(BIN)/gradvar report $$(ls -t results/*-categorical.parquet | head -1) --out reports/categorical

@@ -45,10 +45,16 @@ ESTIMATORS = (
     "arms", "arms_gaussian",  # issue 27
     "double_cv", "double_cv_learned", "rebar_learned", "relax",  # issue 27 (learned: at start)
     "vimco", "dreg", "stl",  # issue 27: timed on MULTI_SAMPLE_PROBLEM
+    # issue 29: timed on CATEGORICAL_PROBLEM
+    "indecater", "rao_blackwell", "unordered_set", "arsm", "reinmax", "gumbel_rao",
 )
 DISCRETE = ("arm", "disarm", "rebar", "gumbel_softmax", "straight_through", "arms",
             "arms_gaussian", "double_cv", "double_cv_learned", "rebar_learned", "relax")
 DISCRETE_PROBLEM, DISCRETE_KWARGS, DISCRETE_THETA = "bernoulli_toy", {"t": 0.45}, 0.4054651081
+CATEGORICAL = ("indecater", "rao_blackwell", "unordered_set", "arsm", "reinmax", "gumbel_rao")
+# categorical_toy(C=10) at category 0 holding 90% of the mass (logit log 81).
+CATEGORICAL_PROBLEM, CATEGORICAL_KWARGS = "categorical_toy", {"C": 10}
+CATEGORICAL_THETA = (4.394449154672439,) + (0.0,) * 9
 MULTI_SAMPLE = ("vimco", "dreg", "stl")
 MULTI_SAMPLE_PROBLEM, MULTI_SAMPLE_KWARGS, MULTI_SAMPLE_THETA = "iwae_gaussian", {"K": 4}, \
     (0.0, 0.0)
@@ -76,10 +82,13 @@ def problem() -> E.Problem:
 
 def problem_for(estimator: str) -> tuple[E.Problem, float]:
     """The problem and θ an estimator is timed on: ``bernoulli_toy`` at p = 0.6 for the
-    estimators of discrete latents, a 4-sample IWAE bound for those of K-sample bounds,
-    else ``seed_dependence`` at θ = -1."""
+    estimators of binary latents, ``categorical_toy(C=10)`` at 90% on category 0 for those
+    of categorical latents, a 4-sample IWAE bound for those of K-sample bounds, else
+    ``seed_dependence`` at θ = -1."""
     if estimator.split("(")[0] in DISCRETE:
         return E.problems.get(DISCRETE_PROBLEM, **DISCRETE_KWARGS), DISCRETE_THETA
+    if estimator.split("(")[0] in CATEGORICAL:
+        return E.problems.get(CATEGORICAL_PROBLEM, **CATEGORICAL_KWARGS), CATEGORICAL_THETA
     if estimator.split("(")[0] in MULTI_SAMPLE:
         return E.problems.get(MULTI_SAMPLE_PROBLEM, **MULTI_SAMPLE_KWARGS), MULTI_SAMPLE_THETA
     return problem(), THETA

@@ -169,6 +169,8 @@ def _biased_key() -> list:
 
 def variance_vs_peak(frame, colours):
     data = points(frame).dropna(subset=["mass"])
+    if data.empty:
+        return None
     data = data[data.groupby("base").mass.transform("nunique") > 1]
     if data.empty:
         return None
@@ -192,6 +194,8 @@ def variance_vs_peak(frame, colours):
 
 def variance_vs_categories(frame, colours):
     data = points(frame).dropna(subset=["mass"])
+    if data.empty:
+        return None
     data = data.assign(panel=data.problem_family + " at P(category 0) = "
                        + data.mass.map(lambda m: f"{m:.3g}").where(data.peak > 0,
                                                                     "1/C (flat)"))
@@ -242,6 +246,8 @@ def _hollow_key() -> list:
 
 def bias_vs_peak(frame, colours):
     data = points(frame).dropna(subset=["mass"])
+    if data.empty:
+        return None
     data = data[data.groupby("base").mass.transform("nunique") > 1]
     data = data[data.relative_bias > 0]
     if data.empty:

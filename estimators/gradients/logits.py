@@ -97,8 +97,9 @@ def require_relaxable(label: str, problem, dist, variables: bool = False) -> Non
     if isinstance(dist, tfd.Categorical) or isinstance(measure.base(dist), tfd.Categorical):
         raise NotApplicableError(
             f"{label} relaxes one-hot vectors, but problem '{problem.name}' draws category "
-            "indices (tfd.Categorical); write the measure as tfd.OneHotCategorical(logits) "
-            "and f on one-hot vectors.")
+            "indices (tfd.Categorical); draw one-hot vectors (categorical_vae: "
+            "draws=\"one_hot\"; your own problem: tfd.OneHotCategorical(logits) and f on "
+            "one-hot vectors).")
     if not (is_binary(dist) or is_one_hot(dist)):
         raise NotApplicableError(
             f"{label} relaxes Bernoulli or one-hot categorical latent variables, but the "

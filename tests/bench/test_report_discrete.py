@@ -200,7 +200,9 @@ def test_the_discrete_panels_follow_the_identities_declaration():
     assert discrete.DISCRETE_IDENTITIES == {"arm", "disarm", "arms", "arms_gaussian",
                                             "double_cv", "double_cv_learned", "rebar",
                                             "rebar_learned", "relax",
-                                            "gumbel_softmax", "straight_through"}
+                                            "gumbel_softmax", "straight_through",
+                                            "indecater", "rao_blackwell", "unordered_set",
+                                            "arsm", "reinmax", "gumbel_rao"}
 
 
 def test_warm_up_points_are_the_learned_cells_per_sample_variance(results, prepared):

@@ -61,7 +61,10 @@ def test_the_index_estimators_are_unbiased(small, estimator):
 
 @pytest.mark.parametrize("estimator, message", [
     ("disarm", "is defined for binary latent variables"),
-    ("gumbel_softmax", "relaxes Bernoulli or one-hot categorical latent variables"),
+    ("gumbel_softmax", 'draws category indices \\(tfd.Categorical\\); draw one-hot vectors '
+                       '\\(categorical_vae: draws="one_hot"'),
+    ("reinmax", 'draws category indices \\(tfd.Independent\\(Categorical\\)\\); draw one-hot '
+                'vectors \\(categorical_vae: draws="one_hot"'),
 ])
 def test_estimators_for_other_latents_are_refused_in_one_sentence(small, estimator, message):
     with pytest.raises(E.NotApplicableError, match=message):
