@@ -195,7 +195,9 @@ def _bernoulli_problem(name, cost, dist=None):
     ("rebar", E.problems.get("poisson_square"), "rebar relaxes Bernoulli or one-hot categorical"),
     ("gumbel_softmax", E.Problem(
         name="indices", dist=lambda t: tfp.distributions.Categorical(logits=t["logits"]),
-        cost=lambda z, t: z, params={"logits": 3}), "write the measure as tfd.OneHotCategorical"),
+        cost=lambda z, t: z, params={"logits": 3}),
+     'draw one-hot vectors (categorical_vae: draws="one_hot"; your own problem: '
+     'tfd.OneHotCategorical(logits)'),
     ("straight_through", E.problems.get("gaussian_cos"), "relaxes Bernoulli or one-hot"),
     ("gumbel_softmax", _bernoulli_problem("rounded", lambda b, t: tf.round(b) * 2.0),
      "has no gradient in x"),
