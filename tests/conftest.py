@@ -163,9 +163,10 @@ def _quiet_expected_bias_warning(request):
 @pytest.fixture(autouse=True, scope="module")
 def _release_problems_after_each_module():
     """Problems built by name are kept for reuse (``estimators.problems.build``), and with
-    them every program compiled for them: a pytest-xdist worker that runs dozens of test
-    files grew past 10 GB. Dropping them after each module lets the next one start light
-    (a module that needs a problem again rebuilds it)."""
+    them every program compiled for them; a pytest-xdist worker runs dozens of test files.
+    Dropping them after each module releases what that module compiled (a module that
+    needs a problem again rebuilds it). Its effect on the workers' peak was not measured
+    apart: docs/PERFORMANCE.md's earlier attempt at freeing programs saw none."""
     yield
     from estimators import problems
 

@@ -167,29 +167,36 @@ def _biased_key() -> list:
     return [Line2D([], [], color="0.3", linestyle="--", label="biased (by construction)")]
 
 
+def _efficiency_figure(data, panel: str, x: str, suptitle: str, xscale: str, xlabel: str,
+                       tick_text, colours):
+    """Variance × f evaluations against ``x``, one panel per value of column ``panel``
+    (those where x takes two values or more); None when there are none."""
+    data = data[data.groupby(panel)[x].transform("nunique") > 1]
+    if data.empty:
+        return None
+    fig, axes = figures.facets(list(dict.fromkeys(data[panel])), 2, suptitle)
+    shown = {}
+    for name, ax in axes.items():
+        group, zero = _zero_note(data[data[panel] == name], x, "efficiency")
+        shown.update(_lines(ax, group, x, "efficiency", colours, "efficiency_low",
+                            "efficiency_high"))
+        ax.set(xscale=xscale, yscale="log", xlabel=xlabel, ylabel="variance × f evaluations")
+        ax.set_title(name + zero, fontsize="medium")
+        ticks = np.unique(group[x])
+        ax.set_xticks(ticks, [tick_text(t) for t in ticks])
+        ax.minorticks_off()
+    figures.legend(fig, shown, _biased_key())
+    return fig
+
+
 def variance_vs_peak(frame, colours):
     data = points(frame).dropna(subset=["mass"])
     if data.empty:
         return None
-    data = data[data.groupby("base").mass.transform("nunique") > 1]
-    if data.empty:
-        return None
-    panels = list(dict.fromkeys(data.base))
-    fig, axes = figures.facets(panels, 2, "Variance × evaluations of f per estimate against "
-                                          "the mass of category 0 (lower is better; 95% CIs)")
-    shown = {}
-    for base, ax in axes.items():
-        group, zero = _zero_note(data[data.base == base], "mass", "efficiency")
-        shown.update(_lines(ax, group, "mass", "efficiency", colours, "efficiency_low",
-                            "efficiency_high"))
-        ax.set(xscale="logit", yscale="log", xlabel="P(category 0) at the start",
-               ylabel="variance × f evaluations")
-        ax.set_title(base + zero, fontsize="medium")
-        ticks = np.unique(group.mass)
-        ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
-        ax.minorticks_off()
-    figures.legend(fig, shown, _biased_key())
-    return fig
+    return _efficiency_figure(
+        data, "base", "mass", "Variance × evaluations of f per estimate against the mass of "
+        "category 0 (lower is better; 95% CIs)", "logit", "P(category 0) at the start",
+        lambda t: f"{t:.3g}", colours)
 
 
 def variance_vs_categories(frame, colours):
@@ -199,25 +206,10 @@ def variance_vs_categories(frame, colours):
     data = data.assign(panel=data.problem_family + " at P(category 0) = "
                        + data.mass.map(lambda m: f"{m:.3g}").where(data.peak > 0,
                                                                     "1/C (flat)"))
-    data = data[data.groupby("panel").C.transform("nunique") > 1]
-    if data.empty:
-        return None
-    panels = list(dict.fromkeys(data.panel))
-    fig, axes = figures.facets(panels, 2, "Variance × evaluations of f per estimate against "
-                                          "the number of categories C (lower is better)")
-    shown = {}
-    for panel, ax in axes.items():
-        group, zero = _zero_note(data[data.panel == panel], "C", "efficiency")
-        shown.update(_lines(ax, group, "C", "efficiency", colours, "efficiency_low",
-                            "efficiency_high"))
-        ax.set(xscale="log", yscale="log", xlabel="categories C",
-               ylabel="variance × f evaluations")
-        ax.set_title(panel + zero, fontsize="medium")
-        ticks = np.unique(group.C)
-        ax.set_xticks(ticks, [str(int(t)) for t in ticks])
-        ax.minorticks_off()
-    figures.legend(fig, shown, _biased_key())
-    return fig
+    return _efficiency_figure(
+        data, "panel", "C", "Variance × evaluations of f per estimate against the number of "
+        "categories C (lower is better)", "log", "categories C", lambda t: str(int(t)),
+        colours)
 
 
 SIGNIFICANT = 3.0

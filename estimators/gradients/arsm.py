@@ -24,7 +24,7 @@ import itertools
 
 import numpy as np
 
-from estimators import measure, memory, truth
+from estimators import truth
 from estimators._runtime import tf
 from estimators.gradients import categorical, logits
 from estimators.gradients.base import Identity
@@ -74,18 +74,14 @@ def check(label, problem, dist, vector, batch_size):
     categorical.require_categorical(label, problem, dist)
 
 
+def swaps(categories: int) -> int:
+    """The distinct pseudo actions of a draw: C(C − 1)/2 swaps and the draw itself."""
+    return categories * (categories - 1) // 2 + 1
+
+
 def f_evals(problem, vector, n_samples: int) -> int:
     _, _, categories = categorical.view(problem.distribution(vector))
-    return n_samples * (categories * (categories - 1) // 2 + 1)
-
-
-def _memory(problem, vector) -> float:
-    """Temporaries per value of a batch: each draw's event is held once per swap."""
-    dist = problem.distribution(vector)
-    _, _, categories = categorical.view(dist)
-    swaps = categories * (categories - 1) // 2 + 1
-    event, dim = measure.event_size(dist), problem.dim
-    return memory.PER_VALUE * (event * swaps + dim) / (event + dim)
+    return n_samples * swaps(categories)
 
 
 IDENTITY = Identity(
@@ -97,6 +93,6 @@ IDENTITY = Identity(
                                       "per-sample variance here"),
     check=check,
     f_evals=f_evals,
-    memory_per_value=_memory,
+    memory_per_value=categorical.copies_memory(lambda _, categories: swaps(categories)),
     discrete_latents=True,
 )

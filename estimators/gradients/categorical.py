@@ -28,7 +28,7 @@ import itertools
 
 import numpy as np
 
-from estimators import measure
+from estimators import measure, memory
 from estimators._runtime import tf, tfd
 from estimators.errors import NotApplicableError
 from estimators.gradients import logits as binary
@@ -251,3 +251,17 @@ def joint_outcomes_check(label, problem, dist, vector, batch_size) -> None:
     del vector, batch_size
     _, variables, categories = require_categorical(label, problem, dist)
     require_joint(label, problem, variables, categories)
+
+
+def copies_memory(copies):
+    """A ``memory_per_value(problem, θ [d])`` for an estimator that holds ``copies(V, C)``
+    versions of each draw's event at once (:mod:`estimators.memory`), the gradient's d
+    components once."""
+
+    def per_value(problem, vector) -> float:
+        dist = problem.distribution(vector)
+        _, variables, categories = view(dist)
+        event, dim = measure.event_size(dist), problem.dim
+        return memory.PER_VALUE * (event * copies(variables, categories) + dim) / (event + dim)
+
+    return per_value

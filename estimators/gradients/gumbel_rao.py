@@ -18,7 +18,6 @@ draw; the k relaxed vectors cost softmaxes only. Option ``noise_samples`` = k (1
 default, the paper's range is 10-100).
 """
 
-from estimators import measure, memory
 from estimators._runtime import tf
 from estimators.errors import NotApplicableError
 from estimators.gradients import categorical, logits
@@ -60,6 +59,7 @@ def surrogate(problem, theta, n, key, context, state):
                           axis=0)  # [R]
 
 
+DEFAULT_NOISE_SAMPLES = 10
 MAX_NOISE_SAMPLES = 1000
 """Most Gumbel draws per discrete draw (the batch holds k relaxed copies of each draw)."""
 
@@ -72,13 +72,6 @@ def check_noise_samples(label, problem, dist, batch_size, temperature, noise_sam
             f"so it must be at most {MAX_NOISE_SAMPLES}, got {noise_samples:g}.")
 
 
-def _memory(problem, vector) -> float:
-    """The default noise_samples' 1 + k copies of the event (a larger k is checked apart)."""
-    dist = problem.distribution(vector)
-    event, dim = measure.event_size(dist), problem.dim
-    return memory.PER_VALUE * (event * 11 + dim) / (event + dim)
-
-
 IDENTITY = Identity(
     name="gumbel_rao",
     summary="Gumbel-Rao (Paulus et al. 2021): straight-through Gumbel averaged over k "
@@ -86,10 +79,12 @@ IDENTITY = Identity(
     surrogate=surrogate,
     check=categorical.check_relaxed,
     check_settings=check_noise_samples,
-    memory_per_value=_memory,
+    # The default k's copies; a larger k is bounded by check_noise_samples.
+    memory_per_value=categorical.copies_memory(lambda *_: 1 + DEFAULT_NOISE_SAMPLES),
     unbiased=False, declared_biased=True, pathwise=True,
     settings=(("temperature", 0.5, "the relaxation's temperature λ", 0.0),
-              ("noise_samples", 10.0, "Gumbel draws k given each discrete draw", 0.0,
+              ("noise_samples", float(DEFAULT_NOISE_SAMPLES),
+               "Gumbel draws k given each discrete draw", 0.0,
                "whole")),
     discrete_latents=True,
 )

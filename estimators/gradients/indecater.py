@@ -21,7 +21,6 @@ variables of Σ_c stop_gradient(p_vc) · f(z_{-v}, c, θ), unbiased for E[∇θ 
 same evaluations.
 """
 
-from estimators import measure, memory
 from estimators._runtime import tf
 from estimators.gradients import categorical
 from estimators.gradients.base import Identity
@@ -84,15 +83,6 @@ def f_evals(problem, vector, n_samples: int) -> int:
     return n_samples * variables * categories
 
 
-def _memory(problem, vector) -> float:
-    """Temporaries per value of a batch (:mod:`estimators.memory`): each draw's event is
-    held V·C times (its variants), the gradient's d components once."""
-    dist = problem.distribution(vector)
-    _, variables, categories = categorical.view(dist)
-    event, dim = measure.event_size(dist), problem.dim
-    return memory.PER_VALUE * (event * variables * categories + dim) / (event + dim)
-
-
 IDENTITY = Identity(
     name="indecater",
     summary="IndeCateR (De Smet et al. 2023): each variable's categories summed exactly, the "
@@ -102,6 +92,7 @@ IDENTITY = Identity(
                                                  _given_draws),
     check=check,
     f_evals=f_evals,
-    memory_per_value=_memory,
+    memory_per_value=categorical.copies_memory(lambda variables, categories:
+                                               variables * categories),
     discrete_latents=True,
 )
